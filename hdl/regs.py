@@ -1,0 +1,112 @@
+"""The register bank: the host's window into the gateware, laid out by :data:`hdl.wire.REGISTERS`.
+
+The bank speaks a minimal register bus (:class:`RegisterBusSignature`): a word address, a read
+strobe answered with data on the next cycle, and a write strobe with data. The board wrapper
+bridges AXI4-Lite to it; the simulation harness drives it directly. No address is written down
+anywhere but in the register map.
+"""
+
+
+from amaranth import Module, Signal, Const, Cat
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from . import wire
+
+__all__ = ["RegisterBusSignature", "RegisterBank", "ADDR_BITS"]
+
+ADDR_BITS = 10  # word address: 4 KiB of register space
+
+
+class RegisterBusSignature(wiring.Signature):
+    """Register bus, seen from the initiator (the host side).
+
+    Members: ``addr`` word address, ``r_stb`` read strobe, ``r_data`` read data (valid the cycle
+    after ``r_stb``), ``w_stb`` write strobe, ``w_data`` write data.
+    """
+
+    def __init__(self):
+        super().__init__({
+            "addr": Out(ADDR_BITS),
+            "r_stb": Out(1),
+            "r_data": In(32),
+            "w_stb": Out(1),
+            "w_data": Out(32),
+        })
+
+
+class RegisterBank(wiring.Component):
+    """Decodes the register bus against a register map.
+
+    Read-only registers are fed by the design through :attr:`status` (one 32-bit signal per
+    instance, named ``NAME`` or ``NAME_<i>``); read-write registers appear as :attr:`control`
+    signals the design reads. Reading a register named in ``latch`` (``{"CYCLE_LO": "CYCLE_HI"}``)
+    also snapshots the other one, so a 64-bit counter reads consistently in two accesses.
+
+    Parameters
+    ----------
+    regmap : hdl.wire.RegisterMap
+    latch : dict
+        Read of key latches the status of value into a shadow returned for value.
+    """
+
+    bus: In(RegisterBusSignature())
+
+    def __init__(self, regmap: wire.RegisterMap = wire.REGISTERS, *, latch=None):
+        if regmap.size // 4 > (1 << ADDR_BITS):
+            raise ValueError(f"register map of {regmap.size} bytes does not fit "
+                             f"{ADDR_BITS}-bit word addresses")
+        self.regmap = regmap
+        self.latch = dict(latch or {})
+        self.status = {}
+        self.control = {}
+        self.write_strobe = {}
+        for reg in regmap:
+            for i in range(reg.count):
+                key = reg.name if reg.count == 1 else f"{reg.name}_{i}"
+                if reg.access == "r":
+                    self.status[key] = Signal(32, name=f"status_{key.lower()}")
+                else:
+                    self.control[key] = Signal(32, name=f"control_{key.lower()}", init=reg.init)
+                    self.write_strobe[key] = Signal(name=f"wstb_{key.lower()}")
+        for src, dst in self.latch.items():
+            if src not in self.status or dst not in self.status:
+                raise ValueError(f"latch {src!r} -> {dst!r} names a register that is not read-only")
+        super().__init__()
+
+    def _instances(self):
+        for reg in self.regmap:
+            for i in range(reg.count):
+                key = reg.name if reg.count == 1 else f"{reg.name}_{i}"
+                yield key, self.regmap.address(reg.name, i) // 4, reg
+
+    def elaborate(self, platform):
+        m = Module()
+        shadows = {dst: Signal(32, name=f"shadow_{dst.lower()}") for dst in self.latch.values()}
+
+        with m.If(self.bus.r_stb):
+            with m.Switch(self.bus.addr):
+                for key, word, reg in self._instances():
+                    with m.Case(word):
+                        if key in shadows:
+                            m.d.sync += self.bus.r_data.eq(shadows[key])
+                        elif reg.access == "r":
+                            m.d.sync += self.bus.r_data.eq(self.status[key])
+                        else:
+                            m.d.sync += self.bus.r_data.eq(self.control[key])
+                        if key in self.latch:
+                            dst = self.latch[key]
+                            m.d.sync += shadows[dst].eq(self.status[dst])
+                with m.Default():
+                    m.d.sync += self.bus.r_data.eq(0xDEADBEEF)
+
+        for key in self.write_strobe:
+            m.d.comb += self.write_strobe[key].eq(0)
+        with m.If(self.bus.w_stb):
+            with m.Switch(self.bus.addr):
+                for key, word, reg in self._instances():
+                    if reg.access == "rw":
+                        with m.Case(word):
+                            m.d.sync += self.control[key].eq(self.bus.w_data)
+                            m.d.comb += self.write_strobe[key].eq(1)
+        return m

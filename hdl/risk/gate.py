@@ -1,0 +1,386 @@
+"""The pre-trade risk gate: every order request toward the venue passes here or nowhere.
+
+Pipeline (one request per cycle sustained, verdict two cycles after the request's handshake):
+
+* stage 1: the request is registered and the products that depend only on it are computed
+  (notional ``price * quantity``, ``price * 10000`` for a collar in basis points);
+* stage 2, the *decision*: every check reads the active limits and the live state (positions,
+  open orders, BBO, token buckets, recent ids) as of this cycle and sets its own reason bit side by
+  side; on the edge that ends the cycle the verdict (and, when accepted, the request on
+  ``order_out``) is registered and the state takes the order's effects.
+
+Fills and BBO records are applied on the edge of the cycle they arrive in (both are always
+ready); a decision in the same cycle sees the state before them. All state sits in flip-flops so
+that a decision sees the effects of the one just before it with no hazard logic.
+
+Back-pressure stalls the whole pipeline: when ``verdict_out`` or ``order_out`` holds a record
+that is not taken, no stage advances and the stalled decision is re-evaluated (and committed
+only when it finally advances). Nothing is dropped or duplicated.
+
+Reason bits and registers: ``hdl.wire.RISK_REASONS`` and ``hdl.wire.RISK_REGISTERS``; the
+register port is described in :mod:`hdl.risk.limits`; the meaning of each check is written once,
+executable, in :mod:`sim.model.risk`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .. import wire
+from .limits import (COLLAR_BPS_BIT, COLLAR_ENABLE_BIT, LIMIT_REGISTERS, PER_SYMBOL,
+                     SYMBOL_ENABLED_BIT, SYMBOL_KILL_BIT, SYMBOL_REDUCE_ONLY_BIT,
+                     RiskRegisterSignature, member_name)
+from .throttle import TOKEN_BITS, bucket_next, refill_tick, saturated_burst
+
+__all__ = ["PreTradeRisk", "LATENCY"]
+
+LATENCY = 2  # cycles from the request's handshake to its verdict on the output, when not stalled
+
+_REASON_BIT = {name: i for i, name in enumerate(wire.RISK_REASONS)}
+BPS_ONE = 10_000
+
+
+def _bits_for(n: int) -> int:
+    return max(1, (n - 1).bit_length())
+
+
+class PreTradeRisk(wiring.Component):
+    """Pre-trade risk checks on order requests, against limits and the live book.
+
+    Parameters
+    ----------
+    slots : int
+        Symbol slots (per-symbol limits, positions, BBO, buckets). The top uses
+        ``hdl.wire.RISK_SLOTS``.
+    open_orders : int
+        Entries of the open-order table (our orders not yet reported done by the venue).
+    dup_depth : int
+        Recent client order ids remembered by the duplicate check.
+    price_bits, qty_bits : int
+        Widths of price and quantity the checks compute with (at most 32). A request with a wider
+        value is rejected as BAD_REQUEST; a BBO price that does not fit makes that side empty.
+        Narrow widths exist for the formal proof.
+    band_bits : int
+        Width of the collar band; a wider register value saturates.
+
+    Attributes
+    ----------
+    order_in : In(stream of ORDER_REQUEST)
+    fill_in : In(stream of FILL), always ready
+    bbo_in : In(stream of BBO_UPDATE), always ready, a copy of the book's output
+    verdict_out : Out(stream of VERDICT), one per request, in request order
+    order_out : Out(stream of ORDER_REQUEST), the accepted requests, toward the venue
+    cycle : In(64), the free-running cycle counter
+    regs : In(RiskRegisterSignature(slots)), see :mod:`hdl.risk.limits`
+    """
+
+    def __init__(self, *, slots: int = wire.RISK_SLOTS, open_orders: int = 32,
+                 dup_depth: int = 16, price_bits: int = 32, qty_bits: int = 32,
+                 band_bits: int = 32):
+        for name, value, lo, hi in (("slots", slots, 1, 1 << 16),
+                                    ("open_orders", open_orders, 1, 1024),
+                                    ("dup_depth", dup_depth, 1, 1024),
+                                    ("price_bits", price_bits, 2, 32),
+                                    ("qty_bits", qty_bits, 2, 32),
+                                    ("band_bits", band_bits, 1, 32)):
+            if not isinstance(value, int) or not lo <= value <= hi:
+                raise ValueError(f"{name} must be an integer in [{lo}, {hi}], not {value!r}")
+        self.slots = slots
+        self.open_orders = open_orders
+        self.dup_depth = dup_depth
+        self.price_bits, self.qty_bits, self.band_bits = price_bits, qty_bits, band_bits
+        super().__init__({
+            "order_in": In(stream.Signature(wire.ORDER_REQUEST.layout)),
+            "fill_in": In(stream.Signature(wire.FILL.layout)),
+            # Always ready, but with a real ready signal: a Const port does not convert to
+            # Verilog, and the top can connect the book's output through a splitter as is.
+            "bbo_in": In(stream.Signature(wire.BBO_UPDATE.layout)),
+            "verdict_out": Out(stream.Signature(wire.VERDICT.layout)),
+            "order_out": Out(stream.Signature(wire.ORDER_REQUEST.layout)),
+            "cycle": In(64),
+            "regs": In(RiskRegisterSignature(slots)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        S, N, D = self.slots, self.open_orders, self.dup_depth
+        PB, QB = self.price_bits, self.qty_bits
+        slot_bits, entry_bits = _bits_for(S), _bits_for(N)
+        open_bits = QB + entry_bits + 1
+        regs = self.regs
+        cycle = self.cycle
+
+        # ---- active limit set: copied from the shadow registers on one edge ------------------
+        act = {}
+        for reg in LIMIT_REGISTERS:
+            name = member_name(reg.name)
+            src = getattr(regs, name)
+            if reg.name in PER_SYMBOL:
+                sigs = [Signal(32, name=f"active_{name}_{i}") for i in range(S)]
+                with m.If(regs.commit):
+                    m.d.sync += [sig.eq(src[i]) for i, sig in enumerate(sigs)]
+                act[name] = Array(sigs)
+            else:
+                sig = Signal(32, name=f"active_{name}")
+                with m.If(regs.commit):
+                    m.d.sync += sig.eq(src)
+                act[name] = sig
+        self.active = act  # for the formal harness
+        kill = Signal()   # registered: a write takes effect on the next cycle, like a commit
+        m.d.sync += kill.eq(regs.kill[0])
+
+        # ---- state ---------------------------------------------------------------------------
+        position = Array(Signal(signed(64), name=f"position_{i}") for i in range(S))
+        open_qty = Array(Signal(open_bits, name=f"open_{'sell' if k & 1 else 'buy'}_{k >> 1}")
+                         for k in range(2 * S))           # index Cat(sell, slot)
+        bid = Array(Signal(PB, name=f"bid_{i}") for i in range(S))
+        ask = Array(Signal(PB, name=f"ask_{i}") for i in range(S))
+        bid_valid = Array(Signal(name=f"bid_valid_{i}") for i in range(S))
+        ask_valid = Array(Signal(name=f"ask_valid_{i}") for i in range(S))
+        bbo_stamp = Array(Signal(64, name=f"bbo_stamp_{i}") for i in range(S))
+        tokens = Signal(TOKEN_BITS)
+        symbol_tokens = Array(Signal(TOKEN_BITS, name=f"symbol_tokens_{i}") for i in range(S))
+        t_valid = Array(Signal(name=f"open_valid_{j}") for j in range(N))
+        t_id = Array(Signal(64, name=f"open_id_{j}") for j in range(N))
+        t_slot = Array(Signal(slot_bits, name=f"open_slot_{j}") for j in range(N))
+        t_sell = Array(Signal(name=f"open_sell_{j}") for j in range(N))
+        t_price = Array(Signal(PB, name=f"open_price_{j}") for j in range(N))
+        t_rem = Array(Signal(QB, name=f"open_remaining_{j}") for j in range(N))
+        d_valid = [Signal(name=f"recent_valid_{k}") for k in range(D)]
+        d_id = [Signal(64, name=f"recent_id_{k}") for k in range(D)]
+        d_next = Signal(_bits_for(D))
+        self.state = dict(position=position, open_qty=open_qty, t_valid=t_valid, t_slot=t_slot,
+                          t_sell=t_sell, t_price=t_price, t_rem=t_rem, bid=bid, ask=ask,
+                          bid_valid=bid_valid, ask_valid=ask_valid, bbo_stamp=bbo_stamp,
+                          kill=kill)
+
+        open_count = Signal(entry_bits + 1)
+        m.d.comb += open_count.eq(sum(t_valid[j] for j in range(N)))
+
+        # ---- pipeline control ---------------------------------------------------------------
+        vo, oo = self.verdict_out, self.order_out
+        advance = Signal()
+        m.d.comb += advance.eq((~vo.valid | vo.ready) & (~oo.valid | oo.ready))
+        m.d.comb += self.order_in.ready.eq(advance)
+
+        # ---- stage 1: register the request, compute its own products ------------------------
+        s1 = Signal(wire.ORDER_REQUEST.layout)
+        s1_valid, s1_ingress = Signal(), Signal(wire.CYCLE_STAMP_BITS)
+        s2 = Signal(wire.ORDER_REQUEST.layout)
+        s2_valid, s2_ingress = Signal(), Signal(wire.CYCLE_STAMP_BITS)
+        s2_notional = Signal(PB + QB)
+        s2_price_bps = Signal(PB + 14)
+        with m.If(advance):
+            m.d.sync += [
+                s1_valid.eq(self.order_in.valid),
+                s1.eq(self.order_in.payload),
+                s1_ingress.eq(cycle),
+                s2_valid.eq(s1_valid),
+                s2.eq(s1),
+                s2_ingress.eq(s1_ingress),
+                s2_notional.eq(s1.price[:PB] * s1.quantity[:QB]),
+                s2_price_bps.eq(s1.price[:PB] * BPS_ONE),
+            ]
+
+        # ---- stage 2: the decision -------------------------------------------------------------
+        kind = s2.kind
+        sell = s2.flags.sell
+        price, qty = s2.price[:PB], s2.quantity[:QB]
+        slot_ok = s2.slot < S
+        idx = s2.slot[:slot_bits]
+        is_cancel = kind == wire.ORDER_KIND_CANCEL
+        is_replace = kind == wire.ORDER_KIND_REPLACE
+        opening = (kind == wire.ORDER_KIND_NEW) | is_replace
+        known_kind = opening | is_cancel
+
+        ctl = act["symbol_control"][idx]
+        pos = position[idx]
+        open_same_side = open_qty[Cat(sell, idx)]
+        worst_buy = pos + open_same_side + qty
+        worst_sell = pos - open_same_side - qty
+
+        dup_hit = Signal()
+        m.d.comb += dup_hit.eq(Cat(d_valid[k] & (d_id[k] == s2.client_order_id)
+                                   for k in range(D)).any())
+        orig_hit = Signal()
+        m.d.comb += orig_hit.eq(Cat(t_valid[j] & (t_id[j] == s2.orig_client_order_id)
+                                    for j in range(N)).any())
+        crosses_own = Signal()
+        m.d.comb += crosses_own.eq(Cat(
+            t_valid[j] & (t_slot[j] == idx) & (t_sell[j] != sell)
+            & Mux(sell, t_price[j] >= price, t_price[j] <= price) for j in range(N)).any())
+
+        # Collar against the live BBO of the symbol.
+        cfg = act["collar_config"]
+        band = Signal(self.band_bits)
+        m.d.comb += band.eq(Mux(act["collar_band"][self.band_bits:] != 0,
+                                (1 << self.band_bits) - 1, act["collar_band"][:self.band_bits]))
+        ref = Mux(sell, bid[idx], ask[idx])
+        side_valid = Mux(sell, bid_valid[idx], ask_valid[idx])
+        age = (cycle - bbo_stamp[idx])[:64]
+        stale = (act["bbo_max_age"] != 0) & (age > act["bbo_max_age"])
+        inside_ticks = Mux(sell, price + band >= ref, price <= ref + band)
+        ref_bps, ref_band = ref * BPS_ONE, ref * band
+        inside_bps = Mux(sell, s2_price_bps + ref_band >= ref_bps,
+                         s2_price_bps <= ref_bps + ref_band)
+        inside = side_valid & ~stale & Mux(cfg[COLLAR_BPS_BIT], inside_bps, inside_ticks)
+
+        notional_limit = Cat(act["max_notional_lo"], act["max_notional_hi"])
+        reason = {
+            "KILL_SWITCH": opening & (kill | slot_ok & ctl[SYMBOL_KILL_BIT]),
+            "SYMBOL_DISABLED": ~slot_ok | opening & ~ctl[SYMBOL_ENABLED_BIT],
+            "RESTRICTED": opening & slot_ok & ctl[SYMBOL_REDUCE_ONLY_BIT]
+                          & Mux(sell, worst_sell < 0, worst_buy > 0),
+            "BAD_REQUEST": ~known_kind | opening & (
+                (price == 0) | (qty == 0) | (s2.price[PB:] != 0) | (s2.quantity[QB:] != 0)),
+            "MAX_QUANTITY": opening & slot_ok & (qty > act["max_order_qty"][idx]),
+            "MAX_NOTIONAL": opening & (s2_notional > notional_limit),
+            "PRICE_COLLAR": opening & slot_ok & cfg[COLLAR_ENABLE_BIT] & ~inside,
+            "POSITION_LIMIT": opening & slot_ok & Mux(sell, -worst_sell > act["max_short"][idx],
+                                                      worst_buy > act["max_long"][idx]),
+            "OPEN_ORDERS": opening & ((open_count >= act["max_open_orders"])
+                                      | (open_count >= N)),
+            "RATE_GLOBAL": opening & (tokens == 0),
+            "RATE_SYMBOL": opening & slot_ok & (symbol_tokens[idx] == 0),
+            "DUPLICATE_ID": dup_hit,
+            "SELF_TRADE": opening & slot_ok & crosses_own,
+            "UNKNOWN_ORDER": (is_cancel | is_replace) & ~orig_hit,
+        }
+        assert set(reason) == set(wire.RISK_REASONS)
+        reasons = Signal(len(wire.RISK_REASONS))
+        m.d.comb += reasons.eq(Cat(reason[name] for name in wire.RISK_REASONS))
+        accept = Signal()
+        decide = Signal()      # the request in stage 2 leaves it on this edge
+        books = Signal()       # ... and opens an order in the table
+        m.d.comb += [
+            accept.eq(reasons == 0),
+            decide.eq(advance & s2_valid),
+            books.eq(decide & accept & opening),
+        ]
+        self.decision = dict(decide=decide, accept=accept, reasons=reasons, request=s2,
+                             opening=opening)
+
+        # ---- outputs -----------------------------------------------------------------------
+        with m.If(vo.valid & vo.ready):
+            m.d.sync += vo.valid.eq(0)
+        with m.If(oo.valid & oo.ready):
+            m.d.sync += oo.valid.eq(0)
+        with m.If(advance):
+            m.d.sync += [
+                vo.valid.eq(s2_valid),
+                oo.valid.eq(s2_valid & accept),
+            ]
+            with m.If(s2_valid):
+                m.d.sync += [
+                    vo.payload.client_order_id.eq(s2.client_order_id),
+                    vo.payload.reasons.eq(reasons),
+                    vo.payload.ingress_cycle.eq(s2_ingress),
+                    vo.payload.egress_cycle.eq(cycle + 1),
+                    vo.payload.slot.eq(s2.slot),
+                    vo.payload.flags.accepted.eq(accept),
+                    vo.payload.kind.eq(kind),
+                    oo.payload.eq(s2),
+                ]
+
+        # ---- effects of the decision ----------------------------------------------------------
+        with m.If(decide):
+            m.d.sync += d_next.eq(Mux(d_next == D - 1, 0, d_next + 1))
+            for k in range(D):
+                with m.If(d_next == k):
+                    m.d.sync += [d_valid[k].eq(1), d_id[k].eq(s2.client_order_id)]
+
+        free = Signal(entry_bits)          # lowest free table entry
+        for j in reversed(range(N)):
+            with m.If(~t_valid[j]):
+                m.d.comb += free.eq(j)
+
+        # ---- fills -----------------------------------------------------------------------
+        fill = self.fill_in.payload
+        m.d.comb += self.fill_in.ready.eq(1)
+        fill_ok = Signal()
+        m.d.comb += fill_ok.eq(self.fill_in.valid & (fill.slot < S))
+        fill_hits = Cat(t_valid[j] & (t_id[j] == fill.client_order_id) for j in range(N))
+        fill_hit = Signal()
+        m.d.comb += fill_hit.eq(fill_ok & fill_hits.any())
+        hit = Signal(entry_bits)           # lowest matching entry
+        for j in reversed(range(N)):
+            with m.If(fill_hits[j]):
+                m.d.comb += hit.eq(j)
+        e_rem = t_rem[hit]
+        released = Signal(QB)
+        m.d.comb += released.eq(Mux(fill.flags.done | (fill.quantity >= e_rem),
+                                    e_rem, fill.quantity))
+        with m.If(fill_ok):
+            f_idx = fill.slot[:slot_bits]
+            m.d.sync += position[f_idx].eq(
+                position[f_idx] + Mux(fill.flags.sell, -fill.quantity, fill.quantity))
+
+        for j in range(N):
+            with m.If(books & (free == j)):
+                m.d.sync += [t_valid[j].eq(1), t_id[j].eq(s2.client_order_id),
+                             t_slot[j].eq(idx), t_sell[j].eq(sell), t_price[j].eq(price),
+                             t_rem[j].eq(qty)]
+            with m.If(fill_hit & (hit == j)):
+                m.d.sync += t_rem[j].eq(t_rem[j] - released)
+                with m.If(fill.flags.done):
+                    m.d.sync += t_valid[j].eq(0)
+
+        # Open quantity: the decision adds, the fill releases; both may hit one counter.
+        o_key = Cat(sell, idx)
+        f_key = Cat(t_sell[hit], t_slot[hit])
+        same = o_key == f_key
+        with m.If(books):
+            m.d.sync += open_qty[o_key].eq(
+                open_qty[o_key] + qty - Mux(fill_hit & same, released, 0))
+        with m.If(fill_hit):
+            m.d.sync += open_qty[f_key].eq(
+                open_qty[f_key] - released + Mux(books & same, qty, 0))
+
+        # ---- BBO -----------------------------------------------------------------------------
+        bbo = self.bbo_in.payload
+        m.d.comb += self.bbo_in.ready.eq(1)
+        bbo_ok = Signal()
+        m.d.comb += bbo_ok.eq(self.bbo_in.valid & (bbo.slot < S))
+        with m.If(bbo_ok):
+            b_idx = bbo.slot[:slot_bits]
+            m.d.sync += [
+                bid[b_idx].eq(bbo.bid_price[:PB]),
+                ask[b_idx].eq(bbo.ask_price[:PB]),
+                bid_valid[b_idx].eq(bbo.flags.bid_valid & (bbo.bid_price[PB:] == 0)),
+                ask_valid[b_idx].eq(bbo.flags.ask_valid & (bbo.ask_price[PB:] == 0)),
+                bbo_stamp[b_idx].eq(cycle),
+            ]
+
+        # ---- token buckets -------------------------------------------------------------------
+        m.d.sync += tokens.eq(bucket_next(
+            tokens, saturated_burst(act["rate_burst"]),
+            refill_tick(cycle, act["rate_shift"]), books))
+        sym_burst = Signal(TOKEN_BITS)
+        sym_tick = Signal()
+        m.d.comb += [sym_burst.eq(saturated_burst(act["symbol_rate_burst"])),
+                     sym_tick.eq(refill_tick(cycle, act["symbol_rate_shift"]))]
+        for i in range(S):
+            m.d.sync += symbol_tokens[i].eq(bucket_next(
+                symbol_tokens[i], sym_burst, sym_tick, books & (idx == i)))
+
+        # ---- counters ------------------------------------------------------------------------
+        counters = [
+            (regs.accepted, decide & accept),
+            (regs.rejected, decide & ~accept),
+            (regs.fills, fill_ok),
+            (regs.fills_unknown, fill_ok & ~fill_hit),
+        ] + [(regs.rejects[i], decide & reasons[i]) for i in range(len(wire.RISK_REASONS))]
+        for counter, inc in counters:
+            with m.If(regs.counters_clear):
+                m.d.sync += counter.eq(0)
+            with m.Elif(inc):
+                m.d.sync += counter.eq(counter + 1)
+        dropped = (self.fill_in.valid & ~fill_ok) + (self.bbo_in.valid & ~bbo_ok)
+        with m.If(regs.counters_clear):
+            m.d.sync += regs.dropped.eq(0)
+        with m.Else():
+            m.d.sync += regs.dropped.eq(regs.dropped + dropped)
+        m.d.comb += regs.open_orders.eq(open_count)
+        return m

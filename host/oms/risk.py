@@ -1,0 +1,157 @@
+"""The host's pre-trade check, in front of the gateware's risk gate.
+
+The gate holds the authoritative, fast checks against the live book. This one runs first, on the
+host, with the host's fuller picture (open orders not yet acknowledged, per-strategy intent) and
+gives a reason for every refusal. An intent it refuses never becomes an order request.
+
+All limits are integers: a notional is price × quantity in price units × shares, exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+
+from host.types import OrderIntent, OrderKind, Side
+
+__all__ = ["PreTradeConfig", "PreTradeReason", "PreTradeRejection", "PreTradeCheck",
+           "Exposure"]
+
+_U32 = (1 << 32) - 1
+
+
+class PreTradeReason(enum.IntFlag):
+    """Why the host refused an intent; several bits may be set."""
+    INVALID = 1 << 0             #: price or quantity out of range, or an unknown kind
+    ORDER_QUANTITY = 1 << 1      #: quantity above max_order_quantity
+    NOTIONAL = 1 << 2            #: price × quantity above max_notional
+    POSITION_LONG = 1 << 3       #: position + open buys + quantity above max_long
+    POSITION_SHORT = 1 << 4      #: -position + open sells + quantity above max_short
+    OPEN_ORDERS = 1 << 5         #: as many live orders as max_open_orders already
+    SYMBOL_DISABLED = 1 << 6     #: the slot is not enabled for trading
+    UNKNOWN_TARGET = 1 << 7      #: a cancel for an order that is not ours or not live
+    UNSUPPORTED_KIND = 1 << 8    #: REPLACE: send a cancel and a new order instead
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreTradeConfig:
+    """Host-side pre-trade limits.
+
+    Parameters
+    ----------
+    max_order_quantity : int
+        Largest quantity of one order. Default 10_000.
+    max_notional : int
+        Largest price × quantity of one order, in price units × shares. Default 10**11 (with
+        ITCH Price(4) prices: $10 million).
+    max_long : int
+        Largest long position of a slot, counting open buy orders. Default 100_000.
+    max_short : int
+        Largest short position (a positive number) of a slot, counting open sell orders.
+        Default 100_000.
+    max_open_orders : int
+        Largest number of live orders over all slots. Default 100.
+    enabled_slots : frozenset of int or None
+        Slots allowed to trade; None (the default) enables every slot.
+    """
+
+    max_order_quantity: int = 10_000
+    max_notional: int = 10 ** 11
+    max_long: int = 100_000
+    max_short: int = 100_000
+    max_open_orders: int = 100
+    enabled_slots: frozenset[int] | None = None
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "enabled_slots":
+                if value is not None:
+                    object.__setattr__(self, f.name, frozenset(int(s) for s in value))
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"PreTradeConfig.{f.name} must be a non-negative integer, "
+                                 f"got {value!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "PreTradeConfig":
+        """Build from a mapping, refusing unknown keys by name."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"PreTradeConfig has no field(s) {unknown!r}; "
+                             f"known fields are {sorted(known)!r}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        if d["enabled_slots"] is not None:
+            d["enabled_slots"] = sorted(d["enabled_slots"])
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class PreTradeRejection:
+    """An intent the host refused, with the reasons."""
+    intent: OrderIntent
+    reasons: PreTradeReason
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """What the check needs to know about a slot and the book of live orders."""
+    position: int          #: signed position of the slot
+    open_buy: int          #: open quantity of live buy orders of the slot
+    open_sell: int         #: open quantity of live sell orders of the slot
+    open_orders: int       #: live orders over all slots
+    target_live: bool      #: for a cancel: its target is one of our live orders
+
+
+class PreTradeCheck:
+    """Applies a :class:`PreTradeConfig` to one intent at a time.
+
+    Parameters
+    ----------
+    config : PreTradeConfig
+    """
+
+    def __init__(self, config: PreTradeConfig):
+        self.config = config
+
+    def check(self, intent: OrderIntent, exposure: Exposure) -> PreTradeReason:
+        """Return the reasons to refuse ``intent`` (an empty flag when it passes).
+
+        Parameters
+        ----------
+        intent : OrderIntent
+        exposure : Exposure
+            The slot's position and live orders before this intent.
+        """
+        cfg = self.config
+        r = PreTradeReason(0)
+        if cfg.enabled_slots is not None and intent.slot not in cfg.enabled_slots:
+            r |= PreTradeReason.SYMBOL_DISABLED
+        if not 0 <= intent.slot <= 0xFFFF:
+            r |= PreTradeReason.INVALID
+        if intent.kind == OrderKind.CANCEL:
+            if not exposure.target_live:
+                r |= PreTradeReason.UNKNOWN_TARGET
+            return r
+        if intent.kind != OrderKind.NEW:
+            return r | PreTradeReason.UNSUPPORTED_KIND
+        if not (0 < intent.quantity <= _U32 and 0 < intent.price <= _U32):
+            return r | PreTradeReason.INVALID
+        if intent.quantity > cfg.max_order_quantity:
+            r |= PreTradeReason.ORDER_QUANTITY
+        if intent.price * intent.quantity > cfg.max_notional:
+            r |= PreTradeReason.NOTIONAL
+        if Side(intent.side) is Side.BUY:
+            if exposure.position + exposure.open_buy + intent.quantity > cfg.max_long:
+                r |= PreTradeReason.POSITION_LONG
+        else:
+            if -exposure.position + exposure.open_sell + intent.quantity > cfg.max_short:
+                r |= PreTradeReason.POSITION_SHORT
+        if exposure.open_orders >= cfg.max_open_orders:
+            r |= PreTradeReason.OPEN_ORDERS
+        return r

@@ -1,0 +1,386 @@
+"""Built-in strategies, each with a per-instance ``on_bbo`` and a vectorised kernel.
+
+The kernel of a class evaluates many instances in one numpy pass over a shared
+:class:`~host.strategy.summary.BatchSummary`, with the instances' parameters as arrays. It must
+give exactly the intents that the instances' own ``on_bbo`` calls would give, in the same
+order; the tests compare both on random streams.
+
+All price arithmetic is integer (int64): quotes are multiples of ``tick_size``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from host.ml.features import FeatureExtractor
+from host.ml.model import DEFAULT_MODEL_PATH, shared_model
+from host.strategy.api import (BOTH_VALID, Strategy, StrategyContext, quote_side_intents)
+from host.strategy.summary import BatchSummary, last_record_for_slot
+from host.types import OrderIntent, Side
+
+__all__ = ["MarketMaker", "ImbalanceMomentum", "MlSignal", "Kernel"]
+
+
+def _positive_int(name: str, value: object, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _trunc_div(a, b):
+    """Integer division rounding toward zero (floor division rounds a short position away)."""
+    return np.sign(a) * (np.abs(a) // b)
+
+
+class Kernel:
+    """Evaluates a group of instances of one strategy class in one pass.
+
+    Parameters
+    ----------
+    strategies : list of Strategy
+        Instances of the same class, in evaluation order.
+    """
+
+    def __init__(self, strategies: list[Strategy]):
+        self.strategies = list(strategies)
+        self.names = [s.name for s in self.strategies]
+        self.slot = np.array([s.slot for s in self.strategies], np.int64)
+
+    def evaluate(self, summary: BatchSummary, ctx: StrategyContext) -> list[list[OrderIntent]]:
+        """Intents of each instance (one list per strategy, aligned with ``strategies``)."""
+        raise NotImplementedError
+
+    def _positions(self, ctx: StrategyContext) -> np.ndarray:
+        return np.fromiter((ctx.position(int(s)) for s in self.slot), np.int64, self.slot.size)
+
+
+# ------------------------------------------------------------------------------------------
+# Market maker
+# ------------------------------------------------------------------------------------------
+
+def _mm_quotes(bid, ask, pos, tick, half_spread_ticks, skew_unit, quote_qty, max_position):
+    """Quote prices and whether to quote each side; works on ints and on int64 arrays alike."""
+    skew_ticks = _trunc_div(pos, skew_unit)
+    # Twice the fair price, so that an odd bid + ask stays an exact integer.
+    fair2 = bid + ask - 2 * skew_ticks * tick
+    bid_q = ((fair2 - 2 * half_spread_ticks * tick) // (2 * tick)) * tick
+    ask_q = -((-(fair2 + 2 * half_spread_ticks * tick)) // (2 * tick)) * tick
+    # Never lock or cross the market: a quote that would trade is not a quote.
+    bid_q = np.minimum(bid_q, ((ask - 1) // tick) * tick)
+    ask_q = np.maximum(ask_q, -((-(bid + 1)) // tick) * tick)
+    want_bid = (pos + quote_qty <= max_position) & (bid_q > 0)
+    want_ask = pos - quote_qty >= -max_position
+    return bid_q, ask_q, want_bid, want_ask
+
+
+class MarketMaker(Strategy):
+    """Two-sided quotes around the BBO mid, skewed against inventory.
+
+    The fair price is the mid moved by one tick against the position per ``skew_unit`` held
+    (long: quote lower, to sell). Quotes sit ``half_spread_ticks`` from it on the tick grid,
+    never at or through the opposite best. A side is pulled when one more fill there would
+    exceed ``max_position``. Resting quotes are replaced when their price changes.
+
+    Parameters
+    ----------
+    name : str
+    slot : int
+        Symbol slot to quote.
+    tick_size : int
+        Price increment in integer price units (100 = one cent at ITCH Price(4)).
+    quote_qty : int
+        Size of each quote.
+    half_spread_ticks : int
+        Distance of each quote from the fair price, in ticks (>= 0).
+    skew_unit : int
+        Position that shifts the fair price by one tick.
+    max_position : int
+        Absolute position limit the quotes respect.
+    """
+
+    def __init__(self, *, name: str, slot: int, tick_size: int = 100, quote_qty: int = 100,
+                 half_spread_ticks: int = 1, skew_unit: int = 100, max_position: int = 1000):
+        super().__init__(name=name)
+        self.slot = _positive_int("slot", slot, 0)
+        self.tick_size = _positive_int("tick_size", tick_size)
+        self.quote_qty = _positive_int("quote_qty", quote_qty)
+        self.half_spread_ticks = _positive_int("half_spread_ticks", half_spread_ticks, 0)
+        self.skew_unit = _positive_int("skew_unit", skew_unit)
+        self.max_position = _positive_int("max_position", max_position, 0)
+
+    def on_bbo(self, batch: np.ndarray, ctx: StrategyContext) -> list[OrderIntent]:
+        rec = last_record_for_slot(batch, self.slot)
+        if rec is None:
+            return []
+        bid, ask = int(rec["bid_price"]), int(rec["ask_price"])
+        if int(rec["flags"]) & BOTH_VALID != BOTH_VALID or bid >= ask:
+            return []  # one-sided or crossed book: no fair price, leave quotes alone
+        bid_q, ask_q, want_bid, want_ask = _mm_quotes(
+            bid, ask, ctx.position(self.slot), self.tick_size, self.half_spread_ticks,
+            self.skew_unit, self.quote_qty, self.max_position)
+        return (quote_side_intents(self.name, self.slot, Side.BUY, bool(want_bid), int(bid_q),
+                                   self.quote_qty, ctx.open_order(self.name, self.slot, Side.BUY))
+                + quote_side_intents(self.name, self.slot, Side.SELL, bool(want_ask),
+                                     int(ask_q), self.quote_qty,
+                                     ctx.open_order(self.name, self.slot, Side.SELL)))
+
+
+class _MarketMakerKernel(Kernel):
+    def __init__(self, strategies):
+        super().__init__(strategies)
+        col = lambda attr: np.array([getattr(s, attr) for s in strategies], np.int64)  # noqa: E731
+        self.tick = col("tick_size")
+        self.qty = col("quote_qty")
+        self.half = col("half_spread_ticks")
+        self.skew_unit = col("skew_unit")
+        self.max_pos = col("max_position")
+
+    def evaluate(self, summary, ctx):
+        out: list[list[OrderIntent]] = [[] for _ in self.strategies]
+        present, idx = summary.locate(self.slot)
+        bid, ask = summary.bid_price[idx], summary.ask_price[idx]
+        active = present & ((summary.flags[idx] & BOTH_VALID) == BOTH_VALID) & (bid < ask)
+        if not active.any():
+            return out
+        pos = self._positions(ctx)
+        bid_q, ask_q, want_bid, want_ask = _mm_quotes(
+            bid, ask, pos, self.tick, self.half, self.skew_unit, self.qty, self.max_pos)
+        bid_l, ask_l = bid_q.tolist(), ask_q.tolist()
+        wb, wa, qty = want_bid.tolist(), want_ask.tolist(), self.qty.tolist()
+        for i in np.flatnonzero(active).tolist():
+            name, slot = self.names[i], int(self.slot[i])
+            out[i] = (quote_side_intents(name, slot, Side.BUY, wb[i], bid_l[i], qty[i],
+                                         ctx.open_order(name, slot, Side.BUY))
+                      + quote_side_intents(name, slot, Side.SELL, wa[i], ask_l[i], qty[i],
+                                           ctx.open_order(name, slot, Side.SELL)))
+        return out
+
+
+MarketMaker.kernel = _MarketMakerKernel
+
+
+# ------------------------------------------------------------------------------------------
+# Order-book imbalance with momentum confirmation
+# ------------------------------------------------------------------------------------------
+
+def _imbalance_bp(bid_size, ask_size):
+    total = bid_size + ask_size
+    return (bid_size - ask_size) * 10_000 // np.maximum(total, 1), total
+
+
+class ImbalanceMomentum(Strategy):
+    """Take liquidity when size imbalance and the mid's move since the last batch agree.
+
+    Buys ``quantity`` IOC at the best ask when the imbalance
+    ``(bid_size - ask_size) / (bid_size + ask_size)`` is at least ``threshold_bp`` basis points
+    and the mid has not fallen since this slot's previous batch; sells at the best bid in the
+    mirror case. It stays out while it has any order open on the slot, and respects
+    ``max_position``.
+
+    Parameters
+    ----------
+    name : str
+    slot : int
+    quantity : int
+    threshold_bp : int
+        Imbalance threshold in basis points (1..10000).
+    max_position : int
+    """
+
+    def __init__(self, *, name: str, slot: int, quantity: int = 100, threshold_bp: int = 3000,
+                 max_position: int = 1000):
+        super().__init__(name=name)
+        self.slot = _positive_int("slot", slot, 0)
+        self.quantity = _positive_int("quantity", quantity)
+        self.threshold_bp = _positive_int("threshold_bp", threshold_bp)
+        if self.threshold_bp > 10_000:
+            raise ValueError(f"threshold_bp must be <= 10000, got {threshold_bp!r}")
+        self.max_position = _positive_int("max_position", max_position, 0)
+        self.prev_mid2 = 0  # doubled mid at this slot's previous batch; 0 = none yet
+
+    def export_state(self) -> dict:
+        return {"prev_mid2": self.prev_mid2}
+
+    def import_state(self, state: dict) -> None:
+        self.prev_mid2 = int(state.get("prev_mid2", 0))
+
+    def on_bbo(self, batch: np.ndarray, ctx: StrategyContext) -> list[OrderIntent]:
+        rec = last_record_for_slot(batch, self.slot)
+        if rec is None or int(rec["flags"]) & BOTH_VALID != BOTH_VALID:
+            return []
+        bid, ask = int(rec["bid_price"]), int(rec["ask_price"])
+        mid2 = bid + ask
+        delta = mid2 - self.prev_mid2 if self.prev_mid2 else 0
+        self.prev_mid2 = mid2
+        imb, total = _imbalance_bp(int(rec["bid_size"]), int(rec["ask_size"]))
+        if total == 0 or ctx.orders_of(self.name, self.slot):
+            return []
+        pos = ctx.position(self.slot)
+        return _momentum_intent(self.name, self.slot, imb, delta, pos, self.threshold_bp,
+                                self.quantity, self.max_position, bid, ask)
+
+
+def _momentum_intent(name, slot, imb, delta, pos, threshold, qty, max_pos, bid, ask):
+    if imb >= threshold and delta >= 0 and pos + qty <= max_pos:
+        return [OrderIntent(strategy=name, slot=slot, side=Side.BUY, price=ask, quantity=qty,
+                            ioc=True)]
+    if imb <= -threshold and delta <= 0 and pos - qty >= -max_pos:
+        return [OrderIntent(strategy=name, slot=slot, side=Side.SELL, price=bid, quantity=qty,
+                            ioc=True)]
+    return []
+
+
+class _MomentumKernel(Kernel):
+    def __init__(self, strategies):
+        super().__init__(strategies)
+        self.qty = np.array([s.quantity for s in strategies], np.int64)
+        self.threshold = np.array([s.threshold_bp for s in strategies], np.int64)
+        self.max_pos = np.array([s.max_position for s in strategies], np.int64)
+        self.prev_mid2 = np.array([s.prev_mid2 for s in strategies], np.int64)
+
+    def evaluate(self, summary, ctx):
+        out: list[list[OrderIntent]] = [[] for _ in self.strategies]
+        present, idx = summary.locate(self.slot)
+        active = present & ((summary.flags[idx] & BOTH_VALID) == BOTH_VALID)
+        if not active.any():
+            return out
+        bid, ask = summary.bid_price[idx], summary.ask_price[idx]
+        mid2 = bid + ask
+        delta = np.where(self.prev_mid2 != 0, mid2 - self.prev_mid2, 0)
+        self.prev_mid2 = np.where(active, mid2, self.prev_mid2)
+        imb, total = _imbalance_bp(summary.bid_size[idx], summary.ask_size[idx])
+        buy = active & (imb >= self.threshold) & (delta >= 0)
+        sell = active & (imb <= -self.threshold) & (delta <= 0)
+        candidates = np.flatnonzero((buy | sell) & (total > 0))
+        # Keep the instances' own state in step, so switching evaluators loses nothing.
+        for i in np.flatnonzero(active).tolist():
+            self.strategies[i].prev_mid2 = int(self.prev_mid2[i])
+        if candidates.size == 0:
+            return out
+        pos = self._positions(ctx)
+        for i in candidates.tolist():
+            name, slot = self.names[i], int(self.slot[i])
+            if ctx.orders_of(name, slot):
+                continue
+            out[i] = _momentum_intent(name, slot, int(imb[i]), int(delta[i]), int(pos[i]),
+                                      int(self.threshold[i]), int(self.qty[i]),
+                                      int(self.max_pos[i]), int(bid[i]), int(ask[i]))
+        return out
+
+
+ImbalanceMomentum.kernel = _MomentumKernel
+
+
+# ------------------------------------------------------------------------------------------
+# ML signal
+# ------------------------------------------------------------------------------------------
+
+class MlSignal(Strategy):
+    """Trade the ONNX model's probability that the slot's mid goes up next.
+
+    Buys ``quantity`` IOC at the best ask when ``p_up >= buy_above``, sells at the best bid
+    when ``p_up <= sell_below``; stays out while it has an order open on the slot. The model
+    sees float32 features; order prices come from the integer BBO.
+
+    Parameters
+    ----------
+    name : str
+    slot : int
+    quantity : int
+    buy_above, sell_below : float
+        Probability thresholds, ``0 <= sell_below < buy_above <= 1``.
+    max_position : int
+    model : str
+        ONNX file; empty means the shipped ``host/ml/model.onnx``.
+    """
+
+    def __init__(self, *, name: str, slot: int, quantity: int = 100, buy_above: float = 0.7,
+                 sell_below: float = 0.3, max_position: int = 1000, model: str = ""):
+        super().__init__(name=name)
+        self.slot = _positive_int("slot", slot, 0)
+        self.quantity = _positive_int("quantity", quantity)
+        if not 0.0 <= sell_below < buy_above <= 1.0:
+            raise ValueError(f"need 0 <= sell_below < buy_above <= 1, got "
+                             f"{sell_below!r}, {buy_above!r}")
+        self.buy_above = float(buy_above)
+        self.sell_below = float(sell_below)
+        self.max_position = _positive_int("max_position", max_position, 0)
+        self.model_path = str(Path(model) if model else DEFAULT_MODEL_PATH)
+        self._features = FeatureExtractor()
+        self._model = shared_model(self.model_path)
+
+    def __getstate__(self):
+        # An onnxruntime session cannot be pickled; a worker process opens its own.
+        state = dict(self.__dict__)
+        state.pop("_model")
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._model = shared_model(self.model_path)
+
+    def on_bbo(self, batch: np.ndarray, ctx: StrategyContext) -> list[OrderIntent]:
+        self._model.maybe_reload()
+        features, valid = self._features.update(batch)
+        hits = np.flatnonzero(batch["slot"] == self.slot)
+        if hits.size == 0 or not valid[hits[-1]]:
+            return []
+        last = hits[-1]
+        p = float(self._model.predict(features[last:last + 1])[0])
+        if ctx.orders_of(self.name, self.slot):
+            return []
+        return _ml_intent(self.name, self.slot, p, ctx.position(self.slot), self.buy_above,
+                          self.sell_below, self.quantity, self.max_position,
+                          int(batch["bid_price"][last]), int(batch["ask_price"][last]))
+
+
+def _ml_intent(name, slot, p, pos, buy_above, sell_below, qty, max_pos, bid, ask):
+    if p >= buy_above and pos + qty <= max_pos:
+        return [OrderIntent(strategy=name, slot=slot, side=Side.BUY, price=ask, quantity=qty,
+                            ioc=True)]
+    if p <= sell_below and pos - qty >= -max_pos:
+        return [OrderIntent(strategy=name, slot=slot, side=Side.SELL, price=bid, quantity=qty,
+                            ioc=True)]
+    return []
+
+
+class _MlKernel(Kernel):
+    """All ML instances share one feature pass and one model call per model file."""
+
+    def __init__(self, strategies):
+        super().__init__(strategies)
+        self._features = FeatureExtractor()
+        self.models = [shared_model(s.model_path) for s in strategies]
+
+    def evaluate(self, summary, ctx):
+        out: list[list[OrderIntent]] = [[] for _ in self.strategies]
+        features, valid = self._features.update(summary.batch)
+        present, idx = summary.locate(self.slot)
+        rows = summary.last_index[idx]
+        active = present & valid[rows]
+        if not active.any():
+            return out
+        p = np.zeros(len(self.strategies), np.float32)
+        by_model: dict[int, list[int]] = {}
+        for i in np.flatnonzero(active).tolist():
+            by_model.setdefault(id(self.models[i]), []).append(i)
+        for members in by_model.values():
+            model = self.models[members[0]]
+            model.maybe_reload()
+            p[members] = model.predict(features[rows[members]])
+        pos = self._positions(ctx)
+        batch = summary.batch
+        for i in np.flatnonzero(active).tolist():
+            s, name, slot = self.strategies[i], self.names[i], int(self.slot[i])
+            if ctx.orders_of(name, slot):
+                continue
+            r = int(rows[i])
+            out[i] = _ml_intent(name, slot, float(p[i]), int(pos[i]), s.buy_above,
+                                s.sell_below, s.quantity, s.max_position,
+                                int(batch["bid_price"][r]), int(batch["ask_price"][r]))
+        return out
+
+
+MlSignal.kernel = _MlKernel

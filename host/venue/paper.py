@@ -1,0 +1,409 @@
+"""The paper venue: a deterministic local matching simulator, the default venue.
+
+It fills our orders against the replayed market, of which it sees only the top of book
+(``wire.BBO_UPDATE`` records). Our orders are not in the replayed book, so the market never
+reacts to them; the rules below estimate what would have happened.
+
+Rules
+-----
+* Latency: a request submitted at venue time ``t`` arrives at ``t + latency_ns``. Arrivals due at
+  or before a BBO update's time are processed before that update; arrivals at equal times in
+  submission order.
+* On arrival a new order is acknowledged (or rejected: a post-only order that would cross, a
+  reused client order id, a zero price or quantity, a replace). A buy priced at or above the best
+  ask takes liquidity at the ask, up to the displayed ask size; a sell at or below the best bid
+  likewise. Liquidity we took at a price stays taken while that price remains the best, so two of
+  our orders cannot both take the same displayed size.
+* Immediate-or-cancel remainders are cancelled at once; fill-or-kill orders fill completely from
+  the displayed size or are cancelled without a fill.
+* A remainder rests at its limit. Resting at the best price it joins the queue behind the
+  displayed size there (the queue-position estimate ``ahead``); improving the best price it is
+  first in a new level (``ahead = 0``); behind the best price its queue is unknown until its
+  level becomes the best, when the displayed size is taken as the volume ahead (conservative).
+* A decrease of the displayed size at our level is taken as volume traded from the front of the
+  queue: it consumes the volume ahead of our orders first, then our orders in time order.
+* When our level disappears with the best price moving through it, the level traded through:
+  every resting order at that price fills completely at its limit.
+* When the opposite best comes to or through a resting order's limit, the order takes liquidity
+  as on arrival, at the opposite best price.
+* Among our own orders: price-time priority (best price first, then arrival order).
+
+All prices and quantities are integers. Given the same calls with the same arguments the venue
+produces the same events.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hdl import wire
+from host.types import Fill, OrderKind, Side
+from host.venue.events import Ack, Cancelled, Reject, VenueEvent, VenueRejectReason
+
+__all__ = ["PaperVenueConfig", "PaperVenue", "WorkingOrder"]
+
+_REQ_SELL = wire.ORDER_REQUEST.flag("flags", "sell")
+_REQ_IOC = wire.ORDER_REQUEST.flag("flags", "ioc")
+_REQ_FOK = wire.ORDER_REQUEST.flag("flags", "fok")
+_REQ_POST_ONLY = wire.ORDER_REQUEST.flag("flags", "post_only")
+_BID_VALID = wire.BBO_UPDATE.flag("flags", "bid_valid")
+_ASK_VALID = wire.BBO_UPDATE.flag("flags", "ask_valid")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaperVenueConfig:
+    """Paper venue settings.
+
+    Parameters
+    ----------
+    latency_ns : int
+        Venue time between a request's submission and its arrival at the venue, nanoseconds.
+        Default 0 (requests arrive when submitted).
+    """
+
+    latency_ns: int = 0
+
+    def __post_init__(self):
+        if not isinstance(self.latency_ns, int) or self.latency_ns < 0:
+            raise ValueError(f"PaperVenueConfig.latency_ns must be a non-negative integer, "
+                             f"got {self.latency_ns!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "PaperVenueConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"PaperVenueConfig has no field(s) {unknown!r}; "
+                             f"known fields are {sorted(known)!r}")
+        return cls(**values)
+
+
+@dataclass(slots=True, kw_only=True)
+class WorkingOrder:
+    """One of our orders resting at the paper venue.
+
+    Attributes
+    ----------
+    ahead : int or None
+        Estimated market volume ahead of the order in its level's queue; None while the level
+        is behind the best price and has never been seen.
+    behind_top : bool
+        The market's best price has been at or better than our limit since arrival (so our
+        level is part of the market's book and can trade through).
+    """
+
+    client_order_id: int
+    slot: int
+    side: Side
+    price: int
+    quantity: int
+    filled: int = 0
+    arrival: int = 0
+    ahead: int | None = 0
+    behind_top: bool = False
+
+    @property
+    def leaves(self) -> int:
+        return self.quantity - self.filled
+
+
+@dataclass(slots=True)
+class _Top:
+    bid: int = 0
+    ask: int = 0
+    bid_size: int = 0
+    ask_size: int = 0
+    bid_valid: bool = False
+    ask_valid: bool = False
+    # Displayed size we already took at the current best price of each side: (price, quantity).
+    taken_bid: tuple[int, int] = (0, 0)
+    taken_ask: tuple[int, int] = (0, 0)
+
+
+@dataclass(order=True, slots=True)
+class _Pending:
+    arrival_ns: int
+    seq: int
+    request: dict = field(compare=False)
+
+
+class PaperVenue:
+    """A matching simulator for our orders against the replayed top of book.
+
+    Parameters
+    ----------
+    config : PaperVenueConfig, optional
+
+    Attributes
+    ----------
+    now_ns : int
+        Venue time of the last call.
+    counters : dict of str to int
+    """
+
+    def __init__(self, config: PaperVenueConfig | None = None):
+        self.config = config if config is not None else PaperVenueConfig()
+        self.now_ns = 0
+        self._pending: list[_Pending] = []
+        self._submitted = 0
+        self._arrivals = 0
+        self._seen_ids: set[int] = set()
+        self._working: dict[int, WorkingOrder] = {}
+        self._tops: dict[int, _Top] = {}
+        self.counters = {"requests": 0, "acks": 0, "rejects": 0, "cancels": 0, "fills": 0,
+                         "filled_quantity": 0, "bbo_updates": 0}
+
+    # ----------------------------------------------------------------------------------------
+    def submit(self, requests: np.ndarray, now_ns: int) -> list[VenueEvent]:
+        """Send order requests (``wire.ORDER_REQUEST.dtype``) at venue time ``now_ns``.
+
+        Returns
+        -------
+        list of VenueEvent
+            Events of every arrival due by ``now_ns`` (with zero latency, these requests').
+        """
+        requests = _records(requests, wire.ORDER_REQUEST)
+        self._clock(now_ns)
+        for r in requests:
+            req = {name: int(r[name]) for name in ("client_order_id", "orig_client_order_id",
+                                                   "price", "quantity", "slot", "kind", "flags")}
+            self._pending.append(_Pending(now_ns + self.config.latency_ns, self._submitted, req))
+            self._submitted += 1
+            self.counters["requests"] += 1
+        self._pending.sort()
+        return self._arrive_until(now_ns)
+
+    def advance(self, now_ns: int) -> list[VenueEvent]:
+        """Move venue time to ``now_ns`` and process the arrivals due by then."""
+        self._clock(now_ns)
+        return self._arrive_until(now_ns)
+
+    def on_bbo(self, records: np.ndarray, now_ns: int) -> list[VenueEvent]:
+        """Apply market top-of-book updates (``wire.BBO_UPDATE.dtype``) at venue time ``now_ns``.
+
+        Arrivals due by ``now_ns`` are processed first, then each update in order, each followed
+        by matching of our resting orders of its slot.
+        """
+        records = _records(records, wire.BBO_UPDATE)
+        self._clock(now_ns)
+        events = self._arrive_until(now_ns)
+        for r in records:
+            slot = int(r["slot"])
+            top = self._tops.setdefault(slot, _Top())
+            prev = dataclasses.replace(top)
+            flags = int(r["flags"])
+            top.bid_valid = bool(flags & _BID_VALID)
+            top.ask_valid = bool(flags & _ASK_VALID)
+            top.bid, top.bid_size = int(r["bid_price"]), int(r["bid_size"])
+            top.ask, top.ask_size = int(r["ask_price"]), int(r["ask_size"])
+            if not (top.bid_valid and top.bid == top.taken_bid[0]):
+                top.taken_bid = (0, 0)
+            if not (top.ask_valid and top.ask == top.taken_ask[0]):
+                top.taken_ask = (0, 0)
+            self.counters["bbo_updates"] += 1
+            self._match_resting(slot, prev, events)
+        return events
+
+    def working_orders(self, slot: int | None = None) -> list[WorkingOrder]:
+        """Our resting orders, in arrival order."""
+        return [o for o in self._working.values() if slot is None or o.slot == slot]
+
+    # ----------------------------------------------------------------------------------------
+    def _clock(self, now_ns: int) -> None:
+        if now_ns < self.now_ns:
+            raise ValueError(f"venue time went backwards: {now_ns} ns after {self.now_ns} ns")
+        self.now_ns = now_ns
+
+    def _arrive_until(self, now_ns: int) -> list[VenueEvent]:
+        events: list[VenueEvent] = []
+        n = 0
+        while n < len(self._pending) and self._pending[n].arrival_ns <= now_ns:
+            p = self._pending[n]
+            self._arrive(p.request, p.arrival_ns, events)
+            n += 1
+        del self._pending[:n]
+        return events
+
+    def _reject(self, coid: int, reason: VenueRejectReason, ts: int, events: list) -> None:
+        events.append(Reject(client_order_id=coid, reason=reason, ts_ns=ts))
+        self.counters["rejects"] += 1
+
+    def _arrive(self, req: dict, ts: int, events: list) -> None:
+        coid = req["client_order_id"]
+        if coid in self._seen_ids:
+            self._reject(coid, VenueRejectReason.DUPLICATE_ID, ts, events)
+            return
+        self._seen_ids.add(coid)
+        kind = req["kind"]
+        if kind == OrderKind.CANCEL:
+            target = self._working.pop(req["orig_client_order_id"], None)
+            if target is None:
+                self._reject(coid, VenueRejectReason.UNKNOWN_ORDER, ts, events)
+                return
+            events.append(Ack(client_order_id=coid, ts_ns=ts))
+            events.append(Cancelled(client_order_id=target.client_order_id, request_id=coid,
+                                    ts_ns=ts))
+            self.counters["acks"] += 1
+            self.counters["cancels"] += 1
+            return
+        if kind != OrderKind.NEW:
+            self._reject(coid, VenueRejectReason.UNSUPPORTED, ts, events)
+            return
+        if req["price"] == 0 or req["quantity"] == 0:
+            self._reject(coid, VenueRejectReason.INVALID, ts, events)
+            return
+        flags = req["flags"]
+        order = WorkingOrder(client_order_id=coid, slot=req["slot"],
+                             side=Side.SELL if flags & _REQ_SELL else Side.BUY,
+                             price=req["price"], quantity=req["quantity"],
+                             arrival=self._arrivals)
+        self._arrivals += 1
+        top = self._tops.setdefault(order.slot, _Top())
+        crossing = self._crosses(order, top)
+        if flags & _REQ_POST_ONLY and crossing:
+            self._reject(coid, VenueRejectReason.POST_ONLY_WOULD_CROSS, ts, events)
+            return
+        events.append(Ack(client_order_id=coid, ts_ns=ts))
+        self.counters["acks"] += 1
+        if flags & _REQ_FOK and (not crossing or self._available(order, top) < order.quantity):
+            self._cancel_remainder(order, ts, events)
+            return
+        if crossing:
+            self._take(order, top, ts, events)
+        if order.leaves == 0:
+            return
+        if flags & (_REQ_IOC | _REQ_FOK):
+            self._cancel_remainder(order, ts, events)
+            return
+        self._rest(order, top)
+
+    def _cancel_remainder(self, order: WorkingOrder, ts: int, events: list) -> None:
+        events.append(Cancelled(client_order_id=order.client_order_id, request_id=0, ts_ns=ts))
+        self.counters["cancels"] += 1
+
+    @staticmethod
+    def _crosses(order: WorkingOrder, top: _Top) -> bool:
+        if order.side is Side.BUY:
+            return top.ask_valid and order.price >= top.ask
+        return top.bid_valid and order.price <= top.bid
+
+    @staticmethod
+    def _available(order: WorkingOrder, top: _Top) -> int:
+        if order.side is Side.BUY:
+            taken = top.taken_ask[1] if top.taken_ask[0] == top.ask else 0
+            return max(0, top.ask_size - taken)
+        taken = top.taken_bid[1] if top.taken_bid[0] == top.bid else 0
+        return max(0, top.bid_size - taken)
+
+    def _take(self, order: WorkingOrder, top: _Top, ts: int, events: list) -> None:
+        qty = min(order.leaves, self._available(order, top))
+        if qty == 0:
+            return
+        if order.side is Side.BUY:
+            price = top.ask
+            top.taken_ask = (price, (top.taken_ask[1] if top.taken_ask[0] == price else 0) + qty)
+        else:
+            price = top.bid
+            top.taken_bid = (price, (top.taken_bid[1] if top.taken_bid[0] == price else 0) + qty)
+        self._fill(order, price, qty, ts, events)
+
+    def _fill(self, order: WorkingOrder, price: int, qty: int, ts: int, events: list) -> None:
+        order.filled += qty
+        done = order.leaves == 0
+        events.append(Fill(client_order_id=order.client_order_id, slot=order.slot,
+                           side=order.side, price=price, quantity=qty, done=done, ts_ns=ts))
+        self.counters["fills"] += 1
+        self.counters["filled_quantity"] += qty
+        if done:
+            self._working.pop(order.client_order_id, None)
+
+    def _rest(self, order: WorkingOrder, top: _Top) -> None:
+        best_valid, best, size = ((top.bid_valid, top.bid, top.bid_size)
+                                  if order.side is Side.BUY
+                                  else (top.ask_valid, top.ask, top.ask_size))
+        better = order.side.sign  # +1: a higher buy is better; -1: a lower sell is better
+        if best_valid and best == order.price:
+            order.ahead, order.behind_top = size, True
+        elif best_valid and (best - order.price) * better > 0:
+            order.ahead, order.behind_top = None, True
+        else:
+            order.ahead, order.behind_top = 0, False
+        if order.ahead is not None:
+            # Never ahead of our own earlier orders at the same price (time priority).
+            for o in self._working.values():
+                if (o.slot, o.side, o.price) == (order.slot, order.side, order.price) \
+                        and o.ahead is not None:
+                    order.ahead = max(order.ahead, o.ahead)
+        self._working[order.client_order_id] = order
+
+    # ----------------------------------------------------------------------------------------
+    def _match_resting(self, slot: int, prev: _Top, events: list) -> None:
+        top = self._tops[slot]
+        ts = self.now_ns
+        for side in (Side.BUY, Side.SELL):
+            orders = [o for o in self._working.values() if o.slot == slot and o.side is side]
+            if not orders:
+                continue
+            orders.sort(key=lambda o: (-o.price * side.sign, o.arrival))
+            # Resting orders the opposite best has come to take liquidity there.
+            for o in orders:
+                if self._crosses(o, top):
+                    self._take(o, top, ts, events)
+            levels: dict[int, list[WorkingOrder]] = {}
+            for o in orders:
+                if o.leaves and not self._crosses(o, top):
+                    levels.setdefault(o.price, []).append(o)
+            if side is Side.BUY:
+                valid, best, size = top.bid_valid, top.bid, top.bid_size
+                pvalid, pbest, psize = prev.bid_valid, prev.bid, prev.bid_size
+            else:
+                valid, best, size = top.ask_valid, top.ask, top.ask_size
+                pvalid, pbest, psize = prev.ask_valid, prev.ask, prev.ask_size
+            if not valid:
+                continue  # an empty side says nothing about our levels
+            for price, level in levels.items():
+                depth = (best - price) * side.sign  # > 0: our level is behind the best
+                if depth == 0:
+                    if pvalid and pbest == price and size < psize:
+                        self._consume_queue(level, psize - size, ts, events)
+                    for o in level:
+                        if o.ahead is None:
+                            o.ahead = size
+                        o.behind_top = True
+                elif depth > 0:
+                    for o in level:
+                        o.behind_top = True
+                else:
+                    for o in level:
+                        if o.behind_top and o.leaves:
+                            self._fill(o, o.price, o.leaves, ts, events)
+
+    def _consume_queue(self, level: list[WorkingOrder], traded: int, ts: int,
+                       events: list) -> None:
+        left = traded
+        consumed = 0  # market volume consumed from the front of the queue
+        known = [o for o in level if o.ahead is not None]
+        for o in known:
+            gap = max(0, o.ahead - consumed)
+            m = min(gap, left)
+            left -= m
+            consumed += m
+            if left == 0:
+                break
+            f = min(o.leaves, left)
+            left -= f
+            self._fill(o, o.price, f, ts, events)
+        for o in known:
+            o.ahead = max(0, o.ahead - consumed)
+
+
+def _records(arr: np.ndarray, record: wire.Record) -> np.ndarray:
+    arr = np.asarray(arr)
+    if arr.dtype != record.dtype:
+        raise TypeError(f"expected an array of {record.name} records ({record.dtype}), "
+                        f"got dtype {arr.dtype}")
+    return arr.reshape(-1)
+

