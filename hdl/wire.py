@@ -30,7 +30,7 @@ from amaranth.lib import data
 
 __all__ = [
     "Field", "Flags", "Record", "Register", "RegisterMap",
-    "MD_BEAT", "BBO_UPDATE", "LEVEL_UPDATE", "ORDER_REQUEST", "VERDICT", "FILL",
+    "Stream", "STREAMS", "MD_BEAT", "BBO_UPDATE", "LEVEL_UPDATE", "ORDER_REQUEST", "VERDICT", "FILL",
     "REGISTERS", "FORMAT_HASH", "DEVICE_ID",
     "CYCLE_STAMP_BITS",
 ]
@@ -229,7 +229,9 @@ BBO_UPDATE = Record("BboUpdate", [
     Field("ingress_cycle", 32, "cycle at which the causing message's last byte entered"),
     Field("egress_cycle", 32, "cycle at which this record left the book stage"),
     Field("slot", 16, "symbol slot"),
-    Flags("flags", 16, ("bid_valid", "ask_valid", "refill", "crossed")),
+    Flags("flags", 16, ("bid_valid", "ask_valid", "refill", "crossed"),
+          "bid_valid / ask_valid: the side has a level; refill: the symbol's hardware book needs "
+          "levels from the host; crossed: both sides present and bid >= ask (locked or crossed)"),
     Field("locate", 16, "ITCH stock locate of the symbol (0 for crypto)"),
     Field("_pad0", 16),
 ], doc="The top of book of one symbol after a change of its best bid or ask price or size.")
@@ -288,6 +290,24 @@ FILL = Record("Fill", [
 
 
 RECORDS = (MD_BEAT, BBO_UPDATE, LEVEL_UPDATE, ORDER_REQUEST, VERDICT, FILL)
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A DMA stream of the top: its port name, direction seen from the gateware, and record."""
+
+    name: str
+    direction: str      # "in": host → FPGA, "out": FPGA → host
+    record: Record
+    doc: str = ""
+
+
+#: The top's streams by port name. The top's ports, the simulated link's buffers and the board's
+#: DMA channels are all derived from this table.
+STREAMS = {s.name: s for s in (
+    Stream("md_in", "in", MD_BEAT, "market data: ITCH historical framing or MoldUDP64 payloads"),
+    Stream("bbo_out", "out", BBO_UPDATE, "top-of-book changes of subscribed symbols"),
+)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -419,23 +439,98 @@ RISK_REGISTERS = [
     Register("RISK_OPEN_ORDERS", "r", "orders open in the gate now"),
 ]
 
-REGISTERS = RegisterMap([
+# --- feed stage registers (hdl/feed) ---
+FEED_REGISTERS = [
+    Register("MD_BEATS", "r", "market-data beats accepted"),
+    Register("MD_FRAMES", "r", "market-data frames (beats with last) accepted"),
+    Register("MSGS_IN", "r", "messages delimited by the feed stage"),
+    Register("MSGS_DECODED", "r", "messages of a known type with the right length"),
+    Register("DROP_BAD_LENGTH", "r", "messages whose length disagrees with their type"),
+    Register("DROP_UNKNOWN_TYPE", "r", "messages of a type the feed stage does not know"),
+    Register("DROP_TRUNCATED", "r", "frames that ended in the middle of a message"),
+    Register("DROP_ZERO_LENGTH", "r", "messages with a length prefix of 0"),
+    Register("FEED_EVENTS", "r", "book events handed to the book stage"),
+    Register("FEED_HOST_RECORDS", "r", "HOST_MESSAGE records sent to the host"),
+    Register("FEED_GAP_RECORDS", "r", "FEED_GAP records sent to the host"),
+    Register("FEED_DROP_UNSUBSCRIBED", "r", "book messages of a locate (or level updates of a "
+                                           "slot) with no subscription, dropped"),
+    Register("FEED_SUBSCRIBED", "r", "slots handed out by directory messages so far"),
+    Register("FEED_SLOT_OVERFLOW", "r", "directory messages that would subscribe but found no "
+                                        "free slot"),
+    Register("MOLD_PACKETS", "r", "MoldUDP64 packets whose 20-byte header arrived"),
+    Register("MOLD_HEARTBEATS", "r", "MoldUDP64 heartbeats (count 0)"),
+    Register("MOLD_END_OF_SESSION", "r", "MoldUDP64 end-of-session packets (count 0xFFFF)"),
+    Register("MOLD_GAPS", "r", "packets or heartbeats whose sequence number was ahead of the "
+                               "session's expected one (each sends a FEED_GAP record)"),
+    Register("MOLD_MISSING_MESSAGES", "r", "messages skipped over by gaps (wraps at 2**32)"),
+    Register("MOLD_OVERLAP_PACKETS", "r", "packets that repeated some delivered messages"),
+    Register("MOLD_DUPLICATE_PACKETS", "r", "packets with nothing new (duplicate or old), dropped"),
+    Register("MOLD_DUPLICATE_MESSAGES", "r", "messages dropped as already delivered"),
+    Register("MOLD_AFTER_END", "r", "data packets of a session after its end, dropped"),
+    Register("MOLD_BAD_COUNT", "r", "message blocks beyond the header's count (each dropped), "
+                                    "plus packets that ended before their count"),
+    Register("MOLD_SESSION_OVERFLOW", "r", "packets of a new session when the session table is "
+                                           "full, dropped"),
+    Register("FEED_FRAMING", "rw", "0: historical-file framing; 1: MoldUDP64 (one packet per "
+                                   "frame)"),
+    Register("FEED_MOLD_CONFIG", "rw", "bit 0: a new session starts at its first packet's "
+                                       "sequence number (else at 1)"),
+    Register("FEED_MOLD_RESET", "rw", "any write forgets every MoldUDP64 session"),
+    Register("FEED_SUB_MODE", "rw", "bits 0-1: 0 every directory message subscribes the next "
+                                    "free slot; 1 only those whose stock is in FEED_SUB_TICKER; "
+                                    "2 host-written entries only. bit 2: pass events of "
+                                    "unsubscribed locates on (slot 0xFFFF) instead of dropping"),
+    Register("FEED_SUB_LOCATE", "rw", "stock locate of the next FEED_SUB_SLOT write"),
+    Register("FEED_SUB_SLOT", "rw", "a write sets FEED_SUB_LOCATE -> slot (bits 0-15); with "
+                                    "bit 31 set it removes the locate's subscription"),
+    Register("FEED_SUB_TICKER_LO", "rw", "stock bytes 0-3 (byte 0 in bits 0-7), space padded; "
+                                         "0 in LO and HI: unused entry", count=8),
+    Register("FEED_SUB_TICKER_HI", "rw", "stock bytes 4-7", count=8),
+]
+
+# A message the feed stage forwards to the host as it came (every ITCH type that is not a book
+# event: S R H Y L V W K J h P Q B I N O); the host decodes it with host.feed.itch.
+HOST_MESSAGE = Record("HostMessage", [
+    Field("seq", 64, "the message's sequence number (file index or MoldUDP64 sequence number)"),
+    Field("ingress_cycle", 32, "cycle at which the message's last byte entered"),
+    Field("slot", 16, "symbol slot of its stock locate, 0xFFFF when not subscribed"),
+    Field("length", 8, "message length in bytes, type byte included"),
+    Flags("flags", 8, ("subscribed",)),
+    *[Field(f"bytes{k}", 64, f"message bytes {8 * k}..{8 * k + 7}, byte {8 * k} in bits 0-7")
+      for k in range(7)],
+], doc="One whole market-data message for the host: raw bytes in wire order, zero padded.")
+
+# A MoldUDP64 gap: the host may ask the session's retransmission server for expected..received-1.
+FEED_GAP = Record("FeedGap", [
+    Field("expected", 64, "next sequence number the session expected"),
+    Field("received", 64, "sequence number the packet carried"),
+    Field("session_head", 64, "session name bytes 0-7 (byte 0 in bits 0-7)"),
+    Field("session_tail", 16, "session name bytes 8-9"),
+    Field("session_index", 8, "entry of the feed's session table"),
+    Flags("flags", 8, ("heartbeat", "end_of_session")),
+    Field("ingress_cycle", 32, "cycle at which the packet's header completed"),
+], doc="Messages expected .. received-1 of a MoldUDP64 session never arrived.")
+
+# --- book stage registers (hdl/book) ---
+BOOK_REGISTERS = [
+    Register("BBO_OUT", "r", "BBO update records emitted"),
+    Register("DROP_UNSUBSCRIBED", "r", "book messages for a symbol with no slot"),
+    Register("SUBSCRIBED", "r", "symbol slots in use"),
+    Register("SLOT_OVERFLOW", "r", "directory messages that found no free slot"),
+]
+
+CORE_REGISTERS = [
     Register("DEVICE_ID", "r", "constant 0x544B4C4E ('TKLN')"),
     Register("FORMAT_HASH", "r", "low 32 bits of the contract's format hash"),
     Register("CYCLE_LO", "r", "free-running cycle counter, low word; reading it latches CYCLE_HI"),
     Register("CYCLE_HI", "r", "cycle counter high word, as latched by the last CYCLE_LO read"),
     Register("CONTROL", "rw", "bit 0: clear all counters (self-clearing)"),
-    Register("MD_BEATS", "r", "market-data beats accepted"),
-    Register("MD_FRAMES", "r", "market-data frames (beats with last) accepted"),
-    Register("MSGS_IN", "r", "messages delimited by the feed stage"),
-    Register("MSGS_DECODED", "r", "messages of a known type with the right length"),
-    Register("BBO_OUT", "r", "BBO update records emitted"),
-    Register("DROP_BAD_LENGTH", "r", "messages whose length disagrees with their type"),
-    Register("DROP_UNKNOWN_TYPE", "r", "messages of a type the feed stage does not know"),
-    Register("DROP_TRUNCATED", "r", "frames that ended in the middle of a message"),
-    Register("DROP_UNSUBSCRIBED", "r", "book messages for a symbol with no slot"),
-    Register("SUBSCRIBED", "r", "symbol slots in use"),
-    Register("SLOT_OVERFLOW", "r", "directory messages that found no free slot"),
+]
+
+REGISTERS = RegisterMap([
+    *CORE_REGISTERS,
+    *FEED_REGISTERS,
+    *BOOK_REGISTERS,
     *RISK_REGISTERS,
 ])
 

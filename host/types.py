@@ -49,6 +49,10 @@ class OrderIntent:
         Client order id a cancel or replace refers to (0 for NEW).
     ioc : bool
         Immediate-or-cancel.
+    fok : bool
+        Fill-or-kill.
+    post_only : bool
+        Rejected rather than allowed to cross the spread.
     """
 
     strategy: str
@@ -59,6 +63,8 @@ class OrderIntent:
     kind: OrderKind = OrderKind.NEW
     target: int = 0
     ioc: bool = False
+    fok: bool = False
+    post_only: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

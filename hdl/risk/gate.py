@@ -1,10 +1,12 @@
 """The pre-trade risk gate: every order request toward the venue passes here or nowhere.
 
-Pipeline (one request per cycle sustained, verdict two cycles after the request's handshake):
+Pipeline (one request per cycle sustained; a request handed over in cycle ``c`` has its verdict
+on the output from cycle ``c + 2``):
 
-* stage 1: the request is registered and the products that depend only on it are computed
-  (notional ``price * quantity``, ``price * 10000`` for a collar in basis points);
-* stage 2, the *decision*: every check reads the active limits and the live state (positions,
+* cycle ``c``, handshake: the products that depend only on the request (notional
+  ``price * quantity``, ``price * 10000`` for a collar in basis points) are computed from the
+  input and registered with it;
+* cycle ``c + 1``, the *decision*: every check reads the active limits and the live state (positions,
   open orders, BBO, token buckets, recent ids) as of this cycle and sets its own reason bit side by
   side; on the edge that ends the cycle the verdict (and, when accepted, the request on
   ``order_out``) is registered and the state takes the order's effects.
@@ -165,23 +167,19 @@ class PreTradeRisk(wiring.Component):
         m.d.comb += advance.eq((~vo.valid | vo.ready) & (~oo.valid | oo.ready))
         m.d.comb += self.order_in.ready.eq(advance)
 
-        # ---- stage 1: register the request, compute its own products ------------------------
-        s1 = Signal(wire.ORDER_REQUEST.layout)
-        s1_valid, s1_ingress = Signal(), Signal(wire.CYCLE_STAMP_BITS)
+        # ---- stage 1: register the request with the products that depend only on it --------
         s2 = Signal(wire.ORDER_REQUEST.layout)
         s2_valid, s2_ingress = Signal(), Signal(wire.CYCLE_STAMP_BITS)
         s2_notional = Signal(PB + QB)
         s2_price_bps = Signal(PB + 14)
+        req = self.order_in.payload
         with m.If(advance):
             m.d.sync += [
-                s1_valid.eq(self.order_in.valid),
-                s1.eq(self.order_in.payload),
-                s1_ingress.eq(cycle),
-                s2_valid.eq(s1_valid),
-                s2.eq(s1),
-                s2_ingress.eq(s1_ingress),
-                s2_notional.eq(s1.price[:PB] * s1.quantity[:QB]),
-                s2_price_bps.eq(s1.price[:PB] * BPS_ONE),
+                s2_valid.eq(self.order_in.valid),
+                s2.eq(req),
+                s2_ingress.eq(cycle),
+                s2_notional.eq(req.price[:PB] * req.quantity[:QB]),
+                s2_price_bps.eq(req.price[:PB] * BPS_ONE),
             ]
 
         # ---- stage 2: the decision -------------------------------------------------------------
@@ -260,7 +258,7 @@ class PreTradeRisk(wiring.Component):
             books.eq(decide & accept & opening),
         ]
         self.decision = dict(decide=decide, accept=accept, reasons=reasons, request=s2,
-                             opening=opening)
+                             opening=opening, notional=s2_notional, price_bps=s2_price_bps)
 
         # ---- outputs -----------------------------------------------------------------------
         with m.If(vo.valid & vo.ready):

@@ -372,7 +372,7 @@ def _build_decoder(spec: MessageSpec, st: struct.Struct) -> Callable[[Any], dict
 
 
 class _Codec:
-    __slots__ = ("spec", "struct", "decode", "limits")
+    __slots__ = ("spec", "struct", "decode")
 
     def __init__(self, spec: MessageSpec):
         self.spec = spec
@@ -382,10 +382,6 @@ class _Codec:
 
 
 _CODECS: dict[int, _Codec] = {ord(s.type): _Codec(s) for s in _SPECS}
-# Indexed by type byte: a list lookup is the cheapest dispatch for the framing scan's hot loop.
-_LENGTH_BY_BYTE: list[int] = [0] * 256
-for _b, _n in MESSAGE_LENGTHS.items():
-    _LENGTH_BY_BYTE[_b] = _n
 
 
 def _type_repr(b: int) -> str:

@@ -119,7 +119,7 @@ def _load_session(path: Path) -> ort.InferenceSession:
                                        providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several private exception types
         raise ModelError(f"{path}: cannot load ONNX model: {exc}") from exc
-    inputs, outputs = session.get_inputs(), session.get_outputs()
+    inputs = session.get_inputs()
     if len(inputs) != 1 or inputs[0].shape[-1] != N_FEATURES:
         raise ModelError(f"{path}: expected one input of shape [N, {N_FEATURES}], got "
                          f"{[(i.name, i.shape) for i in inputs]!r}")
@@ -131,7 +131,6 @@ def _load_session(path: Path) -> ort.InferenceSession:
     if probe.shape != (1, 1) or not np.all(np.isfinite(probe)):
         raise ModelError(f"{path}: model output on a zero row is {probe!r}; "
                          f"expected one finite probability")
-    _ = outputs
     return session
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hdl.wire import BBO_UPDATE
-from host.ml.features import FEATURE_NAMES, N_FEATURES, FeatureExtractor, label_next_mid_move
+from host.ml.features import N_FEATURES, FeatureExtractor, label_next_mid_move
 
 __all__ = ["synthetic_bbo", "fit_logistic", "LogisticFit", "dataset_from_records"]
 
@@ -136,5 +136,4 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3,
     bias = float(theta[-1] - np.sum(theta[:-1] * mean / std))
     p = 1.0 / (1.0 + np.exp(-(x @ weights + bias)))
     accuracy = float(np.mean((p > 0.5) == (y > 0.5)))
-    _ = FEATURE_NAMES
     return LogisticFit(weights=weights, bias=bias, accuracy=accuracy, n_samples=int(len(y)))

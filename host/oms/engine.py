@@ -23,8 +23,7 @@ import numpy as np
 from hdl import wire
 from host.oms.order import IllegalTransition, Order, OrderState
 from host.oms.positions import Position, mid_price
-from host.oms.risk import (Exposure, PreTradeCheck, PreTradeConfig, PreTradeReason,
-                           PreTradeRejection)
+from host.oms.risk import Exposure, PreTradeCheck, PreTradeConfig, PreTradeRejection
 from host.types import Fill, OrderIntent, OrderKind, Side
 from host.venue.events import Ack, Cancelled, Reject, VenueEvent
 

@@ -39,7 +39,7 @@ __all__ = [
 # the fixed cost of the numpy pass exceeds plain per-strategy calls, so "auto" runs those
 # serially (also in-process).
 DEFAULT_EVALUATOR = "vectorised"
-SERIAL_BELOW = 4
+SERIAL_BELOW = 8
 EVALUATORS = ("serial", "vectorised", "process")
 
 _log = logging.getLogger("ticklane.strategy")

@@ -57,6 +57,8 @@ _TICK = 100  # one cent in Price(4)
 _MPIDS = ("NITE", "GSCO", "MSCO", "UBSS", "CDRG", "VIRT", "JPMS", "NSDQ")
 _REASONS = ("T1", "T2", "T5", "T6", "H10", "LUDP", "MWC1", "IPO1", "M1", "")
 _PVI = "L123456789ABC "
+# Longest edge-case scenario, in messages (kind 7: 8 adds and 3 executions).
+_MAX_SCENARIO = 11
 
 # Relative frequency of each type in the flow (before the live-order steering).
 _WEIGHTS = {
@@ -496,7 +498,7 @@ class ItchFlowGenerator:
         elif kind == 5 and self.allowed & set("DEX"):  # empty a level, one order after another
             s = self._int(0, 1)
             best = self._best[locate][s]
-            if best is not None:
+            if best is not None and len(self._levels[locate][s][best]) <= _MAX_SCENARIO:
                 for ref in list(self._levels[locate][s][best]):
                     ops = [t for t in "DEX" if t in self.allowed]
                     op = self._pick(ops)
@@ -553,9 +555,15 @@ class ItchFlowGenerator:
         self._preamble_done = True
         return out
 
-    def step(self) -> list[bytes]:
-        """Emit the next message(s) of the flow: usually one, a few for an edge-case scenario."""
-        if self.edge_cases and self._chance(0.02):
+    def step(self, budget: int | None = None) -> list[bytes]:
+        """Emit the next message(s) of the flow: usually one, a few for an edge-case scenario.
+
+        Parameters
+        ----------
+        budget : int or None
+            Most messages the caller can take; a scenario starts only when it fits whole.
+        """
+        if self.edge_cases and (budget is None or budget >= _MAX_SCENARIO) and self._chance(0.02):
             out = self._scenario()
             if out:
                 return out
@@ -596,18 +604,17 @@ class ItchFlowGenerator:
         return [self._other(t)]
 
     def messages(self, n_messages: int) -> list[bytes]:
-        """The first ``n_messages`` messages of the stream, preamble included."""
+        """The next ``n_messages`` messages of the stream; the first call starts with the
+        preamble. After it, :attr:`live_orders` is the book those messages leave."""
         if n_messages < 0:
             raise ValueError(f"n_messages must be >= 0, got {n_messages!r}")
-        out = self.preamble() if not self._preamble_done else []
-        if len(out) > n_messages:
+        if not self._preamble_done and n_messages < 1 + self.n_symbols:
             raise ValueError(f"n_messages {n_messages} is shorter than the preamble "
-                             f"(S and {self.n_symbols} R = {len(out)} messages)")
+                             f"(S and {self.n_symbols} R = {1 + self.n_symbols} messages)")
+        out = self.preamble() if not self._preamble_done else []
         while len(out) < n_messages:
-            out.extend(self.step())
-        # A scenario may overshoot by a few; cutting it keeps every message valid, since each
-        # message only depends on the ones before it.
-        del out[n_messages:]
+            out.extend(self.step(n_messages - len(out)))
+        assert len(out) == n_messages, "a scenario overran its budget"
         return out
 
 
@@ -645,3 +652,39 @@ def generate(seed: int, n_messages: int, *, n_symbols: int = 8, types: str = "al
         seed, n_messages, n_symbols=n_symbols, types=types, edge_cases=edge_cases,
         target_live_orders=target_live_orders, max_live_orders=max_live_orders,
         start_ns=start_ns, mean_gap_ns=mean_gap_ns))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write a generated historical ITCH file and print what went into it.
+
+    ``python -m sim.gen.itchgen OUT.itch --seed 1 --messages 1000000``
+    """
+    import argparse
+    import collections
+    import time
+
+    ap = argparse.ArgumentParser(prog="python -m sim.gen.itchgen", description=main.__doc__)
+    ap.add_argument("out", help="file to write (historical framing)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--messages", type=int, default=100_000)
+    ap.add_argument("--symbols", type=int, default=8)
+    ap.add_argument("--types", default="all")
+    ap.add_argument("--edge-cases", action="store_true")
+    ap.add_argument("--target-live-orders", type=int, default=2000)
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    msgs = generate_messages(args.seed, args.messages, n_symbols=args.symbols, types=args.types,
+                             edge_cases=args.edge_cases, target_live_orders=args.target_live_orders)
+    elapsed = time.perf_counter() - t0
+    buf = frame_historical(msgs)
+    with open(args.out, "wb") as fh:
+        fh.write(buf)
+    counts = collections.Counter(chr(m[0]) for m in msgs)
+    print(f"{'messages':>10} {'bytes':>12} {'seconds':>8} {'msg/s':>10}")
+    print(f"{len(msgs):>10} {len(buf):>12} {elapsed:>8.2f} {len(msgs) / elapsed:>10.0f}")
+    print(" ".join(f"{t}:{counts[t]}" for t in sorted(counts, key=lambda t: -counts[t])))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -29,7 +29,7 @@ if sys.byteorder != "little":  # records are copied into the model's words as ra
     raise ImportError("sim.harness needs a little-endian host")
 
 _ADDR_WORDS = 1 << 10  # hdl.regs.ADDR_BITS word addresses
-_DEFAULT_SETTLE = 64
+_DEFAULT_SETTLE = 256  # above any latency of the stages so far; costs microseconds per run
 
 
 def _bind(lib: ctypes.CDLL) -> None:
@@ -52,6 +52,7 @@ def _bind(lib: ctypes.CDLL) -> None:
         "th_pop": ([vp, ctypes.c_int, u8p, ctypes.c_uint64], ctypes.c_int64),
         "th_run": ([vp, ctypes.c_uint64, ctypes.c_int], ctypes.c_uint64),
         "th_cycle": ([vp], ctypes.c_uint64),
+        "th_status": ([vp], ctypes.c_int),
         "th_stats": ([vp, ctypes.c_int, u64p], ctypes.c_int),
         "th_clear_stats": ([vp], None),
         "th_reg_write": ([vp, ctypes.c_uint32, ctypes.c_uint32], ctypes.c_int),
@@ -264,7 +265,7 @@ class Harness:
         max_records : int, optional
             At most this many (default: all).
         dtype : numpy.dtype, optional
-            Overrides the dtype given at build time.
+            Overrides the dtype given at build time; ``numpy.uint8`` asks for raw rows.
 
         Returns
         -------
@@ -284,7 +285,7 @@ class Harness:
         if got != n:
             raise RuntimeError(f"pop from {stream_name!r} returned {got}, expected {n}")
         dtype = dtype if dtype is not None else self._dtypes.get(stream_name)
-        if dtype is None:
+        if dtype is None or np.dtype(dtype) == np.uint8:
             return rows
         return rows.reshape(-1).view(np.dtype(dtype))
 
@@ -320,7 +321,13 @@ class Harness:
         self._apply_throttle(idle or {}, backpressure or {})
         if seed is not None:
             self._lib.th_seed(self._h, int(seed) & ((1 << 64) - 1))
-        return int(self._lib.th_run(self._h, int(max_cycles), int(bool(stop_when_drained))))
+        cycles = int(self._lib.th_run(self._h, int(max_cycles), int(bool(stop_when_drained))))
+        status = self._lib.th_status(self._h)
+        if status:
+            raise RuntimeError(f"the design stopped the simulation at cycle {self.cycle} "
+                               f"({'an error' if status & 2 else '$finish/$stop'}); "
+                               f"this instance cannot run further")
+        return cycles
 
     def _apply_throttle(self, idle: Mapping[str, float], backpressure: Mapping[str, float]):
         for kind, table, want_input in (("idle", idle, True), ("backpressure", backpressure, False)):

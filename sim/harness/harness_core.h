@@ -84,7 +84,7 @@ struct Harness {
     ThRng rng;
     uint64_t cycle = 0;
     uint64_t pending_in = 0;   // records queued on all inputs and not yet accepted
-    uint32_t settle = 64;
+    uint32_t settle = 256;
     ThInQueue in[TH_IN_SLOTS];
     ThOutBuffer out[TH_OUT_SLOTS];
 };
@@ -123,6 +123,7 @@ int th_has_csr(void) { return TH_HAS_CSR; }
 void* th_create(void) {
     Harness* h = new Harness();
     h->ctx = new VerilatedContext();
+    // A $stop or assertion in the design ends run() and is raised in Python, not abort().
     h->ctx->fatalOnError(false);
     h->top = new Vtop(h->ctx, "top");
     h->top->clk = 0;
@@ -212,11 +213,12 @@ uint64_t th_run(void* p, uint64_t max_cycles, int stop_when_drained) {
     uint64_t n = 0;
     uint32_t quiet = 0;
     const uint32_t settle = h->settle;
+    VerilatedContext* ctx = h->ctx;
     if (!stop_when_drained) {
-        for (; n < max_cycles; n++) th_design_step(h);
+        for (; n < max_cycles && !ctx->gotFinish(); n++) th_design_step(h);
         return n;
     }
-    while (n < max_cycles) {
+    while (n < max_cycles && !ctx->gotFinish()) {
         int active = th_design_step(h);
         n++;
         if (active || h->pending_in) {
@@ -229,6 +231,12 @@ uint64_t th_run(void* p, uint64_t max_cycles, int stop_when_drained) {
 }
 
 uint64_t th_cycle(void* p) { return static_cast<Harness*>(p)->cycle; }
+
+// Bit 0: the design executed $finish or $stop; bit 1: it reported an error. Either ends run().
+int th_status(void* p) {
+    const VerilatedContext* ctx = static_cast<Harness*>(p)->ctx;
+    return (ctx->gotFinish() ? 1 : 0) | (ctx->gotError() ? 2 : 0);
+}
 
 // stats[0..2] = records, stall cycles, throttle cycles of stream s.
 int th_stats(void* p, int s, uint64_t* stats) {

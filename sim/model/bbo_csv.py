@@ -17,7 +17,6 @@ that the model does not share a deframer with the code it checks.
 
 from __future__ import annotations
 
-import io
 import os
 from collections import Counter
 from typing import IO, Iterable, Union

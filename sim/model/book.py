@@ -40,7 +40,8 @@ Input the feed should never produce is handled deterministically and counted per
     A modify whose ``stock_locate`` is not the one the order was added with. The order's own
     book is changed (the reference is unique for the day, the locate is redundant).
 ``absent_level_delete``
-    A LEVEL_UPDATE that deletes a level the book does not hold (normal for Binance diffs). No-op.
+    A LEVEL_UPDATE that deletes a level the book does not hold. No-op. Normal for venues
+    whose snapshot is depth-limited (Binance, OKX): a level outside the window is deleted.
 
 Crypto books are keyed by symbol slot, in a namespace separate from ITCH locates: use
 ``SlotKey(slot)`` as the key of the queries. Their BBO changes carry ``locate=0``.
@@ -124,9 +125,10 @@ class BboChange:
 
     @property
     def crossed(self) -> bool:
-        """Both sides present and the best bid is above the best ask."""
+        """Both sides present and the best bid at or above the best ask: the ``crossed`` flag of
+        :data:`hdl.wire.BBO_UPDATE`, which includes a locked book."""
         return (self.bid_price is not None and self.ask_price is not None
-                and self.bid_price > self.ask_price)
+                and self.bid_price >= self.ask_price)
 
 
 class _Book:

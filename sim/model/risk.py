@@ -100,6 +100,20 @@ class RiskLimits:
         """A copy with some fields changed."""
         return type(self)(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **kwargs})
 
+    @classmethod
+    def from_registers(cls, regs: Mapping[str, int], slots: int) -> "RiskLimits":
+        """The set that the shadow registers ``regs`` (bank keys) hold; missing keys are 0."""
+        get = lambda key: regs.get(key, 0)  # noqa: E731
+        return cls(
+            max_notional=get("RISK_MAX_NOTIONAL_LO") | get("RISK_MAX_NOTIONAL_HI") << 32,
+            collar_config=get("RISK_COLLAR_CONFIG"), collar_band=get("RISK_COLLAR_BAND"),
+            bbo_max_age=get("RISK_BBO_MAX_AGE"), max_open_orders=get("RISK_MAX_OPEN_ORDERS"),
+            rate_shift=get("RISK_RATE_SHIFT"), rate_burst=get("RISK_RATE_BURST"),
+            symbol_rate_shift=get("RISK_SYMBOL_RATE_SHIFT"),
+            symbol_rate_burst=get("RISK_SYMBOL_RATE_BURST"),
+            **{name: tuple(get(f"RISK_{name.upper()}_{i}") for i in range(slots))
+               for name in cls.PER_SYMBOL})
+
     def to_registers(self) -> dict[str, int]:
         """The shadow register values (bank keys ``NAME`` / ``NAME_<i>``) of this set."""
         regs = {

@@ -1,0 +1,91 @@
+"""Latency report: percentiles from cycle counts, nanoseconds from the stated clock, files written."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tools import latency_report
+from tools.latency_report import build_report, summarize
+
+CLOCK_SOURCE = "PYNQ-Z2 FCLK_CLK0 as configured (test)"
+
+
+def test_uniform_1_to_1000_cycles_gives_nearest_rank_percentiles():
+    cycles = np.random.default_rng(0).permutation(np.arange(1, 1001))
+
+    stats = summarize(cycles, clock_mhz=100.0)
+
+    assert stats["count"] == 1000
+    assert stats["cycles"] == {"min": 1, "p50": 500, "p90": 900, "p99": 990, "p99.9": 999,
+                               "max": 1000}
+    assert stats["ns"]["p50"] == pytest.approx(5000.0)  # 500 cycles at 10 ns
+
+
+def test_constant_latency_with_rare_tail_shows_tail_only_at_p999():
+    # 9990 records at 12 cycles and 10 at 400: p99 is still 12, p99.9 catches the tail.
+    cycles = np.concatenate([np.full(9990, 12), np.full(10, 400)])
+
+    stats = summarize(cycles, clock_mhz=250.0)["cycles"]
+
+    assert (stats["p50"], stats["p99"], stats["p99.9"], stats["max"]) == (12, 12, 12, 400)
+    cycles = np.concatenate([np.full(9989, 12), np.full(11, 400)])
+    assert summarize(cycles, clock_mhz=250.0)["cycles"]["p99.9"] == 400
+
+
+def test_build_report_writes_json_html_and_one_png_per_path(tmp_path):
+    paths = {"md_to_bbo": np.arange(10, 110), "order_to_verdict": np.full(50, 7)}
+
+    summary = build_report(paths, 125.0, CLOCK_SOURCE, tmp_path)
+
+    written = json.loads((tmp_path / "latency.json").read_text())
+    assert written == json.loads(json.dumps(summary))
+    assert written["clock"] == {"mhz": 125.0, "source": CLOCK_SOURCE}
+    assert written["paths"]["order_to_verdict"]["ns"]["max"] == pytest.approx(56.0)
+    for name in paths:
+        png = tmp_path / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f'src="{name}.png"' in (tmp_path / "index.html").read_text()
+    assert CLOCK_SOURCE in (tmp_path / "index.html").read_text()
+
+
+def test_empty_path_is_reported_with_zero_count_and_no_plot(tmp_path):
+    summary = build_report({"idle": np.array([], dtype=np.int64), "busy": np.arange(5)},
+                           100.0, CLOCK_SOURCE, tmp_path)
+
+    assert summary["paths"]["idle"] == {"count": 0, "cycles": {}, "ns": {}}
+    assert not (tmp_path / "idle.png").exists()
+
+
+@pytest.mark.parametrize("values,message", [
+    (np.array([3, -1]), "negative latency -1 cycles"),
+    (np.array([1.5]), "whole cycle counts"),
+    (np.zeros((2, 2)), "1-D array"),
+])
+def test_bad_latencies_are_rejected_with_a_clear_message(tmp_path, values, message):
+    with pytest.raises(ValueError, match=message):
+        build_report({"p": values}, 100.0, CLOCK_SOURCE, tmp_path)
+
+
+def test_missing_clock_source_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="clock_source"):
+        build_report({"p": np.arange(3)}, 100.0, " ", tmp_path)
+
+
+def test_cli_reads_npz_with_clock_and_writes_report(tmp_path, capsys):
+    src = tmp_path / "stamps.npz"
+    np.savez(src, md_to_bbo=np.arange(1, 101), clock_mhz=np.array(200.0),
+             clock_source=np.array(CLOCK_SOURCE))
+
+    rc = latency_report.main([str(src), "--out", str(tmp_path / "out")])
+
+    assert rc == 0
+    stats = json.loads((tmp_path / "out" / "latency.json").read_text())["paths"]["md_to_bbo"]
+    assert (stats["cycles"]["p90"], stats["ns"]["p90"]) == (90, pytest.approx(450.0))
+
+
+def test_cli_json_without_clock_exits_with_usage_error(tmp_path):
+    src = tmp_path / "stamps.json"
+    src.write_text(json.dumps({"paths": {"p": [1, 2, 3]}}))
+
+    assert latency_report.main([str(src), "--out", str(tmp_path / "out")]) == 2

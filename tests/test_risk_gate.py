@@ -1,0 +1,308 @@
+"""The risk gate in Amaranth's simulator, scored against the reference model.
+
+One testbench drives every port cycle by cycle from a seeded generator (orders, fills, BBO records,
+shadow limit writes, commits, the kill switch, idle input and output back-pressure) and logs what
+crossed each port at which cycle. The model then replays the log (decisions of a cycle before the
+updates of that cycle) and must give every verdict the same reason bits; accepted requests must
+leave on ``order_out`` in order and unchanged; latency is checked in cycles.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import pytest
+from amaranth.sim import Simulator
+
+from hdl import wire
+from hdl.risk import LATENCY, PreTradeRisk
+from hdl.risk.limits import PER_SYMBOL, member_name
+from sim.model.risk import (COLLAR_BPS, COLLAR_ENABLE, REASON, SYMBOL_ENABLED, SYMBOL_KILL,
+                            SYMBOL_REDUCE_ONLY, RiskLimits, RiskModel, reason_names)
+
+SELL = wire.ORDER_REQUEST.flag("flags", "sell")
+FILL_SELL = wire.FILL.flag("flags", "sell")
+FILL_DONE = wire.FILL.flag("flags", "done")
+BID_VALID = wire.BBO_UPDATE.flag("flags", "bid_valid")
+ASK_VALID = wire.BBO_UPDATE.flag("flags", "ask_valid")
+MID = 10_000
+
+
+def to_int(record: wire.Record, **values) -> int:
+    return int.from_bytes(record.pack(**values), "little")
+
+
+def from_int(record: wire.Record, value: int) -> dict:
+    return record.unpack(value.to_bytes(record.size, "little"))
+
+
+def reg_port(gate: PreTradeRisk, key: str):
+    """The ``regs`` member for a bank key such as ``RISK_MAX_LONG_3``."""
+    for name in PER_SYMBOL:
+        if key.startswith(name + "_") and key[len(name) + 1:].isdigit():
+            return getattr(gate.regs, member_name(name))[int(key[len(name) + 1:])]
+    port = getattr(gate.regs, member_name(key))
+    return port[0] if hasattr(port, "__len__") and not hasattr(port, "shape") else port
+
+
+@dataclass
+class Traffic:
+    """Probabilities that shape one random run."""
+    order_rate: float = 0.8
+    verdict_ready: float = 1.0
+    order_ready: float = 1.0
+    fill_rate: float = 0.2
+    bbo_rate: float = 0.2
+    shadow_write_rate: float = 0.02
+    commit_rate: float = 0.01
+    kill_rate: float = 0.005
+
+
+@dataclass
+class Log:
+    handed: list = field(default_factory=list)       # (cycle, request dict)
+    verdicts: list = field(default_factory=list)     # (first cycle presented, verdict dict)
+    orders_out: list = field(default_factory=list)   # request dicts
+    updates: list = field(default_factory=list)      # (cycle, kind, payload)
+    status: dict = field(default_factory=dict)
+
+
+def random_limits(rng: random.Random, slots: int) -> RiskLimits:
+    def per_symbol(lo, hi):
+        return tuple(rng.randint(lo, hi) for _ in range(slots))
+    return RiskLimits(
+        symbol_control=tuple(SYMBOL_ENABLED * (rng.random() < 0.9)
+                             | SYMBOL_KILL * (rng.random() < 0.05)
+                             | SYMBOL_REDUCE_ONLY * (rng.random() < 0.1) for _ in range(slots)),
+        max_order_qty=per_symbol(60, 130),
+        max_long=per_symbol(50, 600),
+        max_short=per_symbol(50, 600),
+        max_notional=rng.choice([MID * 80, 1 << 40, 1 << 40]),
+        collar_config=rng.choice([0, COLLAR_ENABLE, COLLAR_ENABLE | COLLAR_BPS]),
+        collar_band=rng.choice([20, 100, 250, 400]),
+        bbo_max_age=rng.choice([0, 0, 40, 300]),
+        max_open_orders=rng.randint(2, 10),
+        rate_shift=rng.choice([0, 1, 3, 6]), rate_burst=rng.randint(1, 12),
+        symbol_rate_shift=rng.choice([0, 2, 5, 7]), symbol_rate_burst=rng.randint(1, 4),
+    )
+
+
+def run_random(*, seed: int, cycles: int, traffic: Traffic, slots: int = 4,
+               open_orders: int = 8, dup_depth: int = 8) -> tuple[Log, PreTradeRisk]:
+    """Drive the gate for ``cycles`` cycles; return the log."""
+    rng = random.Random(seed)
+    gate = PreTradeRisk(slots=slots, open_orders=open_orders, dup_depth=dup_depth)
+    log = Log()
+    initial = random_limits(rng, slots).replace(max_open_orders=open_orders)
+
+    async def bench(ctx):
+        next_id = 1
+        open_ids: list[tuple[int, int, int]] = []   # (id, slot, sell) seen accepted on order_out
+        pending = None                              # request offered but not yet taken
+        prev_v_valid = prev_v_taken = False
+        shadow = initial.to_registers()
+        for key, value in shadow.items():
+            ctx.set(reg_port(gate, key), value)
+        ctx.set(gate.regs.commit, 1)
+        log.updates.append((0, "commit", RiskLimits.from_registers(shadow, slots)))
+        for c in range(cycles):
+            ctx.set(gate.cycle, c)
+            if c == 1:
+                ctx.set(gate.regs.commit, 0)
+            # --- host controls -------------------------------------------------------------
+            if c > 1:
+                commit = rng.random() < traffic.commit_rate
+                ctx.set(gate.regs.commit, int(commit))
+                if rng.random() < traffic.shadow_write_rate:
+                    fresh = random_limits(rng, slots).to_registers()
+                    for key in rng.sample(sorted(fresh), 6):
+                        shadow[key] = fresh[key]
+                        ctx.set(reg_port(gate, key), fresh[key])
+                if commit:
+                    log.updates.append((c, "commit", RiskLimits.from_registers(shadow, slots)))
+                if rng.random() < traffic.kill_rate:
+                    on = rng.random() < 0.25
+                    ctx.set(gate.regs.kill, int(on))
+                    log.updates.append((c, "kill", on))
+            # --- order request ---------------------------------------------------------------
+            if pending is None and rng.random() < traffic.order_rate:
+                kind = rng.choices([1, 2, 3, 0], [70, 12, 12, 1])[0]
+                orig = rng.choice(open_ids)[0] if open_ids and rng.random() < 0.9 else 999_999
+                slot = rng.randrange(slots + 1) if rng.random() < 0.03 else rng.randrange(slots)
+                cid = max(1, next_id - rng.randint(1, 12)) if rng.random() < 0.03 else next_id
+                next_id += 1
+                pending = dict(client_order_id=cid, orig_client_order_id=orig if kind in (2, 3)
+                               else 0, price=max(0, MID + rng.randint(-300, 300))
+                               if rng.random() > 0.01 else 0,
+                               quantity=rng.randint(0, 130), slot=slot, kind=kind,
+                               flags=SELL * (rng.random() < 0.5), _pad0=0)
+                ctx.set(gate.order_in.payload.as_value(), to_int(wire.ORDER_REQUEST, **pending))
+            ctx.set(gate.order_in.valid, int(pending is not None))
+            # --- fill ---------------------------------------------------------------------------
+            fill = None
+            if rng.random() < traffic.fill_rate and (open_ids or rng.random() < 0.1):
+                if open_ids and rng.random() < 0.9:
+                    cid, slot, sell = rng.choice(open_ids)
+                else:
+                    cid, slot, sell = 777_777, rng.randrange(slots + 1), rng.random() < 0.5
+                done = rng.random() < 0.3
+                fill = dict(client_order_id=cid, price=MID, quantity=0 if done and
+                            rng.random() < 0.5 else rng.randint(1, 60), slot=slot,
+                            flags=FILL_SELL * sell | FILL_DONE * done, _pad0=0, _pad1=0)
+                if done:
+                    open_ids = [o for o in open_ids if o[0] != cid]
+                ctx.set(gate.fill_in.payload.as_value(), to_int(wire.FILL, **fill))
+            ctx.set(gate.fill_in.valid, int(fill is not None))
+            # --- BBO ------------------------------------------------------------------------------
+            bbo = None
+            if rng.random() < traffic.bbo_rate:
+                bid = MID + rng.randint(-120, 60)
+                bbo = dict(seq=c, bid_price=bid, ask_price=bid + rng.randint(1, 80),
+                           bid_size=100, ask_size=100, ingress_cycle=c, egress_cycle=c,
+                           slot=rng.randrange(slots + 1) if rng.random() < 0.03
+                           else rng.randrange(slots),
+                           flags=BID_VALID * (rng.random() < 0.9) | ASK_VALID * (rng.random() < 0.9),
+                           locate=0, _pad0=0)
+                ctx.set(gate.bbo_in.payload.as_value(), to_int(wire.BBO_UPDATE, **bbo))
+            ctx.set(gate.bbo_in.valid, int(bbo is not None))
+            # --- outputs --------------------------------------------------------------------------
+            ctx.set(gate.verdict_out.ready, int(rng.random() < traffic.verdict_ready))
+            ctx.set(gate.order_out.ready, int(rng.random() < traffic.order_ready))
+
+            # --- what crosses this cycle -------------------------------------------------------
+            assert ctx.get(gate.fill_in.ready) and ctx.get(gate.bbo_in.ready)
+            if pending is not None and ctx.get(gate.order_in.ready):
+                log.handed.append((c, pending))
+                pending = None
+            if fill is not None:
+                log.updates.append((c, "fill", fill))
+            if bbo is not None:
+                log.updates.append((c, "bbo", bbo))
+            v_valid = ctx.get(gate.verdict_out.valid)
+            v_taken = v_valid and ctx.get(gate.verdict_out.ready)
+            if v_valid and (not prev_v_valid or prev_v_taken):
+                log.verdicts.append((c, from_int(wire.VERDICT,
+                                                 ctx.get(gate.verdict_out.payload.as_value()))))
+            prev_v_valid, prev_v_taken = v_valid, v_taken
+            if ctx.get(gate.order_out.valid) and ctx.get(gate.order_out.ready):
+                out = from_int(wire.ORDER_REQUEST, ctx.get(gate.order_out.payload.as_value()))
+                log.orders_out.append(out)
+                if out["kind"] in (1, 3):
+                    open_ids.append((out["client_order_id"], out["slot"],
+                                     bool(out["flags"] & SELL)))
+            await ctx.tick()
+        # A decision in the last cycle shows its verdict now; the counters already include it.
+        if ctx.get(gate.verdict_out.valid) and (not prev_v_valid or prev_v_taken):
+            log.verdicts.append((cycles, from_int(wire.VERDICT,
+                                                  ctx.get(gate.verdict_out.payload.as_value()))))
+        for reg in wire.RISK_REGISTERS:
+            if reg.access == "r":
+                port = getattr(gate.regs, member_name(reg.name))
+                if reg.count == 1:
+                    log.status[reg.name] = ctx.get(port)
+                else:
+                    log.status.update({f"{reg.name}_{i}": ctx.get(port[i])
+                                       for i in range(reg.count)})
+
+    sim = Simulator(gate)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return log, gate
+
+
+def replay(log: Log, *, slots: int, open_orders: int, dup_depth: int) -> RiskModel:
+    """Score the log against the model; assert on the first disagreement."""
+    model = RiskModel(slots=slots, open_orders=open_orders, dup_depth=dup_depth)
+    assert len(log.verdicts) <= len(log.handed)
+    events = []
+    for n, (presented, verdict) in enumerate(log.verdicts):
+        events.append((presented - 1, 0, n, "order", verdict))
+    for n, (c, kind, payload) in enumerate(log.updates):
+        events.append((c, 1, n, kind, payload))
+    events.sort(key=lambda e: e[:3])
+    expected_out = []
+    for cycle, _, n, kind, payload in events:
+        if kind == "order":
+            handed_cycle, req = log.handed[n]
+            verdict = payload
+            reasons = model.order(req, cycle)
+            assert verdict["client_order_id"] == req["client_order_id"], (n, verdict, req)
+            assert verdict["ingress_cycle"] == handed_cycle
+            assert verdict["egress_cycle"] == cycle + 1
+            assert verdict["reasons"] == reasons, (
+                f"request #{n} {req} at cycle {cycle}: gate {reason_names(verdict['reasons'])}"
+                f", model {reason_names(reasons)}")
+            assert verdict["flags"] == int(reasons == 0)
+            assert (verdict["slot"], verdict["kind"]) == (req["slot"], req["kind"])
+            if reasons == 0:
+                expected_out.append(req)
+        elif kind == "fill":
+            model.fill(payload, cycle)
+        elif kind == "bbo":
+            model.bbo_update(payload, cycle)
+        elif kind == "commit":
+            model.commit(payload, cycle)
+        else:
+            model.set_kill(payload, cycle)
+    assert log.orders_out == expected_out[:len(log.orders_out)]
+    return model
+
+
+@pytest.mark.parametrize("seed, traffic", [
+    (1, Traffic()),
+    (2, Traffic(order_rate=1.0, verdict_ready=0.6, order_ready=0.7)),
+    (3, Traffic(order_rate=0.3, verdict_ready=0.9, order_ready=0.4, fill_rate=0.4,
+                commit_rate=0.03, shadow_write_rate=0.05)),
+], ids=["idle_input", "backpressure_full_input", "idle_and_backpressure_busy_limits"])
+def test_random_stream_verdicts_match_reference_model(seed, traffic):
+    # Arrange / Act
+    log, _ = run_random(seed=seed, cycles=2500, traffic=traffic)
+    # Assert
+    model = replay(log, slots=4, open_orders=8, dup_depth=8)
+    accepted = sum(v["flags"] for _, v in log.verdicts)
+    assert accepted > 50 and len(log.verdicts) - accepted > 50, "traffic exercises both outcomes"
+    reasons_seen = 0
+    for _, v in log.verdicts:
+        reasons_seen |= v["reasons"]
+    assert reasons_seen == (1 << len(wire.RISK_REASONS)) - 1, reason_names(~reasons_seen)
+    # Counters lag the last verdict by nothing: compare those the model can see.
+    expected = model.status()
+    for key in ("RISK_ACCEPTED", "RISK_REJECTED", "RISK_FILLS", "RISK_FILLS_UNKNOWN",
+                "RISK_DROPPED", "RISK_OPEN_ORDERS"):
+        assert log.status[key] == expected[key], key
+    for i in range(len(wire.RISK_REASONS)):
+        assert log.status[f"RISK_REJECTS_{i}"] == expected[f"RISK_REJECTS_{i}"]
+
+
+def test_back_to_back_requests_get_verdicts_two_cycles_later_one_per_cycle():
+    # Arrange: every cycle a request, outputs always ready.
+    traffic = Traffic(order_rate=1.0, fill_rate=0.0, bbo_rate=0.3, commit_rate=0.0,
+                      shadow_write_rate=0.0, kill_rate=0.0)
+    # Act
+    log, _ = run_random(seed=7, cycles=400, traffic=traffic)
+    # Assert: handed every cycle, verdict exactly LATENCY cycles after, in order.
+    assert [c for c, _ in log.handed] == list(range(len(log.handed)))
+    assert len(log.verdicts) == len(log.handed) - LATENCY + 1
+    for (handed, req), (presented, verdict) in zip(log.handed, log.verdicts):
+        assert presented - handed == LATENCY == verdict["egress_cycle"] - verdict["ingress_cycle"]
+    replay(log, slots=4, open_orders=8, dup_depth=8)
+
+
+def test_stalled_outputs_neither_drop_nor_duplicate_verdicts():
+    # Arrange: heavy back-pressure on both outputs, full input.
+    traffic = Traffic(order_rate=1.0, verdict_ready=0.3, order_ready=0.3)
+    # Act
+    log, _ = run_random(seed=11, cycles=1500, traffic=traffic)
+    # Assert: verdicts are the handed requests, in order, each once.
+    ids = [v["client_order_id"] for _, v in log.verdicts]
+    assert ids == [req["client_order_id"] for _, req in log.handed[:len(ids)]]
+    assert len(log.handed) - len(ids) <= LATENCY + 1
+    replay(log, slots=4, open_orders=8, dup_depth=8)
+
+
+def test_gate_rejects_bad_parameters_with_the_value_in_the_message():
+    # Arrange / Act / Assert
+    with pytest.raises(ValueError, match=r"price_bits must be an integer in \[2, 32\], not 40"):
+        PreTradeRisk(price_bits=40)

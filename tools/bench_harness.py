@@ -1,0 +1,122 @@
+"""Cycles per second of the batch harness (sim/harness) on example designs and on the real top.
+
+Usage::
+
+    python -m tools.bench_harness                 # example designs
+    python -m tools.bench_harness --top           # also hdl.top.Top on generated ITCH flow
+    python -m tools.bench_harness --records 2000000 --idle-cycles 20000000
+
+Prints one table row per scenario: records in and out, cycles clocked, wall seconds and millions
+of cycles per second. Wall time covers :meth:`Harness.run` only (not push/pop or the build).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from hdl import wire
+from sim.harness import Harness
+from sim.harness.examples import BboCrossCheck, BboLoopback
+
+BBO = wire.BBO_UPDATE
+
+
+def _records(n: int, seed: int = 1) -> np.ndarray:
+    raw = np.random.default_rng(seed).integers(0, 256, size=n * BBO.size, dtype=np.uint8)
+    return raw.view(BBO.dtype)
+
+
+def _row(design: str, scenario: str, n_in: int, n_out: int, cycles: int, wall: float) -> tuple:
+    return (design, scenario, n_in, n_out, cycles, wall, cycles / wall / 1e6 if wall else 0.0)
+
+
+def _stream_scenarios(h: Harness, design: str, n: int, src: str, dst: str, records, repeats: int):
+    rows = []
+    for idle, bp in ((0.0, 0.0), (0.5, 0.0), (0.0, 0.5), (0.5, 0.5)):
+        best = None
+        for _ in range(repeats):
+            h.push(src, records)
+            start = time.perf_counter()
+            cycles = h.run(max_cycles=1 << 40, idle={src: idle}, backpressure={dst: bp}, seed=1)
+            wall = time.perf_counter() - start
+            n_out = len(h.pop(dst))
+            if best is None or wall < best[1]:
+                best = (cycles, wall, n_out)
+        cycles, wall, n_out = best
+        rows.append(_row(design, f"stream idle={idle} bp={bp}", len(records), n_out, cycles, wall))
+    return rows
+
+
+def _idle_scenario(h: Harness, design: str, cycles: int) -> tuple:
+    start = time.perf_counter()
+    ran = h.run(max_cycles=cycles, stop_when_drained=False)
+    return _row(design, "no traffic", 0, 0, ran, time.perf_counter() - start)
+
+
+def _top_rows(n_messages: int, idle_cycles: int) -> list[tuple]:
+    from host.link.beats import frame_ends_on_messages, pack_beats
+    from hdl.top import Top
+    from sim.gen.itchgen import generate
+
+    top = Top()
+    h = Harness.build(top, "ticklane_top", config=top.config,
+                      dtypes={"md_in": wire.MD_BEAT.dtype, "bbo_out": BBO.dtype})
+    h.reset()
+    stream = generate(1, n_messages)
+    offsets, pos = [], 0
+    while pos < len(stream):  # historical framing: 2-byte big-endian length, then the message
+        offsets.append(pos)
+        pos += 2 + int.from_bytes(stream[pos:pos + 2], "big")
+    beats = pack_beats(stream, frame_ends_on_messages(np.asarray(offsets), len(stream)))
+    rows = [_idle_scenario(h, "Top", idle_cycles)]
+    for idle, bp in ((0.0, 0.0), (0.5, 0.5)):
+        h.push("md_in", beats)
+        start = time.perf_counter()
+        cycles = h.run(max_cycles=1 << 40, idle={"md_in": idle}, backpressure={"bbo_out": bp},
+                       seed=1)
+        wall = time.perf_counter() - start
+        rows.append(_row("Top", f"ITCH beats idle={idle} bp={bp}", len(beats),
+                         len(h.pop("bbo_out")), cycles, wall))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000,
+                        help="BBO records per streaming scenario (default 1,000,000)")
+    parser.add_argument("--idle-cycles", type=int, default=10_000_000,
+                        help="cycles of the no-traffic scenario (default 10,000,000)")
+    parser.add_argument("--repeats", type=int, default=3, help="best of N per scenario")
+    parser.add_argument("--top", action="store_true", help="also measure hdl.top.Top")
+    parser.add_argument("--top-messages", type=int, default=100_000,
+                        help="generated ITCH messages for the top (default 100,000)")
+    args = parser.parse_args(argv)
+
+    rows = []
+    records = _records(args.records)
+    dtypes = {"bbo_in": BBO.dtype, "bbo_out": BBO.dtype}
+    for design, component in (("BboLoopback", BboLoopback()), ("BboCrossCheck", BboCrossCheck())):
+        h = Harness.build(component, f"bench_{design.lower()}", dtypes=dtypes)
+        h.reset()
+        rows.append(_idle_scenario(h, design, args.idle_cycles))
+        rows += _stream_scenarios(h, design, args.records, "bbo_in", "bbo_out", records,
+                                  args.repeats)
+        h.close()
+    if args.top:
+        rows += _top_rows(args.top_messages, max(args.idle_cycles // 10, 1))
+
+    header = ("design", "scenario", "records in", "records out", "cycles", "wall s", "Mcycles/s")
+    print(f"{header[0]:<14} {header[1]:<28} {header[2]:>11} {header[3]:>11} {header[4]:>12} "
+          f"{header[5]:>8} {header[6]:>10}")
+    for design, scenario, n_in, n_out, cycles, wall, rate in rows:
+        print(f"{design:<14} {scenario:<28} {n_in:>11,} {n_out:>11,} {cycles:>12,} "
+              f"{wall:>8.3f} {rate:>10.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""Latency histograms per path, from cycle stamps.
+
+Every output record carries the cycle at which its input entered and the cycle at which it left
+(:mod:`hdl.wire`), so latency is an exact count of cycles. Nanoseconds are cycles divided by the
+clock the design is built for; that clock figure is only as good as its source (a synthesis or
+timing estimate, or the board's configured FCLK), so the source is written next to every number.
+
+Input: per-path arrays of latencies in cycles.
+
+* JSON: ``{"clock_mhz": 100.0, "clock_source": "...", "paths": {"md_to_bbo": [12, 13, ...]}}``
+* npz: one array per path; optional 0-d arrays ``clock_mhz`` and ``clock_source``.
+
+Output in ``out_dir``: ``latency.json`` (count, min, p50, p90, p99, p99.9, max in cycles and ns),
+``index.html`` and one PNG histogram per path.
+
+Quantiles are nearest-rank (numpy ``method="inverted_cdf"``): each is a latency that was observed.
+
+CLI::
+
+    python -m tools.latency_report stamps.json --out out/latency [--clock-mhz 100 --clock-source ..]
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["QUANTILES", "summarize", "build_report", "load_input", "main"]
+
+# (label, quantile) pairs of the summary.
+QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99.9", 0.999))
+
+
+def _as_cycles(name: str, values) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"path {name!r}: expected a 1-D array of latencies, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        if not np.issubdtype(arr.dtype, np.floating) or not np.all(np.isfinite(arr)) \
+                or not np.all(arr == np.round(arr)):
+            raise ValueError(f"path {name!r}: latencies must be whole cycle counts")
+    arr = arr.astype(np.int64)
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"path {name!r}: negative latency {int(arr.min())} cycles; "
+                         f"stamps must be differenced modulo the counter width first")
+    return arr
+
+
+def summarize(cycles: np.ndarray, clock_mhz: float) -> dict:
+    """Count, min, quantiles and max of one path, in cycles and nanoseconds.
+
+    Parameters
+    ----------
+    cycles : numpy.ndarray
+        1-D latencies in whole cycles.
+    clock_mhz : float
+        Clock the cycles are converted at.
+
+    Returns
+    -------
+    dict
+        ``{"count": n, "cycles": {...}, "ns": {...}}``; the inner dicts have keys ``min``,
+        ``p50``, ``p90``, ``p99``, ``p99.9``, ``max`` and are empty when ``n`` is 0.
+    """
+    cycles = _as_cycles("summary", cycles)
+    out = {"count": int(cycles.size), "cycles": {}, "ns": {}}
+    if cycles.size == 0:
+        return out
+    stats = {"min": int(cycles.min())}
+    for label, q in QUANTILES:
+        stats[label] = int(np.quantile(cycles, q, method="inverted_cdf"))
+    stats["max"] = int(cycles.max())
+    out["cycles"] = stats
+    out["ns"] = {k: v * 1000.0 / clock_mhz for k, v in stats.items()}
+    return out
+
+
+def _file_stem(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "path"
+
+
+def _plot(name: str, cycles: np.ndarray, stats: dict, clock_mhz: float, clock_source: str,
+          path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=100)
+    lo, hi = int(cycles.min()), int(cycles.max())
+    # One bin per cycle while that stays readable, otherwise 200 even bins.
+    bins = np.arange(lo, hi + 2) - 0.5 if hi - lo < 200 else 200
+    ax.hist(cycles, bins=bins, color="#3a6ea5", edgecolor="none")
+    ax.set_yscale("log")
+    ax.set_xlabel("latency (cycles)")
+    ax.set_ylabel("count")
+    for label, color in (("p50", "#2a9d3f"), ("p99", "#e08a00"), ("p99.9", "#c0392b")):
+        ax.axvline(stats[label], color=color, linestyle="--", linewidth=1,
+                   label=f"{label} = {stats[label]} cycles")
+    ax.legend(loc="upper right", fontsize=8)
+    sec = ax.secondary_xaxis("top", functions=(lambda c: c * 1000.0 / clock_mhz,
+                                               lambda ns: ns * clock_mhz / 1000.0))
+    sec.set_xlabel(f"ns at {clock_mhz:g} MHz")
+    ax.set_title(f"{name}: {cycles.size} samples", fontsize=10)
+    fig.text(0.01, 0.01, f"clock: {clock_source}", fontsize=7, color="#555555")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _html(summary: dict, images: dict) -> str:
+    clock = summary["clock"]
+    cols = ["min"] + [label for label, _ in QUANTILES] + ["max"]
+    head = "".join(f"<th>{c}</th>" for c in ["path", "count"] + cols)
+    rows = []
+    for name, s in summary["paths"].items():
+        cells = "".join(
+            f"<td>{s['cycles'][c]}<br><small>{s['ns'][c]:.1f} ns</small></td>" if s["count"]
+            else "<td>-</td>" for c in cols)
+        rows.append(f"<tr><td>{html.escape(name)}</td><td>{s['count']}</td>{cells}</tr>")
+    figs = "".join(f'<h2>{html.escape(name)}</h2><img src="{html.escape(img)}" alt="latency '
+                   f'histogram of {html.escape(name)}">' for name, img in images.items())
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ticklane latency</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:60em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right}}td:first-child{{text-align:left}}
+small{{color:#666}}</style></head><body>
+<h1>Latency per path</h1>
+<p>Latencies are exact cycle counts. Nanoseconds assume a clock of {clock['mhz']:g} MHz
+(source: {html.escape(clock['source'])}).</p>
+<table><tr>{head}</tr>{''.join(rows)}</table>
+{figs}
+</body></html>
+"""
+
+
+def build_report(paths: dict, clock_mhz: float, clock_source: str, out_dir) -> dict:
+    """Write ``latency.json``, ``index.html`` and a PNG per path; return the summary.
+
+    Parameters
+    ----------
+    paths : dict of str to numpy.ndarray
+        Latencies in cycles per path (e.g. ``{"md_to_bbo": ..., "order_to_verdict": ...}``).
+    clock_mhz : float
+        The design clock used to convert cycles to nanoseconds.
+    clock_source : str
+        Where that clock figure comes from, e.g. ``"fmax estimate: nextpnr-ecp5, LFE5U-85F,
+        not the xc7z020"`` or ``"PYNQ-Z2 FCLK_CLK0 as configured"``.
+    out_dir : path
+        Output folder, created if needed.
+
+    Returns
+    -------
+    dict
+        ``{"clock": {"mhz", "source"}, "paths": {name: summarize(...)}}``, as written to
+        ``latency.json``.
+
+    Raises
+    ------
+    ValueError
+        No paths, a non-positive clock, an empty clock source, or latencies that are not
+        whole non-negative cycle counts.
+    """
+    if not paths:
+        raise ValueError("no latency paths given")
+    if not clock_mhz or not np.isfinite(clock_mhz) or clock_mhz <= 0:
+        raise ValueError(f"clock_mhz must be a positive number, not {clock_mhz!r}")
+    if not clock_source or not str(clock_source).strip():
+        raise ValueError("clock_source must say where the clock figure comes from")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {"clock": {"mhz": float(clock_mhz), "source": str(clock_source)}, "paths": {}}
+    images = {}
+    for name, values in paths.items():
+        cycles = _as_cycles(name, values)
+        stats = summarize(cycles, clock_mhz)
+        summary["paths"][name] = stats
+        if cycles.size:
+            img = f"{_file_stem(name)}.png"
+            _plot(name, cycles, stats["cycles"], clock_mhz, clock_source, out / img)
+            images[name] = img
+    (out / "latency.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "index.html").write_text(_html(summary, images))
+    return summary
+
+
+def load_input(path) -> tuple:
+    """Read ``(paths, clock_mhz, clock_source)`` from a JSON or npz file; missing clock fields
+    come back as ``None``."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            clock = float(z["clock_mhz"]) if "clock_mhz" in z.files else None
+            source = str(z["clock_source"]) if "clock_source" in z.files else None
+            paths = {k: z[k] for k in z.files if k not in ("clock_mhz", "clock_source")}
+        return paths, clock, source
+    doc = json.loads(path.read_text())
+    if not isinstance(doc, dict) or not isinstance(doc.get("paths"), dict):
+        raise ValueError(f"{path}: expected a JSON object with a 'paths' object")
+    paths = {k: np.asarray(v) for k, v in doc["paths"].items()}
+    return paths, doc.get("clock_mhz"), doc.get("clock_source")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; see the module docstring."""
+    ap = argparse.ArgumentParser(prog="python -m tools.latency_report",
+                                 description="Latency histograms per path from cycle counts")
+    ap.add_argument("input", type=Path, help="JSON or npz of per-path latencies in cycles")
+    ap.add_argument("--out", type=Path, default=Path("out") / "latency")
+    ap.add_argument("--clock-mhz", type=float, default=None, help="overrides the input's clock")
+    ap.add_argument("--clock-source", default=None, help="where the clock figure comes from")
+    args = ap.parse_args(argv)
+
+    paths, clock, source = load_input(args.input)
+    clock = args.clock_mhz if args.clock_mhz is not None else clock
+    source = args.clock_source if args.clock_source is not None else source
+    if clock is None or source is None:
+        print("latency_report: the clock (MHz) and its source are needed: put clock_mhz and "
+              "clock_source in the input or pass --clock-mhz and --clock-source", file=sys.stderr)
+        return 2
+    summary = build_report(paths, clock, source, args.out)
+    print(f"clock {clock:g} MHz ({source})")
+    print(f"{'path':<24}{'count':>9}{'min':>8}{'p50':>8}{'p90':>8}{'p99':>8}{'p99.9':>8}{'max':>8}"
+          "  (cycles)")
+    for name, s in summary["paths"].items():
+        c = s["cycles"]
+        vals = "".join(f"{c.get(k, '-'):>8}" for k in ("min", "p50", "p90", "p99", "p99.9", "max"))
+        print(f"{name:<24}{s['count']:>9}{vals}")
+    print(f"wrote {args.out / 'index.html'} and {args.out / 'latency.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
