@@ -12,6 +12,7 @@ from . import wire
 from .regs import RegisterBank, RegisterBusSignature
 from .feed.stage import FeedStage
 from .book.stage import BookStage
+from .risk import PreTradeRisk, connect_registers
 
 __all__ = ["Top"]
 
@@ -27,11 +28,10 @@ class Top(wiring.Component):
 
     def __init__(self, *, slots: int = 256):
         self.slots = slots
-        super().__init__({
-            "md_in": In(stream.Signature(wire.STREAMS["md_in"].record.layout)),
-            "bbo_out": Out(stream.Signature(wire.STREAMS["bbo_out"].record.layout)),
-            "csr": In(RegisterBusSignature()),
-        })
+        members = {name: (In if s.direction == "in" else Out)(stream.Signature(s.record.layout))
+                   for name, s in wire.STREAMS.items()}
+        members["csr"] = In(RegisterBusSignature())
+        super().__init__(members)
 
     @property
     def config(self) -> str:
@@ -47,10 +47,24 @@ class Top(wiring.Component):
         m.submodules.book = book = BookStage(slots=self.slots)
         m.submodules.regs = regs = RegisterBank(wire.REGISTERS, latch={"CYCLE_LO": "CYCLE_HI"})
 
+        m.submodules.risk = risk = PreTradeRisk(slots=wire.RISK_SLOTS)
+
         connect(m, wiring.flipped(self.md_in), feed.beats)
         connect(m, feed.events, book.events)
         connect(m, book.bbo, wiring.flipped(self.bbo_out))
+        # The gate sees every BBO record the host takes, in the cycle it is taken (its bbo_in is
+        # always ready): the live book it checks collars against is the one the host sees.
+        m.d.comb += [
+            risk.bbo_in.valid.eq(book.bbo.valid & self.bbo_out.ready),
+            risk.bbo_in.payload.eq(book.bbo.payload),
+            risk.cycle.eq(cycle),
+        ]
+        connect(m, wiring.flipped(self.order_in), risk.order_in)
+        connect(m, wiring.flipped(self.fill_in), risk.fill_in)
+        connect(m, risk.verdict_out, wiring.flipped(self.verdict_out))
+        connect(m, risk.order_out, wiring.flipped(self.order_out))
         connect(m, wiring.flipped(self.csr), regs.bus)
+        connect_registers(m, regs, risk.regs)
 
         clear = Signal()
         m.d.comb += clear.eq(regs.write_strobe["CONTROL"] & regs.bus.w_data[0])

@@ -307,6 +307,10 @@ class Stream:
 STREAMS = {s.name: s for s in (
     Stream("md_in", "in", MD_BEAT, "market data: ITCH historical framing or MoldUDP64 payloads"),
     Stream("bbo_out", "out", BBO_UPDATE, "top-of-book changes of subscribed symbols"),
+    Stream("order_in", "in", ORDER_REQUEST, "order requests from the host to the risk gate"),
+    Stream("fill_in", "in", FILL, "fills from the venue, so the gate's positions stay live"),
+    Stream("verdict_out", "out", VERDICT, "one verdict per order request, in request order"),
+    Stream("order_out", "out", ORDER_REQUEST, "accepted requests, toward the venue"),
 )}
 
 
@@ -390,7 +394,7 @@ DEVICE_ID = 0x544B4C4E  # "TKLN"
 # active set on one clock edge, so every order is checked against one complete set. A limit of 0
 # rejects (the gate fails closed until the host commits limits). Per-symbol arrays have one
 # instance per symbol slot.
-RISK_SLOTS = 64
+RISK_SLOTS = 16  # per-symbol limits live in flip-flops: 16 symbols keep the bank small
 RISK_REASONS = (
     "KILL_SWITCH",      # global (RISK_KILL) or per-symbol kill; new and replace only
     "SYMBOL_DISABLED",  # slot out of range (any kind), or symbol not enabled (new, replace)
@@ -517,6 +521,22 @@ BOOK_REGISTERS = [
     Register("DROP_UNSUBSCRIBED", "r", "book messages for a symbol with no slot"),
     Register("SUBSCRIBED", "r", "symbol slots in use"),
     Register("SLOT_OVERFLOW", "r", "directory messages that found no free slot"),
+    Register("BOOK_ORDER_CAPACITY", "r", "orders the order table holds (ways * sets), a build "
+                                         "parameter"),
+    Register("BOOK_LEVELS", "r", "price levels held per symbol and side, a build parameter"),
+    Register("BOOK_ORDERS_LIVE", "r", "orders in the order table now"),
+    Register("BOOK_TABLE_FULL", "r", "adds whose order-table set was full: the symbol is handed "
+                                     "to the host's book (refill flag, sticky)"),
+    Register("BOOK_REFILL", "r", "BBO records that newly set the refill flag: a side's best "
+                                 "level lies beyond the held levels, or the symbol is lost"),
+    Register("BOOK_SYMBOLS_LOST", "r", "symbols whose hardware book is no longer exact "
+                                       "(table full, replace onto a live reference, locate "
+                                       "mismatch); the host books them"),
+    Register("BOOK_UNKNOWN_ORDER", "r", "executes, cancels, deletes and replaces of a reference "
+                                        "not in the order table (ignored)"),
+    Register("BOOK_DUPLICATE_ORDER", "r", "adds and replaces onto a reference already live"),
+    Register("BOOK_LOCATE_MISMATCH", "r", "modifies whose symbol is not the order's"),
+    Register("BOOK_BAD_SLOT", "r", "book events with a slot beyond the build's slots"),
 ]
 
 CORE_REGISTERS = [

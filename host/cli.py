@@ -47,6 +47,13 @@ def cmd_replay(args) -> int:
         out = Path(args.bbo_csv)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(result.csv())
+    if args.latency_out:
+        import numpy as np
+        from host.replay import CLOCK_MHZ, CLOCK_SOURCE
+        out = Path(args.latency_out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, md_to_bbo=result.latency_cycles, clock_mhz=CLOCK_MHZ,
+                 clock_source=CLOCK_SOURCE)
 
     lat = _percentiles(result.latency_cycles)
     c = result.counters
@@ -88,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bbo-csv", metavar="OUT.csv",
                    help="write one row per change of a symbol's top of book: "
                         "seq,symbol,bid_price,bid_size,ask_price,ask_size")
+    p.add_argument("--latency-out", metavar="RUN.npz",
+                   help="save the per-record latencies for `ticklane report`")
     p.add_argument("--slots", type=int, default=256, help="symbol slots of the book (default 256)")
     p.add_argument("--idle", type=float, default=0.0,
                    help="probability of an idle input cycle (default 0)")

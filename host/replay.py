@@ -35,6 +35,11 @@ _BOOK_TYPES = frozenset(b"AFECXDU")
 #: The built-in data set: a small synthetic ITCH stream (see tools/make_demo_stream.py).
 DEMO_STREAM = Path(__file__).resolve().parent / "data" / "demo.itch"
 
+#: The clock latencies are converted to nanoseconds at: the PYNQ-Z2 build's target clock.
+CLOCK_MHZ = 100.0
+CLOCK_SOURCE = ("PYNQ-Z2 build target, FCLK_CLK0 = 100 MHz (not timing-closed: Vivado is not "
+                "available here)")
+
 _BID_VALID = wire.BBO_UPDATE.flag("flags", "bid_valid")
 _ASK_VALID = wire.BBO_UPDATE.flag("flags", "ask_valid")
 

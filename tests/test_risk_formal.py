@@ -47,6 +47,7 @@ class GateProperties(Elaboratable):
         m = Module()
         gate = self.gate
         m.submodules.gate = gate.elaborate(platform)   # elaborated here to reach its state
+        gate._MustUse__silence = True
         st, dec, act = gate.state, gate.decision, gate.active
 
         # ---- free inputs ---------------------------------------------------------------------

@@ -29,7 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 __all__ = [
@@ -196,8 +196,12 @@ def find_tool(name: str) -> str | None:
     return shutil.which(name, path=str(bindir)) or shutil.which(name)
 
 
-def _run(cmd: list, cwd: Path, what: str) -> subprocess.CompletedProcess:
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+def _run(cmd: list, cwd: Path, what: str,
+         timeout_s: float | None = None) -> subprocess.CompletedProcess:
+    try:
+        done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise SynthesisError(f"{what} did not finish within {timeout_s:g} s") from None
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-25:])
         raise SynthesisError(f"{what} failed (exit {done.returncode}):\n{tail}")
@@ -306,7 +310,8 @@ def synthesize(design, top_name: str, *, workdir: str | Path | None = None) -> U
 
 
 def fmax_estimate(design, top_name: str, *, target_mhz: float = 250.0, clock: str | None = None,
-                  seed: int = 1, workdir: str | Path | None = None) -> FmaxEstimate:
+                  seed: int = 1, workdir: str | Path | None = None,
+                  timeout_s: float | None = 900.0) -> FmaxEstimate:
     """Place and route on a Lattice ECP5 LFE5U-85F and report the achieved clock frequency.
 
     This is not the xc7z020: no open place-and-route exists for it. Quote the result with
@@ -327,6 +332,9 @@ def fmax_estimate(design, top_name: str, *, target_mhz: float = 250.0, clock: st
         Placer seed, for repeatable runs.
     workdir : path, optional
         Keep intermediate files here.
+    timeout_s : float or None
+        Give up on place-and-route after this long (it can take many minutes on a busy
+        2-core machine).
 
     Returns
     -------
@@ -352,7 +360,7 @@ def fmax_estimate(design, top_name: str, *, target_mhz: float = 250.0, clock: st
         _run([nextpnr, "--85k", "--package", "CABGA381", "--freq", f"{target_mhz:g}",
               "--json", "ecp5.json", "--out-of-context", "--timing-allow-fail",
               "--seed", str(seed), "--report", "report.json", "-q", "-l", "nextpnr.log"],
-             work, "nextpnr-ecp5")
+             work, "nextpnr-ecp5", timeout_s)
         report = json.loads((work / "report.json").read_text())
     clocks = {name: float(v["achieved"]) for name, v in report.get("fmax", {}).items()}
     if not clocks:

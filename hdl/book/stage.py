@@ -1,6 +1,7 @@
 """The book stage: book events in, top-of-book records out.
 
-Walking-skeleton version: :class:`AddsOnlyTopOfBook` (subscribes on 'R', books adds only).
+:class:`FirstComeSubscriptions` (while the feed sends locates unresolved) in front of
+:class:`OrderBook` (order table, top ``levels`` price levels per side, BBO).
 """
 
 from amaranth import Module, Signal
@@ -10,7 +11,8 @@ from amaranth.lib.wiring import In, Out, connect
 from .. import wire
 from ..stage import CounterBank, register_keys
 from ..feed.events import BookEventLayout
-from .adds_only import AddsOnlyTopOfBook
+from .order_book import DEFAULT_LEVELS, DEFAULT_ORDER_SETS, DEFAULT_ORDER_WAYS, OrderBook
+from .subscriptions import FirstComeSubscriptions
 
 __all__ = ["BookStage"]
 
@@ -22,10 +24,25 @@ class BookStage(wiring.Component):
     ----------
     slots : int
         Symbol slots.
+    levels : int
+        Price levels held per symbol and side.
+    order_ways, order_sets : int
+        Order table geometry; capacity ``order_ways * order_sets``.
+    assign_slots : bool
+        Subscribe symbols first come on their directory events and resolve locates to slots here
+        (True), or take events whose ``slot`` the feed has resolved (False).
     """
 
-    def __init__(self, *, slots: int = 256):
+    def __init__(self, *, slots: int = 256, levels: int = DEFAULT_LEVELS,
+                 order_ways: int = DEFAULT_ORDER_WAYS, order_sets: int = DEFAULT_ORDER_SETS,
+                 assign_slots: bool = True):
         self.slots = slots
+        self.levels = levels
+        self.order_ways = order_ways
+        self.order_sets = order_sets
+        self.assign_slots = assign_slots
+        self.book = OrderBook(slots=slots, levels=levels, order_ways=order_ways,
+                              order_sets=order_sets)
         super().__init__({
             "events": In(stream.Signature(BookEventLayout)),
             "bbo": Out(stream.Signature(wire.BBO_UPDATE.layout)),
@@ -38,19 +55,43 @@ class BookStage(wiring.Component):
                         for key in register_keys(wire.BOOK_REGISTERS, "rw")}
         self.control_strobe = {}
 
+    @property
+    def config(self) -> str:
+        """A short name of the build parameters."""
+        return (f"s{self.slots}n{self.levels}w{self.order_ways}x{self.order_sets}"
+                f"{'a' if self.assign_slots else 'r'}")
+
     def elaborate(self, platform):
         m = Module()
-        m.submodules.tob = tob = AddsOnlyTopOfBook(slots=self.slots)
-        connect(m, wiring.flipped(self.events), tob.events)
-        connect(m, tob.bbo, wiring.flipped(self.bbo))
-        m.d.comb += tob.cycle.eq(self.cycle)
-        counters = CounterBank({
-            "BBO_OUT": tob.count_bbo,
-            "DROP_UNSUBSCRIBED": tob.count_unsubscribed,
-            "SLOT_OVERFLOW": tob.count_slot_overflow,
-        }, self.clear)
+        m.submodules.book = book = self.book
+        pulses = {
+            "BBO_OUT": book.count_bbo,
+            "BOOK_TABLE_FULL": book.count_table_full,
+            "BOOK_REFILL": book.count_refill,
+            "BOOK_UNKNOWN_ORDER": book.count_unknown,
+            "BOOK_DUPLICATE_ORDER": book.count_duplicate,
+            "BOOK_LOCATE_MISMATCH": book.count_mismatch,
+            "BOOK_BAD_SLOT": book.count_bad_slot,
+        }
+        if self.assign_slots:
+            m.submodules.subscriptions = subs = FirstComeSubscriptions(slots=self.slots)
+            connect(m, wiring.flipped(self.events), subs.events)
+            connect(m, subs.resolved, book.events)
+            pulses["DROP_UNSUBSCRIBED"] = subs.count_unsubscribed
+            pulses["SLOT_OVERFLOW"] = subs.count_slot_overflow
+            m.d.comb += self.status["SUBSCRIBED"].eq(subs.subscribed)
+        else:
+            connect(m, wiring.flipped(self.events), book.events)
+        connect(m, book.bbo, wiring.flipped(self.bbo))
+        m.d.comb += book.cycle.eq(self.cycle)
+        counters = CounterBank(pulses, self.clear)
         counters.elaborate_into(m)
         for key, value in counters.values.items():
             m.d.comb += self.status[key].eq(value)
-        m.d.comb += self.status["SUBSCRIBED"].eq(tob.subscribed)
+        m.d.comb += [
+            self.status["BOOK_ORDER_CAPACITY"].eq(book.capacity),
+            self.status["BOOK_LEVELS"].eq(self.levels),
+            self.status["BOOK_ORDERS_LIVE"].eq(book.orders_live),
+            self.status["BOOK_SYMBOLS_LOST"].eq(book.slots_lost),
+        ]
         return m

@@ -13,7 +13,8 @@ aligns each unit to byte 0), so decoding is wiring, a few comparators and one ou
   the packet's repeated (or all its) messages are marked to be dropped as they arrive.
 * Messages A F E C X D U and the level update 'l' become book events with the slot resolved;
   R becomes a DIRECTORY event when its locate is (or becomes) subscribed. Book messages of an
-  unsubscribed locate are dropped and counted, unless ``pass_all`` (then slot 0xFFFF).
+  unsubscribed locate are dropped and counted, unless ``pass_all`` (then slot 0xFFFF; a level
+  update keeps its own slot, which is then out of range).
 * Every other ITCH type, and R, goes to the host whole as a :data:`hdl.wire.HOST_MESSAGE`.
 """
 
@@ -190,9 +191,7 @@ class Decoder(wiring.Component):
         is_eos = Signal()
         m.d.comb += [is_hb.eq(h_count == 0), is_eos.eq(h_count == 0xFFFF)]
 
-        with m.If(self.mold_reset):
-            m.d.sync += [s_valid.eq(0), s_ended.eq(0)]
-        with m.Elif(fire & u.header):
+        with m.If(fire & u.header):
             m.d.comb += self.count_packet.eq(1)
             m.d.sync += [msg_seq.eq(h_seq), skip.eq(0), drop_frame.eq(0)]
             m.d.sync += remaining.eq(Mux(is_hb | is_eos, 0, h_count))
@@ -244,6 +243,9 @@ class Decoder(wiring.Component):
                         gap.flags.end_of_session.eq(is_eos),
                         gap.ingress_cycle.eq(u.ingress),
                     ]
+
+        with m.If(self.mold_reset):   # after the header logic: forgetting wins
+            m.d.sync += [s_valid.eq(0), s_ended.eq(0)]
 
         # ---------------- messages: sequence number and MoldUDP64 drops ----------------
         is_msg = Signal()
@@ -310,12 +312,14 @@ class Decoder(wiring.Component):
         # the event
         e = Signal(BookEventLayout)
         m.d.comb += [
-            e.slot.eq(Mux(subscribed, slot, NO_SLOT)),
+            # a level update names its slot itself: kept, in range or not, for the host's view
+            e.slot.eq(Mux(subscribed | is_level, slot, NO_SLOT)),
             e.locate.eq(locate),
             e.seq.eq(seq),
             e.ingress.eq(u.ingress),
             e.tracking.eq(big_endian(b, 3, 2)),
             e.timestamp.eq(big_endian(b, 5, 6)),
+            e.msg_type.eq(mtype),
         ]
         with m.Switch(mtype):
             with m.Case(ord("R")):

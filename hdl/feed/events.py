@@ -48,4 +48,5 @@ BookEventLayout = data.StructLayout({
     "attribution": 32,      # F: MPID, 4 ASCII bytes in wire order
     "exec_price": 32,       # C: execution price
     "exchange_seq": 64,     # LEVEL: the venue's update id
+    "msg_type": 8,          # the message's type byte
 })

@@ -88,6 +88,7 @@ class PreTradeRisk(wiring.Component):
                                     ("qty_bits", qty_bits, 2, 32),
                                     ("band_bits", band_bits, 1, 32)):
             if not isinstance(value, int) or not lo <= value <= hi:
+                self._MustUse__silence = True   # a refused component is not an unused one
                 raise ValueError(f"{name} must be an integer in [{lo}, {hi}], not {value!r}")
         self.slots = slots
         self.open_orders = open_orders

@@ -41,25 +41,26 @@ class BboLoopback(wiring.Component):
     ----------
     depth : int
         FIFO depth in records.
+    registers : bool
+        With the register bank and its ``csr`` port; without, only the two streams (to measure
+        what the bank costs in simulation).
     """
 
-    bbo_in: In(stream.Signature(wire.BBO_UPDATE.layout))
-    bbo_out: Out(stream.Signature(wire.BBO_UPDATE.layout))
-    csr: In(RegisterBusSignature())
-
-    def __init__(self, depth: int = 16):
+    def __init__(self, depth: int = 16, *, registers: bool = True):
         if depth < 1:
             raise ValueError(f"FIFO depth must be >= 1, got {depth!r}")
         self.depth = depth
-        super().__init__()
+        self.registers = registers
+        members = {"bbo_in": In(stream.Signature(wire.BBO_UPDATE.layout)),
+                   "bbo_out": Out(stream.Signature(wire.BBO_UPDATE.layout))}
+        if registers:
+            members["csr"] = In(RegisterBusSignature())
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=wire.BBO_UPDATE.width,
                                                       depth=self.depth)
-        m.submodules.bank = bank = RegisterBank(wire.REGISTERS, latch={"CYCLE_LO": "CYCLE_HI"})
-        wiring.connect(m, wiring.flipped(self.csr), bank.bus)
-
         m.d.comb += [
             q.w_data.eq(self.bbo_in.payload),
             q.w_en.eq(self.bbo_in.valid),
@@ -68,7 +69,11 @@ class BboLoopback(wiring.Component):
             self.bbo_out.valid.eq(q.r_rdy),
             q.r_en.eq(self.bbo_out.ready),
         ]
+        if not self.registers:
+            return m
 
+        m.submodules.bank = bank = RegisterBank(wire.REGISTERS, latch={"CYCLE_LO": "CYCLE_HI"})
+        wiring.connect(m, wiring.flipped(self.csr), bank.bus)
         cycle = Signal(64)
         m.d.sync += cycle.eq(cycle + 1)
         accepted = Signal(32)

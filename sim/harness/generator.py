@@ -14,6 +14,7 @@ The build lives beside the Verilog in the cache folder :func:`sim.toolchain.emit
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import re
 import shutil
@@ -115,8 +116,8 @@ def discover_streams(component) -> tuple[tuple[StreamPort, ...], bool]:
             streams.append(StreamPort(name=name, is_input=member.flow == Flow.In, width=width))
         elif name == CSR_MEMBER:
             if member.flow != Flow.In:
-                raise HarnessBuildError(f"member {CSR_MEMBER!r} must be In(RegisterBusSignature()), "
-                                        f"got flow {member.flow!r}")
+                raise HarnessBuildError(f"member {CSR_MEMBER!r} must be "
+                                        f"In(RegisterBusSignature()), got flow {member.flow!r}")
             has_csr = True
     return tuple(streams), has_csr
 
@@ -372,8 +373,8 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2) -> H
     vfile = folder / f"{name}.v"
     _check_ports(verilog_ports(vfile.read_text(), name), streams, has_csr)
 
-    vflags = [*toolchain.verilator_build_args(), "--prefix", "Vtop", "--top-module", name,
-              "-CFLAGS", "-fPIC", "--no-timing"]
+    vflags = [*toolchain.verilator_build_args(), "--prefix", "Vtop", "-CFLAGS", "-fPIC",
+              "--no-timing"]
     stamp = f"verilator {' '.join(vflags)}; OPT={OPT}"
     cpp = folder / "harness.cpp"
     text = render_harness(streams, has_csr, stamp=stamp)
@@ -397,15 +398,17 @@ def _compile(folder: Path, name: str, vflags: list[str], jobs: int) -> None:
     obj = folder / "obj"
     if obj.exists():
         shutil.rmtree(obj)
-    _run([str(verilator), "--cc", f"{name}.v", *vflags, "--Mdir", str(obj)], folder, "verilator")
+    _run([str(verilator), "--cc", f"{name}.v", "--top-module", name, *vflags, "--Mdir", str(obj)],
+         folder, "verilator")
     ports = model_ports((obj / "Vtop.h").read_text())
     for verilog_name, cname in ports.items():
         if cxx_name(verilog_name) != cname:
             raise HarnessBuildError(f"Verilator named port {verilog_name!r} {cname!r} in C++, "
                                     f"not {cxx_name(verilog_name)!r} as the harness assumes")
-    _run(["make", "-s", "-C", str(obj), "-f", "Vtop.mk", f"-j{jobs}", f"OPT_FAST={OPT}",
-          f"OPT_SLOW=-O1", f"OPT_GLOBAL={OPT}", "Vtop__ALL.a", "libverilated.a"],
-         folder, "make")
+    make = ["make", "-s", "-C", str(obj), "-f", "Vtop.mk", f"-j{jobs}", f"OPT_FAST={OPT}",
+            "OPT_SLOW=-O1", f"OPT_GLOBAL={OPT}"]
+    _run([*make, "Vtop__ALL.a"], folder, "make")
+    runtime = _runtime(obj, root, vflags, make)
     exports = folder / "harness.map"
     # Export only the C ABI: every model links its own copy of the Verilator runtime, and two
     # designs loaded into one process must not resolve each other's symbols.
@@ -414,6 +417,32 @@ def _compile(folder: Path, name: str, vflags: list[str], jobs: int) -> None:
     tmp = folder / f"harness.so.tmp{os.getpid()}"
     _run(["g++", "-shared", "-fPIC", OPT, "-std=c++17", "-I", str(obj), "-I", str(include),
           "-I", str(include / "vltstd"), "-I", str(HERE), str(folder / "harness.cpp"),
-          str(obj / "Vtop__ALL.a"), str(obj / "libverilated.a"), "-pthread",
+          str(obj / "Vtop__ALL.a"), str(runtime), "-pthread",
           f"-Wl,--version-script={exports}", "-o", str(tmp)], folder, "link")
     tmp.replace(folder / "harness.so")
+
+
+def _runtime(obj: Path, root: Path, vflags: list[str], make: list[str]) -> Path:
+    """The Verilator runtime library (``libverilated.a``), built once and shared by every design
+    verilated with the same Verilator, options and compiler flags."""
+    classes = (obj / "Vtop_classes.mk").read_text()
+    # The scalar VM_* settings and the runtime's file list decide what goes into the library.
+    settings = [line for line in re.findall(r"^VM_\w+ = .*$", classes, re.M)
+                if not line.startswith("VM_PARALLEL_BUILDS")]  # how the model is compiled
+    globals_ = re.findall(r"^VM_GLOBAL_\w+ \+= \\\n((?:  \S+ \\\n)*)", classes, re.M)
+    source = root / "include" / "verilated.cpp"
+    key = "\n".join([(root / "include" / "verilated_config.h").read_text(), " ".join(vflags),
+                      f"{source.stat().st_size}:{source.stat().st_mtime_ns}", OPT,
+                      *settings, *globals_])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    shared = toolchain.cache_root() / f"verilated-runtime-{digest}"
+    shared.mkdir(parents=True, exist_ok=True)
+    lib = shared / "libverilated.a"
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not lib.exists():
+            _run([*make, "libverilated.a"], obj, "make libverilated.a")
+            tmp = shared / f"libverilated.a.tmp{os.getpid()}"
+            shutil.copyfile(obj / "libverilated.a", tmp)
+            tmp.replace(lib)
+    return lib

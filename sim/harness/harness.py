@@ -315,6 +315,11 @@ class Harness:
         -------
         int
             Cycles run.
+
+        Raises
+        ------
+        RuntimeError
+            The design executed ``$finish``/``$stop`` or reported an error.
         """
         if max_cycles < 0:
             raise ValueError(f"max_cycles must be >= 0, got {max_cycles!r}")
@@ -330,7 +335,8 @@ class Harness:
         return cycles
 
     def _apply_throttle(self, idle: Mapping[str, float], backpressure: Mapping[str, float]):
-        for kind, table, want_input in (("idle", idle, True), ("backpressure", backpressure, False)):
+        for kind, table, want_input in (("idle", idle, True),
+                                        ("backpressure", backpressure, False)):
             for name, p in table.items():
                 _, port = self._stream(name)
                 if port.is_input != want_input:

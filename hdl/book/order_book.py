@@ -1,0 +1,484 @@
+"""The full book: an order table, the top ``levels`` price levels per symbol and side, the BBO.
+
+Input: book events with their symbol slot resolved (:data:`hdl.feed.events.BookEventLayout`).
+Output: a :data:`hdl.wire.BBO_UPDATE` record each time a symbol's published top changes.
+
+# Ref: NASDAQ TotalView-ITCH 5.0 specification, sections 1.3 (Add Order 'A', 'F') and 1.4
+# (Modify Order: 'E', 'C', 'X', 'D', 'U'); ticklane's LEVEL_UPDATE (hdl/wire.py). The exact
+# semantics, anomalies included, are those of sim/model/book.py; sim/model/book_hw.py states what
+# this block publishes when it cannot hold a symbol exactly.
+
+Storage
+-------
+* Order table: ``ways`` block RAMs of ``sets`` entries (reference tag, slot, side, price,
+  remaining shares); see :mod:`hdl.book.order_table` for the set index. An add whose set is full
+  is not stored: the symbol is marked *lost* (sticky), counted, and published with the ``refill``
+  flag and no sides from then on, so the host's software book carries it.
+* Level store: one block-RAM row per symbol slot holding, per side, the best ``levels`` price
+  levels sorted best first (price, 64-bit size, order count), a count of the orders resting at
+  prices not held ("deep"), the last published top and the crypto snapshot state.
+
+The held levels of a side are always the exact best levels of the side. A join at a price worse
+than the worst held level goes deep when the side is full or already has deep orders; a join
+that pushes a full side out evicts its worst level to deep. When a side holds no level but has
+deep orders, its best price is unknown: the side is published absent and the record carries
+``refill`` until the side is exact again (its deep orders are all gone, or a snapshot clears it).
+Crypto levels count as one order each; a deep crypto level cannot be tracked, so deep stays set
+until the next snapshot or clear.
+
+Pipeline (one event per cycle, a replace two)
+---------------------------------------------
+* accept: the event is registered; the order table set of its reference and the level row of its
+  slot are read (block RAM, synchronous).
+* execute: hit and free ways are found, the order's side and price come from the table, the side's
+  levels are updated by sorted insert / in-place update / removal, the new top is compared with
+  the last published one, the table entry and the row are written back and a changed top is
+  written to the output FIFO, stamped with the egress cycle.
+
+A write at the end of execute lands on the same clock edge as the next event's read, so the row
+and the table entry written last are forwarded into the next execute (back-to-back messages on
+the same order, level or symbol need no stall). A replace runs as two micro-operations: the
+original leaves, then the new reference joins on the original's side; the second reads the new
+reference's set while the first writes, and takes the row by forwarding.
+
+Input is accepted only while the output FIFO has room for everything in flight, so a slow reader
+backpressures the feed instead of losing records.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .. import wire
+from ..feed.events import BookEventLayout, EventKind
+from .order_table import REF_BITS, order_set_index_hdl
+
+__all__ = ["OrderBook", "DEFAULT_LEVELS", "DEFAULT_ORDER_WAYS", "DEFAULT_ORDER_SETS"]
+
+DEFAULT_LEVELS = 8
+DEFAULT_ORDER_WAYS = 16
+DEFAULT_ORDER_SETS = 512
+
+_LEVEL_SELL = 0       # bit positions in BookEventLayout.level_flags (= wire.LEVEL_UPDATE flags)
+_LEVEL_BEGIN = 1
+_LEVEL_END = 2
+_LEVEL_DELETE = 3
+_DEEP_BITS = 32
+
+
+def _pow2(name: str, value: int, lo: int) -> None:
+    if not isinstance(value, int) or value < lo or value & (value - 1):
+        raise ValueError(f"{name} must be a power of two >= {lo}, not {value!r}")
+
+
+class OrderBook(wiring.Component):
+    """Order table, top-``levels`` price levels and BBO of up to ``slots`` symbols.
+
+    Parameters
+    ----------
+    slots : int
+        Symbol slots (a power of two). Events with ``slot >= slots`` are dropped and counted.
+    levels : int
+        Price levels held per symbol and side (``N``), 1 to 32.
+    order_ways, order_sets : int
+        Order table geometry (powers of two): capacity ``order_ways * order_sets`` orders.
+    fifo_depth : int
+        Depth of the output record FIFO.
+    """
+
+    def __init__(self, *, slots: int = 256, levels: int = DEFAULT_LEVELS,
+                 order_ways: int = DEFAULT_ORDER_WAYS, order_sets: int = DEFAULT_ORDER_SETS,
+                 fifo_depth: int = 16):
+        _pow2("slots", slots, 2)
+        _pow2("order_ways", order_ways, 1)
+        _pow2("order_sets", order_sets, 2)
+        if not isinstance(levels, int) or not 1 <= levels <= 32:
+            raise ValueError(f"levels must be an int in 1..32, not {levels!r}")
+        if fifo_depth < 4:
+            raise ValueError(f"fifo_depth must be at least 4, not {fifo_depth!r}")
+        self.slots = slots
+        self.levels = levels
+        self.order_ways = order_ways
+        self.order_sets = order_sets
+        self.fifo_depth = fifo_depth
+        self.slot_bits = (slots - 1).bit_length()
+        self.set_bits = (order_sets - 1).bit_length()
+        self.capacity = order_ways * order_sets
+        self.count_bits = self.capacity.bit_length()
+
+        self.entry_layout = data.StructLayout({
+            "valid": 1, "tag": REF_BITS - self.set_bits, "slot": self.slot_bits, "sell": 1,
+            "price": 32, "shares": 32,
+        })
+        self.level_layout = data.StructLayout({
+            "valid": 1, "price": 32, "size": 64, "orders": self.count_bits,
+        })
+        self.top_layout = data.StructLayout({
+            "bid_valid": 1, "ask_valid": 1, "refill": 1,
+            "bid_price": 32, "ask_price": 32, "bid_size": 64, "ask_size": 64,
+        })
+        self.side_layout = data.StructLayout({
+            "lv": data.ArrayLayout(self.level_layout, levels), "deep": _DEEP_BITS,
+        })
+        self.row_layout = data.StructLayout({
+            "bid": self.side_layout, "ask": self.side_layout, "pub": self.top_layout,
+            "in_snapshot": 1,
+        })
+        super().__init__({
+            "events": In(stream.Signature(BookEventLayout)),
+            "bbo": Out(stream.Signature(wire.BBO_UPDATE.layout)),
+            "cycle": In(64),
+            "count_bbo": Out(1),
+            "count_refill": Out(1),
+            "count_table_full": Out(1),
+            "count_unknown": Out(1),
+            "count_duplicate": Out(1),
+            "count_mismatch": Out(1),
+            "count_bad_slot": Out(1),
+            "orders_live": Out(32),
+            "slots_lost": Out(32),
+        })
+
+    # ---------------------------------------------------------------------------------------
+    def _side_update(self, m: Module, side, sell, price, qty, op_join, op_leave, op_set, op_del,
+                     leaves, crypto):
+        """New value of one side (``side_layout``) after one operation on it."""
+        n = self.levels
+        lv = side.lv
+        new = Signal(self.side_layout, name="side_new")
+        m.d.comb += new.eq(side)
+
+        better = Signal(n, name="better")        # held level i strictly better than ``price``
+        match = Signal(n, name="match")          # held level i at ``price``
+        for i in range(n):
+            cmp = Mux(sell, lv[i].price < price, lv[i].price > price)
+            m.d.comb += [better[i].eq(lv[i].valid & cmp),
+                         match[i].eq(lv[i].valid & (lv[i].price == price))]
+        any_match = match.any()
+        full = lv[n - 1].valid
+        # the held levels are a sorted prefix, so ``better`` is a prefix too: the insertion point
+        # is where it ends; ``worst_ok`` is "better than the worst held level"
+        worse_than_all = Signal(name="worse_than_all")
+        m.d.comb += worse_than_all.eq(Cat(*[~lv[i].valid | better[i] for i in range(n)]).all())
+        qualifies = Mux(full, ~worse_than_all, ~worse_than_all | (side.deep == 0))
+
+        matched = Signal(self.level_layout, name="matched")
+        for i in range(n):
+            with m.If(match[i]):
+                m.d.comb += matched.eq(lv[i])
+
+        fresh = Signal(self.level_layout, name="fresh")
+        m.d.comb += [fresh.valid.eq(1), fresh.price.eq(price), fresh.size.eq(qty),
+                     fresh.orders.eq(1)]
+
+        def insert():
+            for i in range(n):
+                at = ~better[i] & (better[i - 1] if i else 1)
+                with m.If(~better[i]):
+                    if i == 0:
+                        m.d.comb += new.lv[i].eq(fresh)
+                        continue
+                    with m.If(at):
+                        m.d.comb += new.lv[i].eq(fresh)
+                    with m.Else():
+                        m.d.comb += new.lv[i].eq(lv[i - 1])
+            with m.If(full):
+                evicted = lv[n - 1].orders
+                m.d.comb += new.deep.eq(_sat_add(side.deep, evicted))
+
+        def remove():
+            for i in range(n):
+                with m.If(~better[i]):
+                    m.d.comb += new.lv[i].eq(lv[i + 1] if i + 1 < n else 0)
+
+        def update(level):
+            for i in range(n):
+                with m.If(match[i]):
+                    m.d.comb += new.lv[i].eq(level)
+
+        joined = Signal(self.level_layout, name="joined")
+        m.d.comb += [joined.eq(matched), joined.size.eq(matched.size + qty),
+                     joined.orders.eq(matched.orders + 1)]
+        left = Signal(self.level_layout, name="left")
+        m.d.comb += [left.eq(matched), left.size.eq(matched.size - qty),
+                     left.orders.eq(matched.orders - leaves)]
+        setl = Signal(self.level_layout, name="setl")
+        m.d.comb += [setl.eq(matched), setl.size.eq(qty)]
+
+        with m.If(op_join | op_set):
+            with m.If(any_match):
+                update(Mux(op_join, joined, setl))
+            with m.Elif(qualifies):
+                insert()
+            with m.Else():
+                m.d.comb += new.deep.eq(_sat_add(side.deep, 1))
+        with m.Elif(op_leave):
+            with m.If(any_match):
+                with m.If(matched.size == qty):
+                    remove()
+                with m.Else():
+                    update(left)
+            with m.Elif(~crypto & leaves & (side.deep != 0)):
+                m.d.comb += new.deep.eq(side.deep - 1)
+        with m.Elif(op_del):
+            with m.If(any_match):
+                remove()
+        return new
+
+    # ---------------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        ways, n = self.order_ways, self.levels
+
+        # ---- storage
+        tbl_wr, tbl_rd = [], []
+        for w in range(ways):
+            mem = Memory(shape=self.entry_layout, depth=self.order_sets, init=[])
+            m.submodules[f"orders_way{w}"] = mem
+            tbl_wr.append(mem.write_port())
+            tbl_rd.append(mem.read_port())
+        m.submodules.level_rows = rows = Memory(shape=self.row_layout, depth=self.slots, init=[])
+        row_wr = rows.write_port()
+        row_rd = rows.read_port()
+        lost = Signal(self.slots)       # symbols the host's book carries (sticky)
+
+        m.submodules.fifo = fifo = SyncFIFO(width=wire.BBO_UPDATE.width, depth=self.fifo_depth)
+        m.d.comb += [
+            self.bbo.valid.eq(fifo.r_rdy),
+            self.bbo.payload.eq(fifo.r_data),
+            fifo.r_en.eq(self.bbo.ready),
+        ]
+
+        # ---- accept
+        ex = Signal(BookEventLayout)
+        ex_valid = Signal()
+        ex_second = Signal()            # the joining half of a replace
+        u_ok = Signal()                 # the replace's original was found (its side below)
+        u_sell = Signal()
+        in_ev = self.events.payload
+        replace_first = ex_valid & (ex.kind == EventKind.REPLACE) & ~ex_second
+        take = Signal()
+        m.d.comb += [
+            self.events.ready.eq(~replace_first & (fifo.level + ex_valid < self.fifo_depth)),
+            take.eq(self.events.valid & self.events.ready),
+        ]
+        key_next = Mux(replace_first, ex.new_order_ref, in_ev.order_ref)
+        set_next = order_set_index_hdl(key_next, self.set_bits)
+        for w in range(ways):
+            m.d.comb += [tbl_rd[w].addr.eq(set_next), tbl_rd[w].en.eq(1)]
+        m.d.comb += [row_rd.addr.eq(in_ev.slot[:self.slot_bits]), row_rd.en.eq(1)]
+
+        with m.If(replace_first):
+            m.d.sync += [ex_valid.eq(1), ex_second.eq(1)]
+        with m.Else():
+            m.d.sync += [ex_valid.eq(take), ex_second.eq(0)]
+            with m.If(take):
+                m.d.sync += ex.eq(in_ev)
+
+        # ---- forwarding registers: what the previous execute wrote on this edge
+        fwd_row_valid = Signal()
+        fwd_row_slot = Signal(self.slot_bits)
+        fwd_row = Signal(self.row_layout)
+        fwd_tbl_valid = Signal()
+        fwd_tbl_set = Signal(self.set_bits)
+        fwd_tbl_way = Signal(range(ways))
+        fwd_tbl = Signal(self.entry_layout)
+
+        # ---- execute: order table
+        slot = ex.slot[:self.slot_bits]
+        slot_ok = (ex.slot < self.slots) if self.slot_bits < 16 else Const(1)
+        key = Mux(ex_second, ex.new_order_ref, ex.order_ref)
+        key_set = order_set_index_hdl(key, self.set_bits)
+        key_tag = key[self.set_bits:]
+        entries = []
+        for w in range(ways):
+            e = Signal(self.entry_layout, name=f"entry{w}")
+            use_fwd = fwd_tbl_valid & (fwd_tbl_set == key_set) & (fwd_tbl_way == w)
+            m.d.comb += e.eq(Mux(use_fwd, fwd_tbl, tbl_rd[w].data))
+            entries.append(e)
+        hit = Cat(*[e.valid & (e.tag == key_tag) for e in entries])
+        free = Cat(*[~e.valid for e in entries])
+        hit_way = Signal(range(ways))
+        free_way = Signal(range(ways))
+        for w in reversed(range(ways)):
+            with m.If(hit[w]):
+                m.d.comb += hit_way.eq(w)
+            with m.If(free[w]):
+                m.d.comb += free_way.eq(w)
+        entry = Signal(self.entry_layout)
+        for w in range(ways):
+            with m.If(hit_way == w):
+                m.d.comb += entry.eq(entries[w])
+
+        kind = ex.kind
+        is_add = ex_valid & slot_ok & ((kind == EventKind.ADD) | ((kind == EventKind.REPLACE)
+                                                                  & ex_second & u_ok))
+        is_reduce = ex_valid & slot_ok & ((kind == EventKind.EXECUTE) | (kind == EventKind.CANCEL))
+        is_remove = ex_valid & slot_ok & ((kind == EventKind.DELETE)
+                                          | ((kind == EventKind.REPLACE) & ~ex_second))
+        is_level = ex_valid & slot_ok & (kind == EventKind.LEVEL)
+        is_clear = ex_valid & slot_ok & (kind == EventKind.CLEAR)
+        is_book = ex_valid & slot_ok & (kind != EventKind.NONE) & (kind != EventKind.DIRECTORY)
+        m.d.comb += self.count_bad_slot.eq(ex_valid & ~slot_ok & (kind != EventKind.NONE)
+                                           & (kind != EventKind.DIRECTORY))
+
+        tbl_we = Signal()
+        tbl_way = Signal(range(ways))
+        tbl_data = Signal(self.entry_layout)
+        lost_set = Signal(self.slots)     # slots to mark lost this cycle
+        live = Signal(32)
+        m.d.comb += self.orders_live.eq(live)
+
+        # the side operation to apply to this slot's row
+        op_join, op_leave, op_set, op_del = Signal(), Signal(), Signal(), Signal()
+        op_sell = Signal()
+        op_price = Signal(32)
+        op_qty = Signal(64)
+        op_leaves = Signal()
+
+        add_sell = Mux(ex_second, u_sell, ex.sell)
+        with m.If(is_add):
+            with m.If(hit.any()):
+                m.d.comb += self.count_duplicate.eq(1)
+                with m.If(ex_second):
+                    # the original has left already: the book no longer equals the model's
+                    m.d.comb += lost_set.eq(Const(1, self.slots) << slot)
+            with m.Elif(ex.shares == 0):
+                pass
+            with m.Elif(free.any()):
+                m.d.comb += [
+                    tbl_we.eq(1), tbl_way.eq(free_way),
+                    tbl_data.valid.eq(1), tbl_data.tag.eq(key_tag), tbl_data.slot.eq(slot),
+                    tbl_data.sell.eq(add_sell), tbl_data.price.eq(ex.price),
+                    tbl_data.shares.eq(ex.shares),
+                    op_join.eq(1), op_sell.eq(add_sell), op_price.eq(ex.price),
+                    op_qty.eq(ex.shares),
+                ]
+                m.d.sync += live.eq(live + 1)
+            with m.Else():
+                m.d.comb += [self.count_table_full.eq(1), lost_set.eq(Const(1, self.slots) << slot)]
+
+        remaining = entry.shares
+        whole = is_remove | (ex.shares >= remaining)
+        with m.If(is_reduce | is_remove):
+            with m.If(~hit.any()):
+                m.d.comb += self.count_unknown.eq(1)
+            with m.Elif(is_reduce & (ex.shares == 0)):
+                pass
+            with m.Else():
+                m.d.comb += [tbl_we.eq(1), tbl_way.eq(hit_way), tbl_data.eq(entry)]
+                with m.If(whole):
+                    m.d.comb += tbl_data.valid.eq(0)
+                    m.d.sync += live.eq(live - 1)
+                with m.Else():
+                    m.d.comb += tbl_data.shares.eq(remaining - ex.shares)
+                with m.If(entry.slot != slot):
+                    # the order belongs to another symbol: both books are handed to the host
+                    m.d.comb += [self.count_mismatch.eq(1),
+                                 lost_set.eq((Const(1, self.slots) << slot)
+                                                  | (Const(1, self.slots) << entry.slot))]
+                with m.Else():
+                    m.d.comb += [
+                        op_leave.eq(1), op_sell.eq(entry.sell), op_price.eq(entry.price),
+                        op_qty.eq(Mux(whole, remaining, ex.shares)), op_leaves.eq(whole),
+                    ]
+        with m.If(is_remove & (kind == EventKind.REPLACE)):
+            m.d.sync += [u_ok.eq(hit.any() & (entry.slot == slot)), u_sell.eq(entry.sell)]
+
+        flags = ex.level_flags
+        with m.If(is_level):
+            m.d.comb += [op_sell.eq(flags[_LEVEL_SELL] | ex.sell), op_price.eq(ex.price),
+                         op_qty.eq(ex.shares)]
+            with m.If(flags[_LEVEL_DELETE] | (ex.shares == 0)):
+                m.d.comb += op_del.eq(1)
+            with m.Else():
+                m.d.comb += op_set.eq(1)
+
+        with m.If(tbl_we):
+            for w in range(ways):
+                m.d.comb += [tbl_wr[w].addr.eq(key_set), tbl_wr[w].data.eq(tbl_data),
+                             tbl_wr[w].en.eq(tbl_way == w)]
+        m.d.sync += [fwd_tbl_valid.eq(tbl_we), fwd_tbl_set.eq(key_set), fwd_tbl_way.eq(tbl_way),
+                     fwd_tbl.eq(tbl_data)]
+
+        # ---- execute: levels
+        row = Signal(self.row_layout)
+        m.d.comb += row.eq(Mux(fwd_row_valid & (fwd_row_slot == slot), fwd_row, row_rd.data))
+        base = Signal(self.row_layout)
+        clearing = is_clear | (is_level & flags[_LEVEL_BEGIN])
+        m.d.comb += base.eq(row)
+        with m.If(clearing):
+            m.d.comb += [base.bid.eq(0), base.ask.eq(0)]
+        side = Signal(self.side_layout)
+        m.d.comb += side.eq(Mux(op_sell, base.ask, base.bid))
+        new_side = self._side_update(m, side, op_sell, op_price, op_qty, op_join, op_leave,
+                                     op_set, op_del, op_leaves, is_level)
+        new_row = Signal(self.row_layout)
+        m.d.comb += new_row.eq(base)
+        with m.If(op_sell):
+            m.d.comb += new_row.ask.eq(new_side)
+        with m.Else():
+            m.d.comb += new_row.bid.eq(new_side)
+        with m.If(is_level & flags[_LEVEL_BEGIN]):
+            m.d.comb += new_row.in_snapshot.eq(1)
+        with m.If(is_level & flags[_LEVEL_END]):
+            m.d.comb += new_row.in_snapshot.eq(0)
+
+        # ---- execute: the published top
+        lost_now = (lost | lost_set).bit_select(slot, 1)
+        bid0, ask0 = new_row.bid.lv[0], new_row.ask.lv[0]
+        bid_blind = ~bid0.valid & (new_row.bid.deep != 0)
+        ask_blind = ~ask0.valid & (new_row.ask.deep != 0)
+        top = Signal(self.top_layout)
+        m.d.comb += [
+            top.bid_valid.eq(bid0.valid & ~lost_now),
+            top.ask_valid.eq(ask0.valid & ~lost_now),
+            top.refill.eq(lost_now | bid_blind | ask_blind),
+            top.bid_price.eq(Mux(top.bid_valid, bid0.price, 0)),
+            top.bid_size.eq(Mux(top.bid_valid, bid0.size, 0)),
+            top.ask_price.eq(Mux(top.ask_valid, ask0.price, 0)),
+            top.ask_size.eq(Mux(top.ask_valid, ask0.size, 0)),
+        ]
+        reports = is_book & ~replace_first & ~new_row.in_snapshot
+        changed = Signal()
+        m.d.comb += changed.eq(reports & (top.as_value() != row.pub.as_value()))
+        with m.If(changed):
+            m.d.comb += new_row.pub.eq(top)
+
+        with m.If(is_book):
+            m.d.comb += [row_wr.addr.eq(slot), row_wr.data.eq(new_row), row_wr.en.eq(1)]
+        m.d.sync += [fwd_row_valid.eq(is_book), fwd_row_slot.eq(slot), fwd_row.eq(new_row)]
+        m.d.sync += lost.eq(lost | lost_set)
+        m.d.comb += self.slots_lost.eq(sum(lost[i] for i in range(self.slots)))
+
+        record = Signal(wire.BBO_UPDATE.layout)
+        m.d.comb += [
+            record.seq.eq(ex.seq),
+            record.bid_price.eq(top.bid_price),
+            record.bid_size.eq(top.bid_size),
+            record.ask_price.eq(top.ask_price),
+            record.ask_size.eq(top.ask_size),
+            record.ingress_cycle.eq(ex.ingress),
+            record.egress_cycle.eq(self.cycle[:wire.CYCLE_STAMP_BITS]),
+            record.slot.eq(slot),
+            record.flags.bid_valid.eq(top.bid_valid),
+            record.flags.ask_valid.eq(top.ask_valid),
+            record.flags.refill.eq(top.refill),
+            record.flags.crossed.eq(top.bid_valid & top.ask_valid
+                                    & (top.bid_price >= top.ask_price)),
+            record.locate.eq(ex.locate),
+            fifo.w_data.eq(record),
+            fifo.w_en.eq(changed),
+            self.count_bbo.eq(changed),
+            self.count_refill.eq(changed & top.refill & ~row.pub.refill),
+        ]
+        return m
+
+
+def _sat_add(value, inc):
+    total = value + inc
+    return Mux(total[_DEEP_BITS:].any(), (1 << _DEEP_BITS) - 1, total[:_DEEP_BITS])

@@ -1,0 +1,66 @@
+"""The subscription table: stock locate → symbol slot, in block RAM.
+
+Two writers share its one write port: the decoder (a directory message subscribing its locate)
+and the host (``FEED_SUB_LOCATE`` then a write of ``FEED_SUB_SLOT``). The decoder wins a
+conflict; the host's write waits one cycle. The read is issued by the deframer in the cycle a
+message ends, so its data comes out with the registered message; the read port is transparent to
+the write port so a write in that same cycle is seen.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .decoder import EntryLayout
+
+__all__ = ["SubscriptionTable"]
+
+LOCATES = 1 << 16
+
+
+class SubscriptionTable(wiring.Component):
+    """65,536 entries of (valid, slot).
+
+    Ports
+    -----
+    rd_addr, rd_en : In(16), In(1)
+    rd_data : Out(EntryLayout)
+        The entry read by the last cycle with ``rd_en``; held until the next.
+    sub_en, sub_addr, sub_slot : In
+        The decoder subscribes ``sub_addr`` to ``sub_slot``.
+    host_strobe : In(1)
+        A write of ``FEED_SUB_SLOT`` happened this cycle; ``host_locate`` and ``host_value`` hold
+        the registers' values from the next cycle on (bit 31 of the value: remove).
+    """
+
+    def __init__(self):
+        super().__init__({
+            "rd_addr": In(16), "rd_en": In(1), "rd_data": Out(EntryLayout),
+            "sub_en": In(1), "sub_addr": In(16), "sub_slot": In(16),
+            "host_strobe": In(1), "host_locate": In(32), "host_value": In(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.table = table = Memory(shape=EntryLayout, depth=LOCATES, init=[])
+        wr = table.write_port()
+        rd = table.read_port(transparent_for=(wr,))
+        m.d.comb += [rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en), self.rd_data.eq(rd.data)]
+
+        # The register bank updates the value on the strobe's clock edge: write a cycle later.
+        pending = Signal()
+        with m.If(self.host_strobe):
+            m.d.sync += pending.eq(1)
+        with m.If(self.sub_en):
+            m.d.comb += [wr.en.eq(1), wr.addr.eq(self.sub_addr),
+                         wr.data.valid.eq(1), wr.data.slot.eq(self.sub_slot)]
+        with m.Elif(pending):
+            m.d.comb += [wr.en.eq(1), wr.addr.eq(self.host_locate[:16]),
+                         wr.data.valid.eq(~self.host_value[31]),
+                         wr.data.slot.eq(self.host_value[:16])]
+            with m.If(~self.host_strobe):
+                m.d.sync += pending.eq(0)
+        return m

