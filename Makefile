@@ -1,5 +1,6 @@
 # ticklane: the two commands of the quick start, and a few more.
-#   make demo   create .venv, install ticklane, replay the built-in ITCH stream on simulated gateware
+#   make demo   create .venv, install ticklane, run the daemon on the embedded default
+#               (simulated gateware, the built-in ITCH stream, the paper venue)
 #   make test   create .venv if needed, install the dev dependencies, run the whole suite
 #   make bench  benchmarks (not part of make test)
 
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ticklane replay --bbo-csv out/demo-bbo.csv
+	$(BIN)/ticklane run --bbo-csv out/demo-bbo.csv
 
 test: $(STAMP)
 	$(BIN)/python -m tools.warm_toolchain

@@ -43,8 +43,8 @@ class Top(wiring.Component):
         cycle = Signal(64)
         m.d.sync += cycle.eq(cycle + 1)
 
-        m.submodules.feed = feed = FeedStage()
-        m.submodules.book = book = BookStage(slots=self.slots)
+        m.submodules.feed = feed = FeedStage(slots=self.slots, host_streams=True)
+        m.submodules.book = book = BookStage(slots=self.slots, assign_slots=False)
         m.submodules.regs = regs = RegisterBank(wire.REGISTERS, latch={"CYCLE_LO": "CYCLE_HI"})
 
         m.submodules.risk = risk = PreTradeRisk(slots=wire.RISK_SLOTS)
@@ -52,6 +52,8 @@ class Top(wiring.Component):
         connect(m, wiring.flipped(self.md_in), feed.beats)
         connect(m, feed.events, book.events)
         connect(m, book.bbo, wiring.flipped(self.bbo_out))
+        connect(m, feed.host_records, wiring.flipped(self.host_out))
+        connect(m, feed.gaps, wiring.flipped(self.gaps_out))
         # The gate sees every BBO record the host takes, in the cycle it is taken (its bbo_in is
         # always ready): the live book it checks collars against is the one the host sees.
         m.d.comb += [

@@ -30,7 +30,7 @@ from amaranth.lib import data
 
 __all__ = [
     "Field", "Flags", "Record", "Register", "RegisterMap",
-    "Stream", "STREAMS", "MD_BEAT", "BBO_UPDATE", "LEVEL_UPDATE", "ORDER_REQUEST", "VERDICT", "FILL",
+    "Stream", "STREAMS", "RECORDS", "MD_BEAT", "BBO_UPDATE", "HOST_MESSAGE", "FEED_GAP", "LEVEL_UPDATE", "ORDER_REQUEST", "VERDICT", "FILL",
     "REGISTERS", "FORMAT_HASH", "DEVICE_ID",
     "CYCLE_STAMP_BITS",
 ]
@@ -289,29 +289,6 @@ FILL = Record("Fill", [
 ], doc="A fill from the venue, forwarded by the host so the gate's positions stay live.")
 
 
-RECORDS = (MD_BEAT, BBO_UPDATE, LEVEL_UPDATE, ORDER_REQUEST, VERDICT, FILL)
-
-
-@dataclass(frozen=True)
-class Stream:
-    """A DMA stream of the top: its port name, direction seen from the gateware, and record."""
-
-    name: str
-    direction: str      # "in": host → FPGA, "out": FPGA → host
-    record: Record
-    doc: str = ""
-
-
-#: The top's streams by port name. The top's ports, the simulated link's buffers and the board's
-#: DMA channels are all derived from this table.
-STREAMS = {s.name: s for s in (
-    Stream("md_in", "in", MD_BEAT, "market data: ITCH historical framing or MoldUDP64 payloads"),
-    Stream("bbo_out", "out", BBO_UPDATE, "top-of-book changes of subscribed symbols"),
-    Stream("order_in", "in", ORDER_REQUEST, "order requests from the host to the risk gate"),
-    Stream("fill_in", "in", FILL, "fills from the venue, so the gate's positions stay live"),
-    Stream("verdict_out", "out", VERDICT, "one verdict per order request, in request order"),
-    Stream("order_out", "out", ORDER_REQUEST, "accepted requests, toward the venue"),
-)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -448,7 +425,8 @@ FEED_REGISTERS = [
     Register("MD_BEATS", "r", "market-data beats accepted"),
     Register("MD_FRAMES", "r", "market-data frames (beats with last) accepted"),
     Register("MSGS_IN", "r", "messages delimited by the feed stage"),
-    Register("MSGS_DECODED", "r", "messages of a known type with the right length"),
+    Register("MSGS_DECODED", "r", "messages decoded: delimited, and not dropped by MoldUDP64 "
+                                  "sequencing"),
     Register("DROP_BAD_LENGTH", "r", "messages whose length disagrees with their type"),
     Register("DROP_UNKNOWN_TYPE", "r", "messages of a type the feed stage does not know"),
     Register("DROP_TRUNCATED", "r", "frames that ended in the middle of a message"),
@@ -518,9 +496,6 @@ FEED_GAP = Record("FeedGap", [
 # --- book stage registers (hdl/book) ---
 BOOK_REGISTERS = [
     Register("BBO_OUT", "r", "BBO update records emitted"),
-    Register("DROP_UNSUBSCRIBED", "r", "book messages for a symbol with no slot"),
-    Register("SUBSCRIBED", "r", "symbol slots in use"),
-    Register("SLOT_OVERFLOW", "r", "directory messages that found no free slot"),
     Register("BOOK_ORDER_CAPACITY", "r", "orders the order table holds (ways * sets), a build "
                                          "parameter"),
     Register("BOOK_LEVELS", "r", "price levels held per symbol and side, a build parameter"),
@@ -553,6 +528,36 @@ REGISTERS = RegisterMap([
     *BOOK_REGISTERS,
     *RISK_REGISTERS,
 ])
+
+
+# --- streams and the format hash ---
+
+RECORDS = (MD_BEAT, BBO_UPDATE, LEVEL_UPDATE, ORDER_REQUEST, VERDICT, FILL, HOST_MESSAGE, FEED_GAP)
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A DMA stream of the top: its port name, direction seen from the gateware, and record."""
+
+    name: str
+    direction: str      # "in": host → FPGA, "out": FPGA → host
+    record: Record
+    doc: str = ""
+
+
+#: The top's streams by port name. The top's ports, the simulated link's buffers and the board's
+#: DMA channels are all derived from this table.
+STREAMS = {s.name: s for s in (
+    Stream("md_in", "in", MD_BEAT, "market data: ITCH historical framing or MoldUDP64 payloads"),
+    Stream("bbo_out", "out", BBO_UPDATE, "top-of-book changes of subscribed symbols"),
+    Stream("order_in", "in", ORDER_REQUEST, "order requests from the host to the risk gate"),
+    Stream("fill_in", "in", FILL, "fills from the venue, so the gate's positions stay live"),
+    Stream("verdict_out", "out", VERDICT, "one verdict per order request, in request order"),
+    Stream("order_out", "out", ORDER_REQUEST, "accepted requests, toward the venue"),
+    Stream("host_out", "out", HOST_MESSAGE, "messages forwarded whole to the host: "
+                                            "S R H Y L V W K J h P Q B I N O"),
+    Stream("gaps_out", "out", FEED_GAP, "MoldUDP64 sequence gaps, for retransmission requests"),
+)}
 
 
 def _format_hash() -> int:

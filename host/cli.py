@@ -61,14 +61,15 @@ def cmd_replay(args) -> int:
         ("messages in", f"{result.messages:,} (gateware delimited {c['MSGS_IN']:,})"),
         ("BBO updates out", f"{len(result.changes):,} (gateware {len(result.hardware_records):,}"
                             f", host-booked {result.host_rows:,})"),
-        ("symbols subscribed", f"{c['SUBSCRIBED']} of {args.slots} slots"),
+        ("symbols subscribed", f"{c['FEED_SUBSCRIBED']} of {args.slots} slots"),
         ("feed→BBO latency (cycles)",
          "min {min}  median {median}  p99 {p99}  max {max}".format(**lat)),
         ("simulated cycles", f"{result.cycles:,} in {result.wall_s:.2f} s wall "
                              f"({result.cycles / max(result.wall_s, 1e-9) / 1e6:.2f} M cycles/s)"),
         ("drops", ", ".join(f"{k.lower()} {c[k]}" for k in
                             ("DROP_BAD_LENGTH", "DROP_UNKNOWN_TYPE", "DROP_TRUNCATED",
-                             "DROP_UNSUBSCRIBED", "SLOT_OVERFLOW"))),
+                             "DROP_ZERO_LENGTH", "FEED_DROP_UNSUBSCRIBED",
+                             "FEED_SLOT_OVERFLOW"))),
     ]
     if args.bbo_csv:
         rows.append(("BBO CSV", str(args.bbo_csv)))

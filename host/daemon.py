@@ -12,10 +12,11 @@ order manager's own copy of each request the gate accepted, and the gate's ``ord
 checked against it. Every input of the order manager is journaled before its outputs move on
 (:class:`host.journal.Session`), so ``ticklane recover DIR`` rebuilds the exact state.
 
-Symbols the gateware cannot book exactly (no free slot, or book messages beyond this build's
-book stage, see :data:`host.replay.HARDWARE_BOOK_TYPES`) are booked by the host in software, as
-``ticklane replay`` does; their records are merged into the batch in message order and carry no
-cycle stamps, so they never enter the hardware latency figures.
+Symbols without a gateware slot are booked by the host in software, as ``ticklane replay`` does;
+their records are merged into the batch in message order and carry no cycle stamps, so they never
+enter the hardware latency figures. Gateware records flagged ``refill`` (the gateware cannot
+publish that symbol's top exactly) reach the strategies with the flag set; the daemon does not yet
+substitute its software book for them as the replay does.
 
 Venue time is the feed's own clock (the ITCH timestamp of the batch's last message), so a replay
 is deterministic: the same feed and configuration give the same orders and fills.
@@ -23,7 +24,6 @@ is deterministic: the same feed and configuration give the same orders and fills
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import os
@@ -47,9 +47,8 @@ from host.journal import FsyncPolicy, Session
 from host.link.base import Link, LinkError
 from host.link.beats import frame_ends_on_messages, pack_beats
 from host.metrics import Alert, Metrics
-from host.oms.order import OrderState
 from host.oms.risk import PreTradeConfig, PreTradeReason
-from host.replay import DEMO_STREAM, HARDWARE_BOOK_TYPES
+from host.replay import DEMO_STREAM
 from host.strategy import OpenOrder, StrategyContext, StrategyHost, StrategySpec
 from host.types import Fill, OrderIntent, OrderKind, Side
 from host.venue.events import Cancelled, Reject
@@ -251,7 +250,6 @@ class FeedPlan:
         symbols: dict[int, str] = {}
         subscribed: dict[int, int] = {}
         seen: set[int] = set()
-        unsupported: set[int] = set()
         for pos in offsets.tolist():
             mtype = buf[pos + 2]
             if mtype == 0x52:  # 'R': stock directory
@@ -262,11 +260,9 @@ class FeedPlan:
                 if loc not in subscribed and len(subscribed) < slots:
                     subscribed[loc] = len(subscribed)
             elif mtype in _BOOK_TYPES:
-                loc = (buf[pos + 3] << 8) | buf[pos + 4]
-                seen.add(loc)
-                if mtype not in HARDWARE_BOOK_TYPES:
-                    unsupported.add(loc)
-        carry = {loc for loc in seen if loc not in subscribed} | unsupported
+                seen.add((buf[pos + 3] << 8) | buf[pos + 4])
+        # Symbols without a gateware slot are booked by the host in software.
+        carry = {loc for loc in seen if loc not in subscribed}
         host_slot = {}
         extra = slots
         for loc in sorted(carry):
@@ -319,8 +315,9 @@ class DaemonSummary:
     hw_bbo_cycles, hw_verdict_cycles : numpy.ndarray
         Feed→BBO and order→verdict latencies, cycles, from the records' stamps.
     host_us, strategy_us, cycle_us : numpy.ndarray
-        Per batch: host path (records in → orders out, link time excluded), strategy
-        evaluation, and the whole cycle including the link.
+        Per batch: host path (BBO records in host memory → order requests handed to the link,
+        link time excluded), strategy evaluation, and the whole cycle (link, venue, journal
+        fsync included).
     rss_mb : float
         Resident memory at the end.
     alerts : list of Alert
@@ -482,6 +479,9 @@ class Daemon:
         self._strategy_us: list[float] = []
         self._cycle_us: list[float] = []
         self._link_s = 0.0
+        self._t_records_in: int | None = None
+        self._link_at_records_in = 0.0
+        self._host_us_batch: float | None = 0.0   # None while a batch's orders are not out
         if self.session.state.report.replayed or self.session.state.report.snapshot_seq:
             self.summary.notes.append(
                 f"continued the session in {config.journal.dir}: "
@@ -582,7 +582,7 @@ class Daemon:
     def step(self) -> None:
         """One batch: the next chunk of the feed through the whole path."""
         t0 = time.perf_counter_ns()
-        link_before = self._link_s
+        self._host_us_batch = None
         first = self._next_message
         last = min(first + self.batch_messages, self.plan.messages)
         self._next_message = last
@@ -615,16 +615,13 @@ class Daemon:
         self._strategy_us.append((time.perf_counter_ns() - ts) / 1e3)
 
         self._orders(intents)
+        self._orders_out()
         if self.config.journal.fsync == "batch":
             self.session.journal.sync()
         for alert in self.metrics.check_alerts(time.monotonic_ns()):
             self.summary.alerts.append(alert)
         self.metrics.set_queue_depth("intents", self.strategies.pending)
-        total_us = (time.perf_counter_ns() - t0) / 1e3
-        host_us = total_us - (self._link_s - link_before) * 1e6
-        self._cycle_us.append(total_us)
-        self._host_us.append(host_us)
-        self.metrics.observe_host_latency_us(host_us)
+        self._cycle_us.append((time.perf_counter_ns() - t0) / 1e3)
         self.summary.batches += 1
 
     # -- the stages ----------------------------------------------------------------------
@@ -646,6 +643,9 @@ class Daemon:
         self._flush_gate_fills(run=False)
         self._run_link()
         hw = self.link.receive("bbo_out")
+        # Host path timing starts when the records are in host memory.
+        self._t_records_in = time.perf_counter_ns()
+        self._link_at_records_in = self._link_s
         # Sequence numbers of this feed are message indices: the gateware counts from the start
         # of the stream, which is the start of the file (power_on at start()).
         if plan.carry:
@@ -742,6 +742,7 @@ class Daemon:
         self.metrics.record_order(len(requests))
         # Fills of this batch reach the gate before its orders are decided.
         self._flush_gate_fills()
+        self._orders_out()
         self.link.send("order_in", requests)
         self._run_link()
         verdicts = self.link.receive("verdict_out")
@@ -763,6 +764,17 @@ class Daemon:
                     self._reject(f"gate:{name}")
         if len(accepted):
             self._venue_events(self.venue.submit(accepted, self._now_ns))
+
+    def _orders_out(self) -> None:
+        # Records in → orders out, once per batch; the link's own time in between (fills handed
+        # to the gate) is not the host's.
+        if self._host_us_batch is not None or self._t_records_in is None:
+            return
+        us = ((time.perf_counter_ns() - self._t_records_in) / 1e3
+              - (self._link_s - self._link_at_records_in) * 1e6)
+        self._host_us_batch = us
+        self._host_us.append(us)
+        self.metrics.observe_host_latency_us(us)
 
     def _reject(self, key: str) -> None:
         self._rejects[key] += 1

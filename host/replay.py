@@ -3,11 +3,12 @@
 The file is checked for framing first (:func:`host.feed.framing.scan_historical`). Everything
 before the first framing error is replayed and kept; the error is reported with its byte offset.
 
-The gateware books the symbols it holds; the host books in software the symbols the gateware
-cannot hold exactly: symbols without a free slot (or without a directory message), and symbols
-touched by book messages the build's book stage does not implement (:data:`HARDWARE_BOOK_TYPES`).
-The CSV merges both, in message order, and the summary says how many rows came from each, so the
-output is never silently wrong.
+The gateware books the symbols it holds. The host keeps the full book of every symbol in software
+(:class:`sim.model.book.BookModel`) and publishes from it the symbols the gateware does not hold
+(no free slot, or no directory message) and, while a gateware record carries the ``refill`` flag
+(a best level beyond the levels the gateware holds, or its order table full), the symbol the
+gateware cannot publish exactly. The CSV merges both, in message order, and the summary says how
+many rows came from each, so the output is never silently wrong.
 """
 
 from __future__ import annotations
@@ -21,15 +22,14 @@ import numpy as np
 from hdl import wire
 from host.feed.framing import FramingError, scan_historical
 from host.feed.itch import decode_message
-from host.link.base import Link
+from host.link.base import Link, LinkError
 from host.link.beats import frame_ends_on_messages, pack_beats
 from sim.model.bbo_csv import csv_text
 from sim.model.book import BboChange, BookModel
+from sim.model.book_hw import merge_with_host_book
 
-__all__ = ["ReplayResult", "replay", "HARDWARE_BOOK_TYPES", "DEMO_STREAM"]
+__all__ = ["ReplayResult", "replay", "DEMO_STREAM", "CLOCK_MHZ", "CLOCK_SOURCE"]
 
-#: Book message types the current book stage applies in gateware.
-HARDWARE_BOOK_TYPES = frozenset(b"AF")
 _BOOK_TYPES = frozenset(b"AFECXDU")
 
 #: The built-in data set: a small synthetic ITCH stream (see tools/make_demo_stream.py).
@@ -42,6 +42,7 @@ CLOCK_SOURCE = ("PYNQ-Z2 build target, FCLK_CLK0 = 100 MHz (not timing-closed: V
 
 _BID_VALID = wire.BBO_UPDATE.flag("flags", "bid_valid")
 _ASK_VALID = wire.BBO_UPDATE.flag("flags", "ask_valid")
+_REFILL = wire.BBO_UPDATE.flag("flags", "refill")
 
 
 @dataclass
@@ -64,53 +65,31 @@ class ReplayResult:
         return csv_text(self.changes)
 
 
-def _directory_and_carry(buf: bytes, offsets: np.ndarray, slots: int):
-    """Host-side view of the stream: locate → symbol, the locates the gateware subscribes (the
-    same first-come rule as the book stage), and the locates the host must book itself."""
+def _directory(buf: bytes, offsets: np.ndarray, slots: int):
+    """Host-side view of the stream: locate → symbol, and the locates the gateware subscribes
+    (the feed stage's default rule: each directory message takes the next free slot)."""
     symbols: dict[int, str] = {}
     subscribed: dict[int, int] = {}
-    unsupported: set[int] = set()
-    seen: set[int] = set()
     mv = memoryview(buf)
     for pos in offsets.tolist():
-        mtype = mv[pos + 2]
-        if mtype == 0x52:  # 'R'
+        if mv[pos + 2] == 0x52:  # 'R'
             n = (mv[pos] << 8) | mv[pos + 1]
             msg = decode_message(bytes(mv[pos + 2:pos + 2 + n]))
             loc = msg["stock_locate"]
             symbols.setdefault(loc, msg["stock"])
             if loc not in subscribed and len(subscribed) < slots:
                 subscribed[loc] = len(subscribed)
-        elif mtype in _BOOK_TYPES:
-            loc = (mv[pos + 3] << 8) | mv[pos + 4]
-            seen.add(loc)
-            if mtype not in HARDWARE_BOOK_TYPES:
-                unsupported.add(loc)
-    carry = {loc for loc in seen if loc not in subscribed} | unsupported
-    return symbols, subscribed, carry
+    return symbols, subscribed
 
 
-def _records_to_changes(records: np.ndarray, symbols: dict[int, str]) -> list[BboChange]:
-    out = []
-    for r in records.tolist():
-        seq, bid_p, ask_p, bid_s, ask_s, _, _, _, flags, locate, _ = r
-        bid_ok, ask_ok = flags & _BID_VALID, flags & _ASK_VALID
-        out.append(BboChange(seq, locate, symbols.get(locate, ""),
-                             bid_p if bid_ok else None, bid_s if bid_ok else None,
-                             ask_p if ask_ok else None, ask_s if ask_ok else None))
-    return out
-
-
-def _host_book(buf: bytes, offsets: np.ndarray, carry: set[int]) -> tuple[list[BboChange], BookModel]:
-    model = BookModel(carry)
+def _software_book(buf: bytes, offsets: np.ndarray) -> tuple[list[BboChange], BookModel]:
+    """The host's full book of every symbol, in software: what it publishes for symbols the
+    gateware does not hold, and while the gateware asks for a refill."""
+    model = BookModel()
     changes = []
     mv = memoryview(buf)
     for seq, pos in enumerate(offsets.tolist(), start=1):
-        mtype = mv[pos + 2]
-        if mtype != 0x52 and mtype not in _BOOK_TYPES:
-            continue
-        loc = (mv[pos + 3] << 8) | mv[pos + 4]
-        if loc not in carry:
+        if mv[pos + 2] not in _BOOK_TYPES:
             continue
         n = (mv[pos] << 8) | mv[pos + 1]
         change = model.apply(decode_message(bytes(mv[pos + 2:pos + 2 + n])), seq)
@@ -141,7 +120,7 @@ def replay(buf: bytes, link: Link, *, slots: int, max_frame: int = 8192) -> Repl
     else:
         end = 0
     good = buf[:end]
-    symbols, subscribed, carry = _directory_and_carry(good, offsets, slots)
+    symbols, subscribed = _directory(good, offsets, slots)
 
     # a replay starts from an empty pipeline: no subscription or book of an earlier run
     link.power_on()
@@ -152,25 +131,49 @@ def replay(buf: bytes, link: Link, *, slots: int, max_frame: int = 8192) -> Repl
         link.send("md_in", beats)
         stats = link.run()
         cycles = stats.cycles
+        if not stats.drained:
+            raise LinkError(f"the gateware stopped taking input: {stats.cycles:,} cycles ran "
+                            f"and the market-data buffer was not drained")
     records = link.receive("bbo_out")
+    for name in ("host_out", "gaps_out"):
+        if name in link.streams:
+            link.receive(name)   # forwarded messages: not part of a BBO replay
     wall = time.perf_counter() - start
     counters = link.counters()
 
-    hw = records[~np.isin(records["locate"], np.fromiter(carry, dtype=np.uint16, count=len(carry)))]
-    hw_changes = _records_to_changes(hw, symbols)
-    host_changes, model = _host_book(good, offsets, carry)
-    merged = sorted(hw_changes + host_changes, key=lambda c: c.seq)
+    model_changes, model = _software_book(good, offsets)
+    held = np.isin(records["locate"], np.fromiter(subscribed, dtype=np.uint16,
+                                                  count=len(subscribed)))
+    merged_held = merge_with_host_book(
+        records[held], [c for c in model_changes if c.locate in subscribed])
+    hw_keys = {(int(r["seq"]), int(r["locate"])) for r in records[held]
+               if not int(r["flags"]) & _REFILL}
+    changes = []
+    host_rows = 0
+    for seq, key, bid_p, bid_s, ask_p, ask_s in merged_held:
+        changes.append(BboChange(seq, key, model.symbols.get(key) or symbols.get(key, ""),
+                                 bid_p, bid_s, ask_p, ask_s))
+        host_rows += (seq, key) not in hw_keys
+    carried = [c for c in model_changes if c.locate not in subscribed]
+    host_rows += len(carried)
+    changes = sorted(changes + carried, key=lambda c: c.seq)
+
     latency = ((records["egress_cycle"].astype(np.int64) - records["ingress_cycle"])
                % (1 << wire.CYCLE_STAMP_BITS))
     notes = []
-    if carry:
-        notes.append(f"{len(carry)} symbol(s) booked by the host in software: no free slot or "
-                     f"book messages beyond this build's hardware book ({len(host_changes)} rows)")
+    unheld = {c.locate for c in carried}
+    if unheld:
+        notes.append(f"{len(unheld)} symbol(s) without a gateware slot booked by the host in "
+                     f"software ({len(carried)} rows)")
+    refills = int((records["flags"] & _REFILL != 0).sum())
+    if refills:
+        notes.append(f"{refills} record(s) flagged for refill: the host published its software "
+                     f"book for those symbols until the gateware was exact again")
     if counters.get("MSGS_IN", len(offsets)) != len(offsets):
         notes.append(f"gateware delimited {counters['MSGS_IN']} messages, host sent {len(offsets)}")
     return ReplayResult(
-        messages=len(offsets), changes=merged, hardware_records=records,
-        host_rows=len(host_changes),
-        host_symbols=sorted(model.symbol(k) or str(k) for k in carry if k in model.keys()),
+        messages=len(offsets), changes=changes, hardware_records=records,
+        host_rows=host_rows,
+        host_symbols=sorted(model.symbol(k) or str(k) for k in unheld),
         error=error, counters=counters, cycles=cycles, wall_s=wall,
         latency_cycles=latency, notes=notes)

@@ -154,14 +154,22 @@ def md_beats(stream_bytes: bytes, frame_ends: list[int] | None = None) -> list[i
 
 
 class TopTB:
-    """Clock, reset, sources, sinks and the register bus of :class:`hdl.top.Top`."""
+    """Clock, reset, a source per input stream, a sink per output stream, and the register bus
+    of :class:`hdl.top.Top` (streams from :data:`hdl.wire.STREAMS`)."""
 
     def __init__(self, dut, *, idle: float = 0.0, backpressure: float = 0.0, seed: int = 0):
         self.dut = dut
         self.clk = dut.clk
         Clock(dut.clk, 4, unit="ns").start()   # 250 MHz
-        self.md = StreamSource(dut, "md_in", self.clk, idle=idle, seed=seed)
-        self.bbo = StreamSink(dut, "bbo_out", self.clk, backpressure=backpressure, seed=seed + 1)
+        self.sources, self.sinks = {}, {}
+        for i, (name, s) in enumerate(wire.STREAMS.items()):
+            if s.direction == "in":
+                self.sources[name] = StreamSource(dut, name, self.clk, idle=idle, seed=seed + i)
+            else:
+                self.sinks[name] = StreamSink(dut, name, self.clk, backpressure=backpressure,
+                                              seed=seed + 100 + i)
+        self.md = self.sources["md_in"]
+        self.bbo = self.sinks["bbo_out"]
         self.regs = RegisterBus(dut, self.clk)
 
     async def reset(self, cycles: int = 4):
@@ -178,7 +186,7 @@ class TopTB:
         seen = len(self.bbo.received)
         for _ in range(limit):
             await RisingEdge(self.clk)
-            if self.md.empty and len(self.bbo.received) == seen:
+            if all(src.empty for src in self.sources.values()) and len(self.bbo.received) == seen:
                 quiet += 1
                 if quiet >= settle:
                     return

@@ -70,8 +70,37 @@ def verilator_build_args() -> list[str]:
     return ["-Wno-WIDTH", "-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
 
 
+def _source_key(component, name: str, config: str) -> str:
+    """Hash of everything a design's Verilog depends on, short of elaborating it: the gateware
+    sources, the source file of the component's class, the Amaranth version, the module name and
+    the build parameters named by ``config``."""
+    import inspect
+
+    import amaranth
+
+    h = hashlib.sha256()
+    h.update(f"{name}\0{config}\0{amaranth.__version__}\0{type(component).__qualname__}".encode())
+    files = sorted((PROJECT_ROOT / "hdl").rglob("*.py"))
+    try:
+        own = Path(inspect.getsourcefile(type(component))).resolve()
+        if own not in files:
+            files.append(own)
+    except (TypeError, OSError):
+        pass
+    for path in files:
+        h.update(str(path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT)
+                     else path).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:24]
+
+
 def emit_verilog(component, name: str, *, config: str = "") -> Path:
     """Convert an Amaranth component to Verilog in a cache folder keyed by its content.
+
+    Elaborating a large design takes long, so a first index keyed by the gateware's source files
+    and ``config`` (see :func:`_source_key`) finds the folder of an earlier conversion without
+    elaborating. ``config`` must therefore name every build parameter the component was made
+    with; the folder itself is keyed by the hash of the Verilog text.
 
     Parameters
     ----------
@@ -89,6 +118,16 @@ def emit_verilog(component, name: str, *, config: str = "") -> Path:
     """
     from amaranth.back import verilog
 
+    index = cache_root() / "index"
+    index.mkdir(parents=True, exist_ok=True)
+    entry = index / _source_key(component, name, config)
+    if entry.exists():
+        folder = Path(entry.read_text().strip())
+        if (folder / f"{name}.v").exists():
+            # the cached Verilog stands for this component: it is used, not forgotten
+            component._MustUse__used = True
+            return folder
+
     text = verilog.convert(component, name=name, emit_src=False)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in config)
@@ -96,7 +135,10 @@ def emit_verilog(component, name: str, *, config: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.v"
     if not path.exists() or path.read_text() != text:
-        tmp = path.with_suffix(".v.tmp")
+        tmp = path.with_suffix(f".v.tmp{os.getpid()}")
         tmp.write_text(text)
         tmp.replace(path)
+    tmp = entry.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(str(folder))
+    tmp.replace(entry)
     return folder

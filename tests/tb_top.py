@@ -18,9 +18,9 @@ from hdl import wire
 from sim.tb import TopTB, md_beats
 from sim.scoreboard import compare_bbo
 
-# Cycles from the beat holding a message's last byte to its record leaving the book stage.
-# Deframer register, decoder register, book accept register: see hdl/book/adds_only.py.
-PIPELINE_LATENCY = 3
+# Cycles from the beat holding a message's last byte to its record leaving the book stage, for the
+# add orders these streams carry: 2 in the feed stage (deframer, decoder) and 2 in the book.
+PIPELINE_LATENCY = 4
 
 
 @cocotb.test()

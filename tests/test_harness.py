@@ -116,6 +116,7 @@ def _simulate_cross_check(records: np.ndarray, *, idle: float, backpressure: flo
 @pytest.fixture(scope="module")
 def loopback_build():
     harness = Harness.build(BboLoopback(depth=FIFO_DEPTH), "harness_loopback",
+                            config=f"depth{FIFO_DEPTH}",
                             dtypes={"bbo_in": BBO.dtype, "bbo_out": BBO.dtype}, settle=SETTLE)
     yield harness
     harness.close()

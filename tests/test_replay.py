@@ -40,7 +40,7 @@ def test_more_symbols_than_slots_csv_equals_model():
     with SimLink(Top(slots=16)) as small:
         result = replay(buf, small, slots=16)
     assert result.csv() == model_csv_for_file(buf)
-    assert result.counters["SLOT_OVERFLOW"] == 4
+    assert result.counters["FEED_SLOT_OVERFLOW"] == 4
     assert result.host_rows > 0 and len(result.hardware_records) > 0
 
 

@@ -86,6 +86,8 @@ def _top_rows(n_messages: int, idle_cycles: int) -> list[tuple]:
     beats = pack_beats(stream, frame_ends_on_messages(np.asarray(offsets), len(stream)))
     rows = [_idle_scenario(h, "Top", idle_cycles)]
     for idle, bp in ((0.0, 0.0), (0.5, 0.5)):
+        h = h.spawn()  # a fresh book for each replay of the same day
+        h.reset()
         h.push("md_in", beats)
         with _Timer() as t:
             cycles = h.run(max_cycles=1 << 40, idle={"md_in": idle},
@@ -110,10 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     records = _records(args.records)
     dtypes = {"bbo_in": BBO.dtype, "bbo_out": BBO.dtype}
-    designs = (("BboFifo", BboLoopback(registers=False)), ("BboLoopback", BboLoopback()),
-               ("BboCrossCheck", BboCrossCheck()))
-    for design, component in designs:
-        h = Harness.build(component, f"bench_{design.lower()}", dtypes=dtypes)
+    # config names every constructor parameter: the Verilog cache is found by it.
+    designs = (("BboFifo", BboLoopback(depth=16, registers=False), "depth16-noregs"),
+               ("BboLoopback", BboLoopback(depth=16), "depth16"),
+               ("BboCrossCheck", BboCrossCheck(latency=4), "latency4"))
+    for design, component, config in designs:
+        h = Harness.build(component, f"bench_{design.lower()}", config, dtypes=dtypes)
         h.reset()
         rows.append(_idle_scenario(h, design, args.idle_cycles))
         rows += _stream_scenarios(h, design, args.records, "bbo_in", "bbo_out", records,

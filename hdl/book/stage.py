@@ -74,12 +74,11 @@ class BookStage(wiring.Component):
             "BOOK_BAD_SLOT": book.count_bad_slot,
         }
         if self.assign_slots:
+            # Standalone use only: in the top the feed stage owns subscriptions and its registers
+            # (FEED_SUBSCRIBED, FEED_SLOT_OVERFLOW, FEED_DROP_UNSUBSCRIBED) count them.
             m.submodules.subscriptions = subs = FirstComeSubscriptions(slots=self.slots)
             connect(m, wiring.flipped(self.events), subs.events)
             connect(m, subs.resolved, book.events)
-            pulses["DROP_UNSUBSCRIBED"] = subs.count_unsubscribed
-            pulses["SLOT_OVERFLOW"] = subs.count_slot_overflow
-            m.d.comb += self.status["SUBSCRIBED"].eq(subs.subscribed)
         else:
             connect(m, wiring.flipped(self.events), book.events)
         connect(m, book.bbo, wiring.flipped(self.bbo))

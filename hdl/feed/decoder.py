@@ -20,12 +20,12 @@ aligns each unit to byte 0), so decoding is wiring, a few comparators and one ou
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, Cat, Mux, Const
+from amaranth import Module, Signal, Cat, Mux
 from amaranth.lib import wiring, stream, data
 from amaranth.lib.wiring import In, Out
 
 from .. import wire
-from .deframer import UnitLayout, MOLD_HEADER
+from .deframer import UnitLayout
 from .events import BookEventLayout, EventKind
 from .messages import MAX_MESSAGE
 

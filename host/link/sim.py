@@ -67,15 +67,23 @@ class SimLink(Link):
         self._harness.push(stream, records)
 
     def run(self, *, max_cycles: int | None = None) -> RunStats:
+        """Clock until the inputs are drained and the outputs quiet, or ``max_cycles``.
+
+        The default budget is generous for a working design (64 cycles per queued record plus a
+        million) and finite, so a design that stops taking input cannot hang the host.
+        """
         start = time.perf_counter()
         before = self._harness.cycle
-        budget = max_cycles if max_cycles is not None else 1 << 62
+        queued = sum(self._harness.pending(n) for n, s in self.streams.items()
+                     if s.direction == "in")
+        budget = max_cycles if max_cycles is not None else 64 * queued + 1_000_000
         self._harness.run(max_cycles=budget, idle=self._idle, backpressure=self._backpressure,
                           seed=self._seed)
         self._seed += 1
         cycles = self._harness.cycle - before
-        drained = cycles < budget
-        return RunStats(cycles=cycles, wall_s=time.perf_counter() - start, drained=drained)
+        left = sum(self._harness.pending(n) for n, s in self.streams.items()
+                   if s.direction == "in")
+        return RunStats(cycles=cycles, wall_s=time.perf_counter() - start, drained=left == 0)
 
     def receive(self, stream: str) -> np.ndarray:
         s = self._check_stream(stream, "out")

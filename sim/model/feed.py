@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hdl import wire
-from hdl.feed.decoder import SESSIONS, NO_SLOT, SUB_AUTO, SUB_TICKERS, SUB_HOST
+from hdl.feed.decoder import SESSIONS, NO_SLOT, SUB_AUTO, SUB_TICKERS, SUB_HOST  # noqa: F401
 from hdl.feed.deframer import MOLD_HEADER
 from hdl.feed.events import EventKind
 from hdl.feed.messages import MESSAGE_LENGTHS, VALID_LENGTHS

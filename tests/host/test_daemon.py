@@ -1,0 +1,450 @@
+"""The daemon's batch loop, end to end, against a behavioural model of the gateware.
+
+``ModelLink`` implements the :class:`host.link.base.Link` interface with the project's reference
+models: the book (:class:`sim.model.book.BookModel`, first-come slots as the feed stage) and the
+pre-trade risk gate (:class:`sim.model.risk.RiskModel`), with registers at the addresses of
+``hdl.wire.REGISTERS``. It stands in for the Verilated top so these tests run in seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hdl import wire
+from host.config import ConfigError, config_from_mapping
+from host.daemon import (Daemon, FeedPlan, demo_config, format_dollars,
+                         gate_registers)
+from host.feed.itch import decode_message
+from host.journal import recover
+from host.link.base import Link, LinkError, RunStats
+from host.oms.order import OrderState
+from host.replay import DEMO_STREAM
+from sim.model.bbo_csv import csv_text, model_changes_for_file
+from sim.model.book import BookModel
+from sim.model.risk import RiskLimits, RiskModel
+
+_LAST = wire.MD_BEAT.flag("flags", "last")
+_BID_VALID = wire.BBO_UPDATE.flag("flags", "bid_valid")
+_ASK_VALID = wire.BBO_UPDATE.flag("flags", "ask_valid")
+_ACCEPTED = wire.VERDICT.flag("flags", "accepted")
+BOOK_CYCLES = 12     # the model's feed→BBO latency
+GATE_CYCLES = 2      # the gate's request→verdict latency (hdl.risk.gate.LATENCY)
+
+
+class ModelLink(Link):
+    """The top as reference models behind the Link interface (test double)."""
+
+    def __init__(self, *, slots: int = 256, streams=None):
+        self.streams = streams if streams is not None else dict(wire.STREAMS)
+        self.slots = slots
+        self.power_ons = 0
+        self.power_on()
+
+    def power_on(self) -> None:
+        self.power_ons += 1
+        self.words = {self.regmap.address(r.name, i): r.init
+                      for r in self.regmap for i in range(r.count)}
+        self.words[self.regmap.address("DEVICE_ID")] = wire.DEVICE_ID
+        self.words[self.regmap.address("FORMAT_HASH")] = wire.FORMAT_HASH & 0xFFFF_FFFF
+        self.book = BookModel()
+        self.slot_of: dict[int, int] = {}
+        self.gate = RiskModel()
+        self.cycle = 100
+        self.seq = 0
+        self.queued: dict[str, list[np.ndarray]] = {n: [] for n in self.streams}
+        self.out: dict[str, list[np.ndarray]] = {n: [] for n in self.streams}
+        self.register_writes: list[tuple[str, int, int]] = []
+
+    def _name_of(self, address: int) -> tuple[str, int]:
+        for reg in self.regmap:
+            base = self.regmap.address(reg.name)
+            if base <= address < base + 4 * reg.count:
+                return reg.name, (address - base) // 4
+        raise KeyError(address)
+
+    def _read_word(self, address: int) -> int:
+        name, index = self._name_of(address)
+        if name.startswith("RISK_") and self.regmap[name].access == "r":
+            status = self.gate.status()
+            key = name if self.regmap[name].count == 1 else f"{name}_{index}"
+            return status.get(key, 0)
+        return self.words[address]
+
+    def _write_word(self, address: int, value: int) -> None:
+        name, index = self._name_of(address)
+        self.words[address] = value
+        self.register_writes.append((name, index, value))
+        if name == "RISK_COMMIT":
+            bank = {}
+            for reg in self.regmap:
+                if reg.name.startswith("RISK_") and reg.access == "rw":
+                    for i in range(reg.count):
+                        key = reg.name if reg.count == 1 else f"{reg.name}_{i}"
+                        bank[key] = self.words[self.regmap.address(reg.name, i)]
+            self.gate.commit(RiskLimits.from_registers(bank, wire.RISK_SLOTS), self.cycle)
+            self.cycle += 1
+        elif name == "RISK_KILL":
+            self.gate.set_kill(value & 1, self.cycle)
+            self.cycle += 1
+
+    def send(self, stream: str, records: np.ndarray) -> None:
+        self._check_stream(stream, "in", records)
+        self.queued[stream].append(records.copy())
+
+    def receive(self, stream: str) -> np.ndarray:
+        s = self._check_stream(stream, "out")
+        parts = self.out[stream]
+        self.out[stream] = []
+        return np.concatenate(parts) if parts else s.record.array(0)
+
+    def run(self, *, max_cycles=None) -> RunStats:
+        start = self.cycle
+        for beats in self.queued.pop("md_in", []):
+            self._market_data(beats)
+        for fills in self.queued.pop("fill_in", []):
+            for f in fills:
+                self.gate.fill({k: int(f[k]) for k in f.dtype.names}, self.cycle)
+                self.cycle += 1
+        for requests in self.queued.pop("order_in", []):
+            verdicts = wire.VERDICT.array(len(requests))
+            accepted = []
+            for v, r in zip(verdicts, requests):
+                ingress = self.cycle
+                reasons = self.gate.order({k: int(r[k]) for k in r.dtype.names}, self.cycle)
+                self.cycle += 1
+                v["client_order_id"] = r["client_order_id"]
+                v["reasons"] = reasons
+                v["ingress_cycle"] = ingress
+                v["egress_cycle"] = ingress + GATE_CYCLES
+                v["slot"] = r["slot"]
+                v["kind"] = r["kind"]
+                v["flags"] = 0 if reasons else _ACCEPTED
+                if not reasons:
+                    accepted.append(r)
+            self.out["verdict_out"].append(verdicts)
+            if accepted:
+                self.out["order_out"].append(np.array(accepted, dtype=wire.ORDER_REQUEST.dtype))
+        self.queued = {n: [] for n in self.streams}
+        return RunStats(cycles=self.cycle - start, wall_s=0.0, drained=True)
+
+    def _market_data(self, beats: np.ndarray) -> None:
+        data = beats["data"].astype("<u8").view(np.uint8).reshape(-1, 8)
+        keep = beats["keep"]
+        stream = bytearray()
+        for row, k in zip(data, keep.tolist()):
+            stream += bytes(row[:k.bit_length()])
+        pos = 0
+        records = []
+        while pos < len(stream):
+            n = (stream[pos] << 8) | stream[pos + 1]
+            msg = decode_message(bytes(stream[pos + 2:pos + 2 + n]))
+            pos += 2 + n
+            self.seq += 1
+            self.cycle += (n + 2 + 7) // 8
+            if msg["message_type"] == "R" and len(self.slot_of) < self.slots:
+                self.slot_of.setdefault(msg["stock_locate"], len(self.slot_of))
+            loc = msg.get("stock_locate")
+            change = self.book.apply(msg, self.seq)
+            if change is None or loc not in self.slot_of:
+                continue
+            rec = wire.BBO_UPDATE.array(1)[0]
+            rec["seq"] = change.seq
+            rec["bid_price"] = change.bid_price or 0
+            rec["ask_price"] = change.ask_price or 0
+            rec["bid_size"] = change.bid_size or 0
+            rec["ask_size"] = change.ask_size or 0
+            rec["ingress_cycle"] = self.cycle
+            rec["egress_cycle"] = self.cycle + BOOK_CYCLES
+            rec["slot"] = self.slot_of[loc]
+            rec["locate"] = loc
+            rec["flags"] = ((_BID_VALID if change.bid_price is not None else 0)
+                            | (_ASK_VALID if change.ask_price is not None else 0))
+            records.append(rec)
+            self.gate.bbo_update({k: int(rec[k]) for k in rec.dtype.names}, self.cycle)
+            self.cycle += 1  # the gate applies it from the next cycle on
+        if records:
+            self.out["bbo_out"].append(np.array(records, dtype=wire.BBO_UPDATE.dtype))
+
+
+def _config(tmp_path: Path, **sections) -> "host.config.Config":
+    base = demo_config(journal_dir=str(tmp_path / "journal"))
+    return dataclasses.replace(base, **sections)
+
+
+def _run(config, link=None, **kwargs):
+    link = link or ModelLink()
+    daemon = Daemon(config, link, **kwargs)
+    oms = daemon.session.oms
+    summary = daemon.run()
+    return daemon, link, oms, summary
+
+
+# ------------------------------------------------------------------------------------------
+
+def test_demo_run_trades_through_gate_and_venue_with_integer_pnl(tmp_path):
+    # Arrange
+    config = _config(tmp_path)
+
+    # Act
+    daemon, link, oms, summary = _run(config)
+
+    # Assert: the whole path moved orders and fills, and the books agree with each other.
+    assert summary.messages == FeedPlan.from_bytes(DEMO_STREAM.read_bytes(), slots=256).messages
+    assert summary.orders > 0 and summary.fills > 0
+    assert summary.accepted == link.gate.counters["RISK_ACCEPTED"]
+    assert summary.orders == summary.accepted + link.gate.counters["RISK_REJECTED"]
+    assert daemon.venue.counters["requests"] == summary.accepted
+    assert summary.fills == oms.counters["fills"] == daemon.venue.counters["fills"]
+    assert isinstance(summary.realised, int) and isinstance(summary.unrealised, int)
+    assert summary.realised == sum(p.realised for p in oms.positions.values())
+    # graceful stop: nothing left live on the host, the venue or the gate
+    assert oms.open_orders() == []
+    assert daemon.venue.working_orders() == []
+    assert link.gate.open_count() == 0
+    # the gate's positions follow the host's through the fill_in stream
+    for slot, pos in oms.positions.items():
+        assert link.gate.position[slot] == pos.quantity
+
+
+def test_summary_reports_cycle_latencies_from_record_stamps(tmp_path):
+    # Arrange / Act
+    _, _, _, summary = _run(_config(tmp_path))
+
+    # Assert
+    assert summary.bbo_hardware == len(summary.hw_bbo_cycles) > 0
+    assert set(summary.hw_bbo_cycles.tolist()) == {BOOK_CYCLES}
+    assert set(summary.hw_verdict_cycles.tolist()) == {GATE_CYCLES}
+    assert len(summary.host_us) == summary.batches
+    text = summary.format()
+    for label in ("orders to the gate", "fills", "realised P&L", "feed→BBO (cycles)",
+                  "order→verdict (cycles)", "host path / batch", "resident memory"):
+        assert label in text
+
+
+def test_recover_rebuilds_the_exact_state_and_replay_reproduces_the_orders(tmp_path):
+    # Arrange
+    config = _config(tmp_path)
+    _, _, oms, _ = _run(config)
+    expected = oms.to_state()
+    # The snapshot written at stop would make recovery trivial: drop it, replay everything.
+    for snap in (tmp_path / "journal").glob("snapshot-*.json"):
+        snap.unlink()
+
+    # Act (recover() re-submits every journaled intent and compares the orders it gets with
+    # the journaled ones; a difference raises ReplayDivergence)
+    state = recover(tmp_path / "journal")
+    state.journal.close()
+
+    # Assert
+    assert state.report.snapshot_seq == 0 and state.report.replayed > 0
+    assert state.oms.to_state() == expected
+
+
+def test_same_feed_and_config_give_the_same_orders(tmp_path):
+    # Arrange
+    first = _config(tmp_path / "a")
+    second = _config(tmp_path / "b")
+
+    # Act
+    _, _, oms_a, _ = _run(first)
+    _, _, oms_b, _ = _run(second)
+
+    # Assert
+    assert [o.to_dict() for o in oms_a.orders.values()] == \
+        [o.to_dict() for o in oms_b.orders.values()]
+
+
+def test_limits_are_written_to_gate_registers_by_name_and_committed(tmp_path):
+    # Arrange
+    config = _config(tmp_path)
+    link = ModelLink()
+
+    # Act
+    Daemon(config, link).start()
+
+    # Assert
+    names = [name for name, _, _ in link.register_writes]
+    assert names[-1] == "RISK_COMMIT"
+    risk = config.risk
+    assert link.gate.limits.max_notional == risk.max_notional
+    assert link.gate.limits.max_order_qty[0] == risk.max_order_qty
+    assert link.gate.limits.max_long[5] == risk.max_position
+    assert link.gate.limits.collar_band == risk.collar_ticks * risk.tick_size
+    assert link.gate.limits.max_open_orders == risk.max_open_orders
+
+
+def test_symbol_override_is_enforced_by_the_gate_with_its_reason(tmp_path):
+    # Arrange: AAPL (slot 0, quoted by mm-0 with 100 shares) may trade at most 50 per order.
+    base = _config(tmp_path)
+    overrides = config_from_mapping({"risk": {"symbols": {"AAPL": {"max_order_qty": 50}}}})
+    config = dataclasses.replace(base, risk=overrides.risk)
+
+    # Act
+    daemon, link, oms, summary = _run(config)
+
+    # Assert
+    assert summary.rejects.get("gate:MAX_QUANTITY", 0) > 0
+    aapl = [o for o in oms.orders.values() if o.slot == 0 and o.kind == 1]
+    assert aapl and all(o.state is OrderState.RISK_REJECTED for o in aapl)
+    assert 0 not in oms.positions or oms.positions[0].quantity == 0
+
+
+def test_host_precheck_refuses_intents_before_they_reach_the_gate(tmp_path):
+    # Arrange: every strategy wants 100 shares; the global limit is 50.
+    base = _config(tmp_path)
+    risk = config_from_mapping({"risk": {"max_order_qty": 50}}).risk
+    config = dataclasses.replace(base, risk=risk)
+
+    # Act
+    _, link, _, summary = _run(config)
+
+    # Assert
+    assert summary.intents > 0
+    assert summary.rejects["host:ORDER_QUANTITY"] == summary.intents
+    assert summary.orders == 0
+    assert link.gate.counters["RISK_ACCEPTED"] == link.gate.counters["RISK_REJECTED"] == 0
+
+
+def test_bbo_csv_equals_the_reference_model_csv(tmp_path):
+    # Arrange
+    out = tmp_path / "bbo.csv"
+    changes, _ = model_changes_for_file(DEMO_STREAM.read_bytes())
+
+    # Act
+    _run(_config(tmp_path), bbo_csv=out, batch_messages=37)
+
+    # Assert
+    assert out.read_text() == csv_text(changes)
+
+
+def test_symbols_without_a_slot_are_booked_by_the_host_and_merged_in_order(tmp_path):
+    # Arrange: 4 slots for the demo's 8 symbols
+    out = tmp_path / "bbo.csv"
+    changes, _ = model_changes_for_file(DEMO_STREAM.read_bytes())
+
+    # Act
+    _, _, _, summary = _run(_config(tmp_path), link=ModelLink(slots=4), slots=4, bbo_csv=out)
+
+    # Assert
+    assert summary.bbo_host > 0 and summary.bbo_hardware > 0
+    assert summary.bbo_records == len(changes)
+    assert out.read_text() == csv_text(changes)
+    assert len(summary.hw_bbo_cycles) == summary.bbo_hardware
+    assert any("booked by the host" in n for n in summary.notes)
+
+
+def test_stop_request_ends_after_the_batch_and_cancels_live_orders(tmp_path):
+    # Arrange
+    link = ModelLink()
+    daemon = Daemon(_config(tmp_path), link)
+    oms = daemon.session.oms
+    daemon.start()
+    for _ in range(10):
+        daemon.step()
+    had_live = len(oms.open_orders())
+
+    # Act
+    daemon.request_stop()
+    summary = daemon.run()
+
+    # Assert
+    assert had_live > 0
+    assert summary.batches == 10
+    assert oms.open_orders() == []
+    assert link.gate.open_count() == 0
+
+
+def test_link_without_risk_gate_is_refused_by_name(tmp_path):
+    # Arrange
+    streams = {k: v for k, v in wire.STREAMS.items() if k in ("md_in", "bbo_out")}
+
+    # Act / Assert
+    with pytest.raises(LinkError, match="order_in"):
+        Daemon(_config(tmp_path), ModelLink(streams=streams))
+
+
+def test_unsupported_feed_format_names_the_key(tmp_path):
+    # Arrange
+    base = _config(tmp_path)
+    config = dataclasses.replace(base, feed=dataclasses.replace(base.feed, format="level"))
+
+    # Act / Assert
+    with pytest.raises(ConfigError, match=r"^feed\.format"):
+        Daemon(config, ModelLink())
+
+
+def test_gate_registers_use_per_symbol_overrides_by_ticker():
+    # Arrange
+    risk = config_from_mapping({"risk": {"max_position": 700, "symbols": {
+        "MSFT": {"max_position": 300}}}}).risk
+
+    # Act
+    regs = {(n, i): v for n, i, v in gate_registers(risk, {0: "AAPL", 1: "MSFT"})}
+
+    # Assert
+    assert regs[("RISK_MAX_LONG", 0)] == 700
+    assert regs[("RISK_MAX_LONG", 1)] == regs[("RISK_MAX_SHORT", 1)] == 300
+    assert all(name in wire.REGISTERS._by_name for name, _ in regs)
+
+
+def test_dollars_are_formatted_from_integers():
+    assert format_dollars(0) == "$0.0000"
+    assert format_dollars(12_345_678) == "$1,234.5678"
+    assert format_dollars(-1) == "-$0.0001"
+
+
+def test_cli_run_with_config_file_then_recover_prints_state(tmp_path, monkeypatch, capsys):
+    # Arrange
+    import host.daemon as daemon_mod
+    from host.cli import main
+
+    journal = tmp_path / "j"
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'''
+[feed]
+path = "{DEMO_STREAM}"
+[journal]
+dir = "{journal}"
+[[strategies]]
+module = "host.strategy.builtin"
+class = "MarketMaker"
+name = "mm"
+params = {{ slot = 0, tick_size = 100, quote_qty = 100 }}
+''')
+    monkeypatch.setattr(daemon_mod, "_open_link", lambda config, slots, **kw: ModelLink())
+
+    # Act
+    rc_run = main(["run", "--config", str(cfg), "--bbo-csv", str(tmp_path / "b.csv")])
+    run_out = capsys.readouterr().out
+    rc_rec = main(["recover", str(journal)])
+    rec_out = capsys.readouterr().out
+
+    # Assert
+    assert rc_run == 0 and rc_rec == 0
+    assert "orders to the gate" in run_out and "realised P&L" in run_out
+    assert (tmp_path / "b.csv").read_text().startswith("seq,symbol,")
+    assert "next client order id" in rec_out and "realised P&L" in rec_out
+
+
+def test_cli_run_reports_bad_config_key(tmp_path, capsys):
+    # Arrange
+    from host.cli import main
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[risk]\nmax_order_qty = \"lots\"\n")
+
+    # Act
+    rc = main(["run", "--config", str(cfg)])
+
+    # Assert
+    assert rc == 2
+    assert "risk.max_order_qty" in capsys.readouterr().err
+
+
+def test_cli_recover_of_directory_without_journal_is_an_error(tmp_path, capsys):
+    from host.cli import main
+    assert main(["recover", str(tmp_path)]) == 2
+    assert "no journal" in capsys.readouterr().err
