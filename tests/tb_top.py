@@ -19,8 +19,8 @@ from sim.tb import TopTB, md_beats
 from sim.scoreboard import compare_bbo
 
 # Cycles from the beat holding a message's last byte to its record leaving the book stage, for the
-# add orders these streams carry: 2 in the feed stage (deframer, decoder) and 2 in the book.
-PIPELINE_LATENCY = 4
+# add orders these streams carry: 2 in the feed stage (deframer, decoder) and 1 in the book.
+PIPELINE_LATENCY = 3
 
 
 @cocotb.test()
@@ -55,9 +55,10 @@ async def top_replays_stream_like_the_model(dut):
 
     latency = (got["egress_cycle"].astype(np.int64) - got["ingress_cycle"]) % (1 << 32)
     if len(got):
-        assert latency.min() == PIPELINE_LATENCY, latency.min()
-        # the book never waits for the output: records are stamped as they leave the book
-        assert latency.max() == PIPELINE_LATENCY, latency.max()
+        assert latency.min() == PIPELINE_LATENCY, (latency.min(), latency.max())
+        if backpressure == 0:
+            # nothing waits when the host always takes records: every add takes exactly this
+            assert latency.max() == PIPELINE_LATENCY, latency.max()
 
     assert await tb.regs.read("MD_BEATS") == len(beats)
     assert await tb.regs.read("BBO_OUT") == len(expected)
