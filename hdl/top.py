@@ -51,6 +51,7 @@ class Top(wiring.Component):
 
         connect(m, wiring.flipped(self.md_in), feed.beats)
         connect(m, feed.events, book.events)
+        connect(m, wiring.flipped(self.refill_in), book.refill)
         connect(m, book.bbo, wiring.flipped(self.bbo_out))
         connect(m, feed.host_records, wiring.flipped(self.host_out))
         connect(m, feed.gaps, wiring.flipped(self.gaps_out))
