@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out, connect
 from . import wire
 from .regs import RegisterBank, RegisterBusSignature
 from .feed.stage import FeedStage
+from .book.order_book import DEFAULT_LEVELS
 from .book.stage import BookStage
 from .risk import PreTradeRisk, connect_registers
 
@@ -24,10 +25,13 @@ class Top(wiring.Component):
     ----------
     slots : int
         Symbol slots of the book stage.
+    levels : int
+        Price levels the book stage holds per symbol and side.
     """
 
-    def __init__(self, *, slots: int = 256):
+    def __init__(self, *, slots: int = 256, levels: int = DEFAULT_LEVELS):
         self.slots = slots
+        self.levels = levels
         members = {name: (In if s.direction == "in" else Out)(stream.Signature(s.record.layout))
                    for name, s in wire.STREAMS.items()}
         members["csr"] = In(RegisterBusSignature())
@@ -36,7 +40,7 @@ class Top(wiring.Component):
     @property
     def config(self) -> str:
         """A short name of the build parameters, for build caches and manifests."""
-        return f"slots{self.slots}"
+        return f"slots{self.slots}n{self.levels}"
 
     def elaborate(self, platform):
         m = Module()
@@ -44,13 +48,15 @@ class Top(wiring.Component):
         m.d.sync += cycle.eq(cycle + 1)
 
         m.submodules.feed = feed = FeedStage(slots=self.slots, host_streams=True)
-        m.submodules.book = book = BookStage(slots=self.slots, assign_slots=False)
+        m.submodules.book = book = BookStage(slots=self.slots, levels=self.levels,
+                                                 assign_slots=False)
         m.submodules.regs = regs = RegisterBank(wire.REGISTERS, latch={"CYCLE_LO": "CYCLE_HI"})
 
         m.submodules.risk = risk = PreTradeRisk(slots=wire.RISK_SLOTS)
 
         connect(m, wiring.flipped(self.md_in), feed.beats)
         connect(m, feed.events, book.events)
+        connect(m, wiring.flipped(self.refill_in), book.refill)
         connect(m, book.bbo, wiring.flipped(self.bbo_out))
         connect(m, feed.host_records, wiring.flipped(self.host_out))
         connect(m, feed.gaps, wiring.flipped(self.gaps_out))

@@ -31,6 +31,7 @@ from amaranth.lib import data
 __all__ = [
     "Field", "Flags", "Record", "Register", "RegisterMap",
     "Stream", "STREAMS", "RECORDS", "MD_BEAT", "BBO_UPDATE", "HOST_MESSAGE", "FEED_GAP", "LEVEL_UPDATE", "ORDER_REQUEST", "VERDICT", "FILL",
+    "BOOK_REFILL_LEVEL",
     "REGISTERS", "FORMAT_HASH", "DEVICE_ID",
     "CYCLE_STAMP_BITS",
 ]
@@ -512,7 +513,40 @@ BOOK_REGISTERS = [
     Register("BOOK_DUPLICATE_ORDER", "r", "adds and replaces onto a reference already live"),
     Register("BOOK_LOCATE_MISMATCH", "r", "modifies whose symbol is not the order's"),
     Register("BOOK_BAD_SLOT", "r", "book events with a slot beyond the build's slots"),
+    Register("BOOK_REFILLS_APPLIED", "r", "refill batches installed: the side holds the host's "
+                                          "levels as of the batch's seq"),
+    Register("BOOK_REFILLS_STALE", "r", "refill batches discarded because a book event of their "
+                                        "slot was applied after their seq (the host retries)"),
+    Register("BOOK_REFILLS_REJECTED", "r", "refill batches discarded as unusable: slot beyond the "
+                                           "build's slots, symbol lost (its order table is "
+                                           "incomplete), or records out of order in the batch"),
 ]
+
+# The host's answer to a ``refill`` flag: the best levels of one side of one symbol from its
+# software book, as of message ``seq``. A batch is the records of one (slot, side) from ``first``
+# to ``last``, level 0 (the best) first, indices consecutive; the book stage installs the whole
+# side at once, and only if no book event of that slot was applied after ``seq`` (otherwise it
+# discards the batch and counts it stale: the host sends a newer one). The host must build the
+# batch from every message up to ``seq`` and only from a ``seq`` the stage has already reached (a
+# record's seq it has received is such a point). Levels beyond the build's BOOK_LEVELS are
+# ignored; a side with no level is a single record with ``empty``.
+BOOK_REFILL_LEVEL = Record("BookRefillLevel", [
+    Field("seq", 64, "message sequence number the levels are exact as of"),
+    Field("size", 64, "aggregate size of the level (shares or lots)"),
+    Field("price", 32, "price of the level, in the feed's integer price units"),
+    Field("orders", 32, "orders resting at the level (1 for a crypto level)"),
+    Field("orders_below", 32, "orders resting at prices worse than the batch's last level "
+                              "(crypto: levels); read from the record with ``last``"),
+    Field("slot", 16, "symbol slot"),
+    Field("locate", 16, "ITCH stock locate of the symbol (0 for crypto), copied into the BBO "
+                        "record the refill causes"),
+    Field("level", 8, "index of the level in the batch, 0 = best"),
+    Flags("flags", 8, ("sell", "first", "last", "empty"),
+          "sell: ask side (else bid); first / last: the batch's first / last record; empty: the "
+          "side has no level (price, size, orders ignored)"),
+    Field("_pad0", 16),
+    Field("_pad1", 32),
+], doc="One price level of a host refill of one side of a symbol's hardware book.")
 
 CORE_REGISTERS = [
     Register("DEVICE_ID", "r", "constant 0x544B4C4E ('TKLN')"),
@@ -532,7 +566,8 @@ REGISTERS = RegisterMap([
 
 # --- streams and the format hash ---
 
-RECORDS = (MD_BEAT, BBO_UPDATE, LEVEL_UPDATE, ORDER_REQUEST, VERDICT, FILL, HOST_MESSAGE, FEED_GAP)
+RECORDS = (MD_BEAT, BBO_UPDATE, LEVEL_UPDATE, ORDER_REQUEST, VERDICT, FILL, HOST_MESSAGE, FEED_GAP,
+           BOOK_REFILL_LEVEL)
 
 
 @dataclass(frozen=True)
@@ -557,6 +592,8 @@ STREAMS = {s.name: s for s in (
     Stream("host_out", "out", HOST_MESSAGE, "messages forwarded whole to the host: "
                                             "S R H Y L V W K J h P Q B I N O"),
     Stream("gaps_out", "out", FEED_GAP, "MoldUDP64 sequence gaps, for retransmission requests"),
+    Stream("refill_in", "in", BOOK_REFILL_LEVEL, "the host's levels for symbols whose records "
+                                                 "carry the refill flag"),
 )}
 
 

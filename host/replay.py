@@ -9,6 +9,12 @@ The gateware books the symbols it holds. The host keeps the full book of every s
 (a best level beyond the levels the gateware holds, or its order table full), the symbol the
 gateware cannot publish exactly. The CSV merges both, in message order, and the summary says how
 many rows came from each, so the output is never silently wrong.
+
+With ``chunk_frames`` the replay runs step by step, as the daemon does on a live feed: after each
+chunk of frames the host brings its software book to the chunk's last message and, for every
+symbol whose last record carries ``refill``, sends both sides' best levels on ``refill_in``
+(:func:`sim.model.book_hw.refill_batch`), so the gateware is exact again and publishes the symbol
+itself. The CSV is the same either way.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from host.link.base import Link, LinkError
 from host.link.beats import frame_ends_on_messages, pack_beats
 from sim.model.bbo_csv import csv_text
 from sim.model.book import BboChange, BookModel
-from sim.model.book_hw import merge_with_host_book
+from sim.model.book import ASK, BID
+from sim.model.book_hw import merge_with_host_book, refill_batch
 
 __all__ = ["ReplayResult", "replay", "DEMO_STREAM", "CLOCK_MHZ", "CLOCK_SOURCE"]
 
@@ -98,7 +105,67 @@ def _software_book(buf: bytes, offsets: np.ndarray) -> tuple[list[BboChange], Bo
     return changes, model
 
 
-def replay(buf: bytes, link: Link, *, slots: int, max_frame: int = 8192) -> ReplayResult:
+def _apply_messages(model: BookModel, buf: bytes, offsets: np.ndarray, first: int,
+                    stop: int) -> None:
+    """Apply messages ``first`` .. ``stop - 1`` (0-based indices; seq = index + 1)."""
+    mv = memoryview(buf)
+    for index in range(first, stop):
+        pos = int(offsets[index])
+        if mv[pos + 2] not in _BOOK_TYPES:
+            continue
+        n = (mv[pos] << 8) | mv[pos + 1]
+        model.apply(decode_message(bytes(mv[pos + 2:pos + 2 + n])), index + 1)
+
+
+def _run_drained(link: Link) -> int:
+    stats = link.run()
+    if not stats.drained:
+        raise LinkError(f"the gateware stopped taking input: {stats.cycles:,} cycles ran "
+                        f"and an input buffer was not drained")
+    return stats.cycles
+
+
+def _stepwise(buf: bytes, offsets: np.ndarray, beats: np.ndarray, ends: np.ndarray, link: Link,
+              subscribed: dict[int, int], chunk_frames: int) -> tuple[np.ndarray, int, int]:
+    """Send the stream ``chunk_frames`` frames at a time and refill flagged symbols in between.
+    Returns the records, the cycles and the refill batches sent."""
+    last_beat = np.nonzero(beats["flags"] & wire.MD_BEAT.flag("flags", "last"))[0]
+    levels = link.read_reg("BOOK_LEVELS")
+    model = BookModel()
+    locate_of = {slot: loc for loc, slot in subscribed.items()}
+    flagged: dict[int, bool] = {}
+    records, cycles, sent, done = [], 0, 0, 0
+    beat0 = 0
+    for f in range(chunk_frames - 1, len(ends) + chunk_frames - 1, chunk_frames):
+        f = min(f, len(ends) - 1)
+        link.send("md_in", beats[beat0:last_beat[f] + 1])
+        beat0 = last_beat[f] + 1
+        cycles += _run_drained(link)
+        got = link.receive("bbo_out")
+        records.append(got)
+        upto = int(np.searchsorted(offsets, ends[f]))     # messages sent so far = last seq
+        _apply_messages(model, buf, offsets, done, upto)
+        done = upto
+        for r in got:
+            flagged[int(r["slot"])] = bool(int(r["flags"]) & _REFILL)
+        batches = [refill_batch(model, locate_of[slot], slot=slot, side=side, seq=upto,
+                                levels=levels)
+                   for slot, on in sorted(flagged.items()) if on and slot in locate_of
+                   for side in (BID, ASK)]
+        if batches:
+            link.send("refill_in", np.concatenate(batches))
+            sent += len(batches)
+            cycles += _run_drained(link)
+            got = link.receive("bbo_out")
+            records.append(got)
+            for r in got:
+                flagged[int(r["slot"])] = bool(int(r["flags"]) & _REFILL)
+    empty = wire.BBO_UPDATE.array(0)
+    return np.concatenate(records) if records else empty, cycles, sent
+
+
+def replay(buf: bytes, link: Link, *, slots: int, max_frame: int = 8192,
+           chunk_frames: int | None = None) -> ReplayResult:
     """Replay a historical ITCH buffer through ``link``.
 
     Parameters
@@ -112,6 +179,9 @@ def replay(buf: bytes, link: Link, *, slots: int, max_frame: int = 8192) -> Repl
         Symbol slots of the gateware's book.
     max_frame : int
         Bytes per stream frame (frames end on message boundaries).
+    chunk_frames : int, optional
+        Run step by step, this many frames at a time, refilling the gateware's book between
+        chunks (see the module documentation). Default: the whole stream at once, no refills.
     """
     offsets, error = scan_historical(buf)
     if len(offsets):
@@ -126,15 +196,18 @@ def replay(buf: bytes, link: Link, *, slots: int, max_frame: int = 8192) -> Repl
     link.power_on()
     start = time.perf_counter()
     cycles = 0
-    if end:
-        beats = pack_beats(good, frame_ends_on_messages(offsets, end, max_frame))
-        link.send("md_in", beats)
-        stats = link.run()
-        cycles = stats.cycles
-        if not stats.drained:
-            raise LinkError(f"the gateware stopped taking input: {stats.cycles:,} cycles ran "
-                            f"and the market-data buffer was not drained")
-    records = link.receive("bbo_out")
+    refills_sent = 0
+    if chunk_frames is not None and chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be at least 1, not {chunk_frames!r}")
+    if end and chunk_frames is not None:
+        ends = frame_ends_on_messages(offsets, end, max_frame)
+        records, cycles, refills_sent = _stepwise(good, offsets, pack_beats(good, ends), ends,
+                                                  link, subscribed, chunk_frames)
+    else:
+        if end:
+            link.send("md_in", pack_beats(good, frame_ends_on_messages(offsets, end, max_frame)))
+            cycles = _run_drained(link)
+        records = link.receive("bbo_out")
     for name in ("host_out", "gaps_out"):
         if name in link.streams:
             link.receive(name)   # forwarded messages: not part of a BBO replay
@@ -165,6 +238,10 @@ def replay(buf: bytes, link: Link, *, slots: int, max_frame: int = 8192) -> Repl
     if unheld:
         notes.append(f"{len(unheld)} symbol(s) without a gateware slot booked by the host in "
                      f"software ({len(carried)} rows)")
+    if refills_sent:
+        notes.append(f"{refills_sent} refill batch(es) sent: {counters.get('BOOK_REFILLS_APPLIED', 0)}"
+                     f" applied, {counters.get('BOOK_REFILLS_STALE', 0)} stale, "
+                     f"{counters.get('BOOK_REFILLS_REJECTED', 0)} rejected")
     refills = int((records["flags"] & _REFILL != 0).sum())
     if refills:
         notes.append(f"{refills} record(s) flagged for refill: the host published its software "

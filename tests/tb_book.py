@@ -61,6 +61,7 @@ async def book_publishes_what_the_hardware_model_expects(dut):
     Clock(dut.clk, 4, unit="ns").start()
     sink = StreamSink(dut, "bbo", dut.clk, backpressure=backpressure, seed=seed + 1)
     dut.events__valid.value = 0
+    dut.refill__valid.value = 0
     dut.rst.value = 1
     for _ in range(4):
         await RisingEdge(dut.clk)

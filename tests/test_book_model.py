@@ -573,3 +573,28 @@ def test_sample_day_admin_messages_give_a_header_only_csv():
 
     assert changes == [] and not model.anomalies
     assert len(model.symbols) == 993
+
+
+def test_side_levels_count_orders_per_level_and_below_the_window():
+    # Arrange: bids at 100 (two orders), 99, 98 (two orders); one of the 100s fully executed
+    model = BookModel()
+    for ref, shares, price in [(1, 10, 100), (2, 5, 100), (3, 7, 99), (4, 1, 98), (5, 2, 98),
+                               (6, 3, 100)]:
+        model.apply(add(ref, "B", shares, price), ref)
+    model.apply(execute(2, 5), 7)
+
+    # Act
+    held, below = model.side_levels(1, BID, 2)
+
+    # Assert
+    assert held == [(100, 13, 2), (99, 7, 1)]
+    assert below == 2
+    assert model.side_levels(1, ASK, 2) == ([], 0)
+
+
+def test_side_levels_of_a_crypto_book_count_one_order_per_level():
+    model = BookModel()
+    for price in (10, 11, 12):
+        model.apply_level(3, FLAG_SELL, price, 5, price)
+
+    assert model.side_levels(SlotKey(3), ASK, 1) == ([(10, 5, 1)], 2)

@@ -35,10 +35,16 @@ def test_full_order_flow_csv_equals_model_with_host_booking_unsupported_types(li
     assert result.csv() == model_csv_for_file(buf)
 
 
-def test_more_symbols_than_slots_csv_equals_model():
+@pytest.fixture(scope="module")
+def small():
+    # 16 slots and 2 levels per side: symbols beyond the slots, and sides that run out of levels
+    with SimLink(Top(slots=16, levels=2)) as link:
+        yield link
+
+
+def test_more_symbols_than_slots_csv_equals_model(small):
     buf = generate(5, 6_000, n_symbols=20, types="AF")
-    with SimLink(Top(slots=16)) as small:
-        result = replay(buf, small, slots=16)
+    result = replay(buf, small, slots=16)
     assert result.csv() == model_csv_for_file(buf)
     assert result.counters["FEED_SLOT_OVERFLOW"] == 4
     assert result.host_rows > 0 and len(result.hardware_records) > 0
@@ -87,3 +93,19 @@ def test_real_sample_replays_without_error(link):
     assert result.error is None and result.messages == 1000
     assert result.counters["MSGS_IN"] == 1000
     assert result.csv() == model_csv_for_file(buf)
+
+
+def test_stepwise_replay_refills_flagged_symbols_and_csv_still_equals_model(small):
+    # Arrange: few symbols, deep books, 2 levels held: sides run out of held levels often
+    buf = generate(21, 12_000, n_symbols=6, target_live_orders=300)
+
+    # Act
+    once = replay(buf, small, slots=16)
+    stepped = replay(buf, small, slots=16, max_frame=2048, chunk_frames=1)
+
+    # Assert: same CSV; refills applied and the gateware published more of it itself
+    assert stepped.csv() == once.csv() == model_csv_for_file(buf)
+    assert stepped.counters["BOOK_REFILLS_APPLIED"] > 10
+    assert stepped.counters["BOOK_REFILLS_STALE"] == 0
+    assert once.counters["BOOK_REFILLS_APPLIED"] == 0
+    assert stepped.host_rows < once.host_rows

@@ -43,6 +43,19 @@ reference's set while the first writes, and takes the row by forwarding.
 
 Input is accepted only while the output FIFO has room for everything in flight, so a slow reader
 backpressures the feed instead of losing records.
+
+Refill (host levels in)
+-----------------------
+The ``refill`` port takes :data:`hdl.wire.BOOK_REFILL_LEVEL` records. A batch (``first`` ..
+``last``) is collected into a staging side without touching the pipeline (one record per cycle);
+levels beyond ``levels`` add their orders to the staged deep count. A complete batch then takes
+one accept slot of the pipeline: the slot's row is read like an event's, and in execute the side
+is replaced by the staged one, but only if the row's last applied event is not newer than the
+batch's ``seq`` (else it is *stale*), the symbol is not lost, the slot exists and the batch was
+well formed (else *rejected*). An installed side publishes like an event: a changed top leaves as
+a record stamped with the batch's seq and locate. The install takes an accept slot the event input
+leaves idle, or, after ``_REFILL_PATIENCE`` cycles of waiting behind a busy input, stalls the
+events for that one cycle.
 """
 
 from __future__ import annotations
@@ -68,6 +81,8 @@ _LEVEL_BEGIN = 1
 _LEVEL_END = 2
 _LEVEL_DELETE = 3
 _DEEP_BITS = 32
+# cycles a complete refill batch waits for an idle input cycle before it stalls the events for one
+_REFILL_PATIENCE = 16
 
 
 def _pow2(name: str, value: int, lo: int) -> None:
@@ -126,12 +141,16 @@ class OrderBook(wiring.Component):
         })
         self.row_layout = data.StructLayout({
             "bid": self.side_layout, "ask": self.side_layout, "pub": self.top_layout,
-            "in_snapshot": 1,
+            "in_snapshot": 1, "last_seq": 64,
         })
         super().__init__({
             "events": In(stream.Signature(BookEventLayout)),
+            "refill": In(stream.Signature(wire.BOOK_REFILL_LEVEL.layout)),
             "bbo": Out(stream.Signature(wire.BBO_UPDATE.layout)),
             "cycle": In(64),
+            "count_refill_applied": Out(1),
+            "count_refill_stale": Out(1),
+            "count_refill_rejected": Out(1),
             "count_bbo": Out(1),
             "count_refill": Out(1),
             "count_table_full": Out(1),
@@ -253,24 +272,89 @@ class OrderBook(wiring.Component):
             fifo.r_en.eq(self.bbo.ready),
         ]
 
+        # ---- refill collection: a batch is staged in registers, then installed in one slot
+        st_side = Signal(self.side_layout)
+        st_slot = Signal(16)
+        st_sell = Signal()
+        st_seq = Signal(64)
+        st_locate = Signal(16)
+        st_ingress = Signal(wire.CYCLE_STAMP_BITS)
+        st_index = Signal(9)
+        st_prev = Signal(32)
+        st_extra = Signal(_DEEP_BITS)
+        st_bad = Signal()
+        st_active = Signal()
+        st_ready = Signal()             # a complete batch waits for its install
+        st_wait = Signal(range(_REFILL_PATIENCE + 1))
+        rf = self.refill.payload
+        rf_take = Signal()
+        m.d.comb += [self.refill.ready.eq(~st_ready), rf_take.eq(self.refill.valid & ~st_ready)]
+        with m.If(rf_take):
+            first = rf.flags.first
+            index = Mux(first, 0, st_index)
+            bad = Mux(first, 0, st_bad | ~st_active
+                      | (rf.slot != st_slot) | (rf.flags.sell != st_sell))
+            level_bad = Signal()
+            worse = Mux(rf.flags.sell, rf.price > st_prev, rf.price < st_prev)
+            m.d.comb += level_bad.eq((rf.level != index) | (rf.size == 0) | (rf.orders == 0)
+                                     | ((index != 0) & ~worse))
+            with m.If(first):
+                m.d.sync += [st_side.eq(0), st_extra.eq(0), st_slot.eq(rf.slot),
+                             st_sell.eq(rf.flags.sell)]
+            with m.If(~rf.flags.empty):
+                # saturates: a 257th level cannot match an 8-bit index, so the batch goes bad
+                m.d.sync += [st_index.eq(Mux(index[8], index, index + 1)), st_prev.eq(rf.price)]
+                for i in range(n):
+                    with m.If(index == i):
+                        m.d.sync += [st_side.lv[i].valid.eq(1), st_side.lv[i].price.eq(rf.price),
+                                     st_side.lv[i].size.eq(rf.size),
+                                     st_side.lv[i].orders.eq(rf.orders)]
+                with m.If(index >= n):
+                    m.d.sync += st_extra.eq(_sat_add(Mux(first, 0, st_extra), rf.orders))
+            with m.Else():
+                m.d.sync += st_index.eq(index)
+            m.d.sync += st_bad.eq(bad | (~rf.flags.empty & level_bad)
+                                  | (rf.flags.empty & (index != 0)))
+            with m.If(rf.flags.last):
+                m.d.sync += [st_active.eq(0), st_ready.eq(1), st_seq.eq(rf.seq),
+                             st_locate.eq(rf.locate),
+                             st_ingress.eq(self.cycle[:wire.CYCLE_STAMP_BITS]),
+                             st_side.deep.eq(_sat_add(Mux(first, 0, st_extra)
+                                                      + Mux(~rf.flags.empty & (index >= n),
+                                                            rf.orders, 0),
+                                                      rf.orders_below))]
+            with m.Else():
+                m.d.sync += st_active.eq(1)
+
         # ---- accept
         ex = Signal(BookEventLayout)
         ex_valid = Signal()
+        ex_inst = Signal()              # a refill install in execute
         ex_second = Signal()            # the joining half of a replace
         u_ok = Signal()                 # the replace's original was found (its side below)
         u_sell = Signal()
         in_ev = self.events.payload
         replace_first = ex_valid & (ex.kind == EventKind.REPLACE) & ~ex_second
         take = Signal()
+        room = fifo.level + (ex_valid | ex_inst) < self.fifo_depth
+        inst_go = Signal()              # the staged refill takes this accept slot
         m.d.comb += [
-            self.events.ready.eq(~replace_first & (fifo.level + ex_valid < self.fifo_depth)),
+            inst_go.eq(st_ready & ~replace_first & room
+                       & (~self.events.valid | (st_wait == _REFILL_PATIENCE))),
+            self.events.ready.eq(~replace_first & room & ~inst_go),
             take.eq(self.events.valid & self.events.ready),
         ]
+        m.d.sync += ex_inst.eq(inst_go)
+        with m.If(inst_go):
+            m.d.sync += [st_ready.eq(0), st_wait.eq(0)]
+        with m.Elif(st_ready & (st_wait != _REFILL_PATIENCE)):
+            m.d.sync += st_wait.eq(st_wait + 1)
         key_next = Mux(replace_first, ex.new_order_ref, in_ev.order_ref)
         set_next = order_set_index_hdl(key_next, self.set_bits)
         for w in range(ways):
             m.d.comb += [tbl_rd[w].addr.eq(set_next), tbl_rd[w].en.eq(1)]
-        m.d.comb += [row_rd.addr.eq(in_ev.slot[:self.slot_bits]), row_rd.en.eq(1)]
+        m.d.comb += [row_rd.addr.eq(Mux(inst_go, st_slot[:self.slot_bits],
+                                        in_ev.slot[:self.slot_bits])), row_rd.en.eq(1)]
 
         with m.If(replace_first):
             m.d.sync += [ex_valid.eq(1), ex_second.eq(1)]
@@ -289,8 +373,10 @@ class OrderBook(wiring.Component):
         fwd_tbl = Signal(self.entry_layout)
 
         # ---- execute: order table
-        slot = ex.slot[:self.slot_bits]
+        slot = Signal(self.slot_bits)
+        m.d.comb += slot.eq(Mux(ex_inst, st_slot[:self.slot_bits], ex.slot[:self.slot_bits]))
         slot_ok = (ex.slot < self.slots) if self.slot_bits < 16 else Const(1)
+        inst_slot_ok = (st_slot < self.slots) if self.slot_bits < 16 else Const(1)
         key = Mux(ex_second, ex.new_order_ref, ex.order_ref)
         key_set = order_set_index_hdl(key, self.set_bits)
         key_tag = key[self.set_bits:]
@@ -427,6 +513,24 @@ class OrderBook(wiring.Component):
             m.d.comb += new_row.in_snapshot.eq(1)
         with m.If(is_level & flags[_LEVEL_END]):
             m.d.comb += new_row.in_snapshot.eq(0)
+        with m.If(is_book):
+            m.d.comb += new_row.last_seq.eq(ex.seq)
+
+        # ---- execute: refill install (no event is in execute with it)
+        inst_rejected = ex_inst & (~inst_slot_ok | st_bad | lost.bit_select(slot, 1))
+        inst_stale = ex_inst & ~inst_rejected & (row.last_seq > st_seq)
+        inst_ok = Signal()
+        m.d.comb += [
+            inst_ok.eq(ex_inst & ~inst_rejected & ~inst_stale),
+            self.count_refill_applied.eq(inst_ok),
+            self.count_refill_stale.eq(inst_stale),
+            self.count_refill_rejected.eq(inst_rejected),
+        ]
+        with m.If(inst_ok):
+            with m.If(st_sell):
+                m.d.comb += new_row.ask.eq(st_side)
+            with m.Else():
+                m.d.comb += new_row.bid.eq(st_side)
 
         # ---- execute: the published top
         lost_now = (lost | lost_set).bit_select(slot, 1)
@@ -443,26 +547,27 @@ class OrderBook(wiring.Component):
             top.ask_price.eq(Mux(top.ask_valid, ask0.price, 0)),
             top.ask_size.eq(Mux(top.ask_valid, ask0.size, 0)),
         ]
-        reports = is_book & ~replace_first & ~new_row.in_snapshot
+        reports = ((is_book & ~replace_first) | inst_ok) & ~new_row.in_snapshot
         changed = Signal()
         m.d.comb += changed.eq(reports & (top.as_value() != row.pub.as_value()))
         with m.If(changed):
             m.d.comb += new_row.pub.eq(top)
 
-        with m.If(is_book):
+        with m.If(is_book | inst_ok):
             m.d.comb += [row_wr.addr.eq(slot), row_wr.data.eq(new_row), row_wr.en.eq(1)]
-        m.d.sync += [fwd_row_valid.eq(is_book), fwd_row_slot.eq(slot), fwd_row.eq(new_row)]
+        m.d.sync += [fwd_row_valid.eq(is_book | inst_ok), fwd_row_slot.eq(slot),
+                     fwd_row.eq(new_row)]
         m.d.sync += lost.eq(lost | lost_set)
         m.d.comb += self.slots_lost.eq(sum(lost[i] for i in range(self.slots)))
 
         record = Signal(wire.BBO_UPDATE.layout)
         m.d.comb += [
-            record.seq.eq(ex.seq),
+            record.seq.eq(Mux(ex_inst, st_seq, ex.seq)),
             record.bid_price.eq(top.bid_price),
             record.bid_size.eq(top.bid_size),
             record.ask_price.eq(top.ask_price),
             record.ask_size.eq(top.ask_size),
-            record.ingress_cycle.eq(ex.ingress),
+            record.ingress_cycle.eq(Mux(ex_inst, st_ingress, ex.ingress)),
             record.egress_cycle.eq(self.cycle[:wire.CYCLE_STAMP_BITS]),
             record.slot.eq(slot),
             record.flags.bid_valid.eq(top.bid_valid),
@@ -470,7 +575,7 @@ class OrderBook(wiring.Component):
             record.flags.refill.eq(top.refill),
             record.flags.crossed.eq(top.bid_valid & top.ask_valid
                                     & (top.bid_price >= top.ask_price)),
-            record.locate.eq(ex.locate),
+            record.locate.eq(Mux(ex_inst, st_locate, ex.locate)),
             fifo.w_data.eq(record),
             fifo.w_en.eq(changed),
             self.count_bbo.eq(changed),

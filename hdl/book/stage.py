@@ -45,6 +45,7 @@ class BookStage(wiring.Component):
                               order_sets=order_sets)
         super().__init__({
             "events": In(stream.Signature(BookEventLayout)),
+            "refill": In(stream.Signature(wire.BOOK_REFILL_LEVEL.layout)),
             "bbo": Out(stream.Signature(wire.BBO_UPDATE.layout)),
             "cycle": In(64),
             "clear": In(1),
@@ -72,6 +73,9 @@ class BookStage(wiring.Component):
             "BOOK_DUPLICATE_ORDER": book.count_duplicate,
             "BOOK_LOCATE_MISMATCH": book.count_mismatch,
             "BOOK_BAD_SLOT": book.count_bad_slot,
+            "BOOK_REFILLS_APPLIED": book.count_refill_applied,
+            "BOOK_REFILLS_STALE": book.count_refill_stale,
+            "BOOK_REFILLS_REJECTED": book.count_refill_rejected,
         }
         if self.assign_slots:
             # Standalone use only: in the top the feed stage owns subscriptions and its registers
@@ -81,6 +85,7 @@ class BookStage(wiring.Component):
             connect(m, subs.resolved, book.events)
         else:
             connect(m, wiring.flipped(self.events), book.events)
+        connect(m, wiring.flipped(self.refill), book.refill)
         connect(m, book.bbo, wiring.flipped(self.bbo))
         m.d.comb += book.cycle.eq(self.cycle)
         counters = CounterBank(pulses, self.clear)

@@ -1,6 +1,7 @@
 """The book stage alone with its own cycle counter: the design the book tests and benchmark run.
 
-Ports: ``events`` (book events in) and ``bbo`` (records out), both streams, and ``cycle`` (the
+Ports: ``events`` (book events in), ``refill`` (host levels in) and ``bbo`` (records out), all
+streams, and ``cycle`` (the
 counter, so a testbench can stamp ingress cycles); no register bus. The counter starts at 0 on
 reset, like the top's.
 """
@@ -23,6 +24,7 @@ class StandaloneBook(wiring.Component):
         self.stage = BookStage(**params)
         super().__init__({
             "events": In(stream.Signature(BookEventLayout)),
+            "refill": In(stream.Signature(wire.BOOK_REFILL_LEVEL.layout)),
             "bbo": Out(stream.Signature(wire.BBO_UPDATE.layout)),
             "cycle": Out(64),
         })
@@ -38,5 +40,6 @@ class StandaloneBook(wiring.Component):
         m.d.sync += cycle.eq(cycle + 1)
         m.d.comb += [stage.cycle.eq(cycle), self.cycle.eq(cycle)]
         connect(m, wiring.flipped(self.events), stage.events)
+        connect(m, wiring.flipped(self.refill), stage.refill)
         connect(m, stage.bbo, wiring.flipped(self.bbo))
         return m

@@ -136,7 +136,8 @@ class _Book:
     (bids negated) with lazy deletion: a price stays in the heap after its level empties and is
     dropped when it surfaces. The heap is rebuilt when stale entries outnumber live ones."""
 
-    __slots__ = ("key", "locate", "slot", "symbol", "levels", "heaps", "last", "in_snapshot")
+    __slots__ = ("key", "locate", "slot", "symbol", "levels", "heaps", "last", "in_snapshot",
+                 "orders")
 
     def __init__(self, key: BookKey, locate: int, slot: int | None, symbol: str):
         self.key = key
@@ -144,13 +145,23 @@ class _Book:
         self.slot = slot
         self.symbol = symbol
         self.levels = ({}, {})      # BID, ASK: price -> size
+        self.orders = ({}, {})      # BID, ASK: price -> orders resting there (ITCH)
         self.heaps = ([], [])       # BID holds -price, ASK holds price
         self.last = _EMPTY_TOP      # the top last reported
         self.in_snapshot = False
 
     def clear(self) -> None:
         self.levels = ({}, {})
+        self.orders = ({}, {})
         self.heaps = ([], [])
+
+    def count(self, side: int, price: int, delta: int) -> None:
+        counts = self.orders[side]
+        left = counts.get(price, 0) + delta
+        if left:
+            counts[price] = left
+        else:
+            del counts[price]
 
     def add(self, side: int, price: int, size: int) -> None:
         levels = self.levels[side]
@@ -347,6 +358,7 @@ class BookModel:
         price = msg["price"]
         self._orders[ref] = [book, side, price, shares]
         book.add(side, price, shares)
+        book.count(side, price, 1)
         return self._report(book, seq)
 
     def _resting(self, msg: Mapping, ref: int) -> list | None:
@@ -369,6 +381,7 @@ class BookModel:
                 self.anomalies["excess_shares"] += 1
             del self._orders[ref]
             shares = left
+            book.count(side, price, -1)
         elif shares <= 0:
             return None
         else:
@@ -396,6 +409,7 @@ class BookModel:
         del self._orders[ref]
         book, side, price, left = order
         book.take(side, price, left)
+        book.count(side, price, -1)
         return self._report(book, seq)
 
     def _on_replace(self, msg: Mapping, seq: int) -> BboChange | None:
@@ -412,11 +426,13 @@ class BookModel:
         book, side, price, left = order
         del self._orders[orig]
         book.take(side, price, left)
+        book.count(side, price, -1)
         shares = msg["shares"]
         if shares > 0:
             new_price = msg["price"]
             self._orders[new] = [book, side, new_price, shares]
             book.add(side, new_price, shares)
+            book.count(side, new_price, 1)
         else:
             self.anomalies["zero_shares"] += 1
         return self._report(book, seq)
@@ -503,6 +519,35 @@ class BookModel:
         """The current best bid and ask of one book (all None for an unknown key)."""
         book = self._books.get(key)
         return _EMPTY_TOP if book is None else book.top()
+
+    def side_levels(self, key: BookKey, side, n: int) -> tuple[list[tuple[int, int, int]], int]:
+        """The best ``n`` levels of one side with their order counts, and the orders below them.
+
+        What a hardware book holding ``n`` levels needs to be exact again (see
+        :data:`hdl.wire.BOOK_REFILL_LEVEL`). A crypto level counts as one order.
+
+        Parameters
+        ----------
+        key : int or SlotKey
+        side : {0, 1, 'B', 'S'}
+        n : int
+
+        Returns
+        -------
+        (list of (price, size, orders), int)
+            Levels best first (fewer than ``n`` if the side holds fewer), and the number of orders
+            resting at the side's other prices.
+        """
+        book = self._books.get(key)
+        if book is None:
+            return [], 0
+        s = _side_index(side)
+        top = book.top_levels(s, max(n, 0))
+        if isinstance(key, SlotKey):
+            return [(p, size, 1) for p, size in top], len(book.levels[s]) - len(top)
+        counts = book.orders[s]
+        held = [(p, size, counts[p]) for p, size in top]
+        return held, sum(counts.values()) - sum(o for _, _, o in held)
 
     def depth(self, key: BookKey, side) -> int:
         """Number of price levels on one side of one book."""

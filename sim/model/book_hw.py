@@ -18,6 +18,11 @@ Published top (one :data:`hdl.wire.BBO_UPDATE` record whenever it changes, and o
   absent and the record carries ``refill``; when no side is blind the record equals the model's
   top exactly.
 
+Refills (:meth:`HardwareBook.refill`, batches of :data:`hdl.wire.BOOK_REFILL_LEVEL` made by
+:func:`refill_batch`) install one side's held window from the host's book: the side is exact again
+and the ``refill`` flag lasts only while another cause (the other side blind, the symbol lost)
+remains. A batch older than the slot's last applied event is stale and changes nothing.
+
 Events are the feed's :data:`hdl.feed.events.BookEventLayout` as dicts; :func:`itch_events`
 makes them from ITCH messages as the feed stage does, :func:`pack_events` lays them out as the
 stage's input words.
@@ -37,7 +42,8 @@ from host.feed.itch import decode_message
 from sim.model.book import ASK, BID, BookModel, SlotKey, FLAG_DELETE, FLAG_SELL, \
     FLAG_SNAPSHOT_BEGIN, FLAG_SNAPSHOT_END
 
-__all__ = ["HardwareBook", "itch_events", "pack_events", "merge_with_host_book", "EVENT_BYTES"]
+__all__ = ["HardwareBook", "itch_events", "pack_events", "merge_with_host_book", "EVENT_BYTES",
+           "refill_batch"]
 
 _FLAG = {name: wire.BBO_UPDATE.flag("flags", name)
          for name in ("bid_valid", "ask_valid", "refill", "crossed")}
@@ -135,6 +141,7 @@ class HardwareBook:
         self.crypto_deep: set[tuple] = set()             # (slot, side) pushed beyond the window
         self.key_of_slot: dict[int, object] = {}
         self.pub: dict[int, tuple] = {}
+        self.last_seq: dict[int, int] = defaultdict(int)   # slot -> seq of its last event
         self.counts = defaultdict(int)
 
     # ------------------------------------------------------------------ table
@@ -208,6 +215,7 @@ class HardwareBook:
             return None
         if slot >= self.slots:
             return None
+        self.last_seq[slot] = seq
         self.key_of_slot.setdefault(slot, SlotKey(slot) if crypto else locate)
 
         if crypto:
@@ -342,6 +350,37 @@ class HardwareBook:
                 "ask_size": top[6], "ingress_cycle": 0, "egress_cycle": 0, "slot": slot,
                 "flags": flags, "locate": locate}
 
+    def refill(self, batch: np.ndarray) -> dict | None:
+        """Apply one refill batch (records of ``BOOK_REFILL_LEVEL.dtype``, ``first`` to
+        ``last``, as :func:`refill_batch` makes them); return the record it makes the stage emit.
+
+        Counts ``refills_applied``, ``refills_stale`` (an event of the slot came after the batch's
+        seq) and ``refills_rejected`` (slot beyond the slots, or lost). The batch must be well
+        formed and hold the model's levels as of its seq, and the slot must have had events.
+        """
+        last = batch[-1]
+        slot, seq = int(last["slot"]), int(last["seq"])
+        side = ASK if int(last["flags"]) & _REFILL_FLAG["sell"] else BID
+        if slot >= self.slots or slot in self.lost:
+            self.counts["refills_rejected"] += 1
+            return None
+        if self.last_seq[slot] > seq:
+            self.counts["refills_stale"] += 1
+            return None
+        self.counts["refills_applied"] += 1
+        levels = [r for r in batch if not int(r["flags"]) & _REFILL_FLAG["empty"]]
+        self.held[(slot, side)] = {int(r["price"]) for r in levels[:self.levels]}
+        below = int(last["orders_below"]) + sum(int(r["orders"]) for r in levels[self.levels:])
+        if isinstance(self.key_of_slot[slot], SlotKey):
+            if below:
+                self.crypto_deep.add((slot, side))
+            else:
+                self.crypto_deep.discard((slot, side))
+        book = self.model._books.get(self.key_of_slot[slot])
+        if book is not None and book.in_snapshot:
+            return None
+        return self._publish(slot, int(last["locate"]), seq)
+
     def run(self, events: Iterable[dict]) -> np.ndarray:
         """Apply every event; the expected records as an array of ``BBO_UPDATE.dtype``."""
         rows = [r for r in (self.apply(ev) for ev in events) if r is not None]
@@ -350,6 +389,52 @@ class HardwareBook:
             for k, v in r.items():
                 out[i][k] = v
         return out
+
+
+_REFILL_FLAG = {name: wire.BOOK_REFILL_LEVEL.flag("flags", name)
+                for name in ("sell", "first", "last", "empty")}
+
+
+def refill_batch(model: BookModel, key, *, slot: int, side: int, seq: int,
+                 levels: int) -> np.ndarray:
+    """The refill batch of one side of one symbol from the host's full book.
+
+    Parameters
+    ----------
+    model : BookModel
+        The host's book, having applied every message up to ``seq`` and none after.
+    key : int or SlotKey
+        The symbol's book key: ITCH locate or ``SlotKey(slot)``.
+    slot : int
+        The symbol's slot in the book stage.
+    side : {0, 1}
+        BID or ASK.
+    seq : int
+        Sequence number of the last message ``model`` has applied.
+    levels : int
+        Levels the stage holds per side (register BOOK_LEVELS).
+
+    Returns
+    -------
+    numpy.ndarray
+        Records of ``BOOK_REFILL_LEVEL.dtype``, ``first`` on the first and ``last`` on the last;
+        one ``empty`` record when the side has no level.
+    """
+    held, below = model.side_levels(key, side, levels)
+    locate = 0 if isinstance(key, SlotKey) else int(key)
+    out = wire.BOOK_REFILL_LEVEL.array(max(len(held), 1))
+    out["seq"], out["slot"], out["locate"] = seq, slot, locate
+    sell = _REFILL_FLAG["sell"] if side == ASK else 0
+    out["flags"] = sell
+    if not held:
+        out["flags"] = sell | _REFILL_FLAG["empty"]
+    for i, (price, size, orders) in enumerate(held):
+        out[i]["price"], out[i]["size"], out[i]["orders"], out[i]["level"] = \
+            price, size, orders, i
+    out[0]["flags"] |= _REFILL_FLAG["first"]
+    out[-1]["flags"] |= _REFILL_FLAG["last"]
+    out[-1]["orders_below"] = min(below, 2**32 - 1)
+    return out
 
 
 def merge_with_host_book(records: np.ndarray, changes: list) -> list[tuple]:
