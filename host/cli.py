@@ -41,7 +41,7 @@ def cmd_replay(args) -> int:
     print(f"ticklane replay: {path} ({len(buf):,} bytes) on simulated gateware "
           f"(Verilator, {top.config})", flush=True)
     with SimLink(top, idle=args.idle, backpressure=args.backpressure) as link:
-        result = replay(buf, link, slots=args.slots)
+        result = replay(buf, link, slots=args.slots, chunk_frames=args.refill_every)
 
     if args.bbo_csv:
         out = Path(args.bbo_csv)
@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "seq,symbol,bid_price,bid_size,ask_price,ask_size")
     p.add_argument("--latency-out", metavar="RUN.npz",
                    help="save the per-record latencies for `ticklane report`")
+    p.add_argument("--refill-every", type=int, default=None, metavar="FRAMES",
+                   help="send the stream FRAMES frames at a time and refill the gateware's "
+                        "flagged symbols from the host's book in between (default: the whole "
+                        "stream at once; flagged symbols are then published from the host's "
+                        "book)")
     p.add_argument("--slots", type=int, default=256, help="symbol slots of the book (default 256)")
     p.add_argument("--idle", type=float, default=0.0,
                    help="probability of an idle input cycle (default 0)")

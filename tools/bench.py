@@ -145,13 +145,27 @@ def bench_cocotb(n_messages: int, seed: int) -> dict:
 
 
 def bench_host() -> dict:
-    try:
-        from tools import bench_host
-    except ImportError:
-        return {"skipped": "tools/bench_host.py not present"}
-    if hasattr(bench_host, "measure"):
-        return bench_host.measure()
-    return {"skipped": "tools/bench_host.py has no measure()"}
+    from hdl.top import Top
+    from host.link.sim import SimLink
+    from tools.bench_host import bench_decode, run_daemon
+
+    out = {}
+    with SimLink(Top()) as link:
+        for n in (1, 8, 32):
+            s = run_daemon(n, link, 64)
+            out[f"{n} strategies"] = {
+                "host_path_us": _pct_float(s.host_us), "strategies_us": _pct_float(s.strategy_us),
+                "full_cycle_us": _pct_float(s.cycle_us), "rss_mb": s.rss_mb}
+    out["bbo_decode_records_per_s"] = bench_decode(repeat=2)
+    return out
+
+
+def _pct_float(values) -> dict:
+    v = np.sort(np.asarray(values, dtype=float))
+    if not len(v):
+        return {}
+    return {"p50": float(v[min(len(v) - 1, int(np.ceil(0.5 * len(v))) - 1)]),
+            "p99": float(v[min(len(v) - 1, int(np.ceil(0.99 * len(v))) - 1)])}
 
 
 def bench_resources(fmax_timeout_s: int) -> dict:
@@ -231,8 +245,18 @@ def main(argv=None) -> int:
             rows.append(("harness / cocotb", f"{best / c['cycles_per_s']:.0f}×"))
         _print_table("simulation speed", rows)
     if "host" not in args.skip:
-        report["host"] = bench_host()
-        _print_table("host", [(k, str(v)) for k, v in report["host"].items()])
+        report["host"] = h = bench_host()
+        rows = []
+        for k, v in h.items():
+            if k.endswith("strategies"):
+                rows.append((f"{k}: host path / strategies / full cycle (µs p50, p99)",
+                             " / ".join(f"{v[x].get('p50', 0):.0f}, {v[x].get('p99', 0):.0f}"
+                                        for x in ("host_path_us", "strategies_us",
+                                                  "full_cycle_us"))
+                             + f"   RSS {v['rss_mb']:.0f} MB"))
+        for name, rate in h["bbo_decode_records_per_s"].items():
+            rows.append((f"BBO decode: {name}", f"{rate / 1e6:.1f} M records/s"))
+        _print_table("host", rows)
     report["resident_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if "resources" not in args.skip:
         report["resources"] = res = bench_resources(args.fmax_timeout)
