@@ -54,6 +54,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .. import wire
+from ..bits import popcount
 from ..feed.events import BookEventLayout, EventKind
 from .order_table import REF_BITS, order_set_index_hdl
 
@@ -453,7 +454,7 @@ class OrderBook(wiring.Component):
             m.d.comb += [row_wr.addr.eq(slot), row_wr.data.eq(new_row), row_wr.en.eq(1)]
         m.d.sync += [fwd_row_valid.eq(is_book), fwd_row_slot.eq(slot), fwd_row.eq(new_row)]
         m.d.sync += lost.eq(lost | lost_set)
-        m.d.comb += self.slots_lost.eq(sum(lost[i] for i in range(self.slots)))
+        m.d.comb += self.slots_lost.eq(popcount(lost))
 
         record = Signal(wire.BBO_UPDATE.layout)
         m.d.comb += [
