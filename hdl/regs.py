@@ -22,7 +22,8 @@ class RegisterBusSignature(wiring.Signature):
     """Register bus, seen from the initiator (the host side).
 
     Members: ``addr`` word address, ``r_stb`` read strobe, ``r_data`` read data (valid the cycle
-    after ``r_stb``), ``w_stb`` write strobe, ``w_data`` write data.
+    after ``r_stb``, held until the next read), ``w_stb`` write strobe, ``w_data`` write data. A
+    write takes effect one cycle after its strobe, in time for a read strobed on the next cycle.
     """
 
     def __init__(self):
@@ -42,6 +43,8 @@ class RegisterBank(wiring.Component):
     instance, named ``NAME`` or ``NAME_<i>``); read-write registers appear as :attr:`control`
     signals the design reads. Reading a register named in ``latch`` (``{"CYCLE_LO": "CYCLE_HI"}``)
     also snapshots the other one, so a 64-bit counter reads consistently in two accesses.
+    :attr:`write_strobe` pulses for one cycle per write of a read-write register, together with
+    :attr:`write_data`, the word written (both one cycle after the bus strobe).
 
     Parameters
     ----------
@@ -61,6 +64,7 @@ class RegisterBank(wiring.Component):
         self.status = {}
         self.control = {}
         self.write_strobe = {}
+        self.write_data = Signal(32, name="write_data", reset_less=True)
         for reg in regmap:
             for i in range(reg.count):
                 key = reg.name if reg.count == 1 else f"{reg.name}_{i}"
@@ -84,29 +88,48 @@ class RegisterBank(wiring.Component):
         m = Module()
         shadows = {dst: Signal(32, name=f"shadow_{dst.lower()}") for dst in self.latch.values()}
 
-        with m.If(self.bus.r_stb):
-            with m.Switch(self.bus.addr):
-                for key, word, reg in self._instances():
-                    with m.Case(word):
-                        if key in shadows:
-                            m.d.sync += self.bus.r_data.eq(shadows[key])
-                        elif reg.access == "r":
-                            m.d.sync += self.bus.r_data.eq(self.status[key])
-                        else:
-                            m.d.sync += self.bus.r_data.eq(self.control[key])
-                        if key in self.latch:
-                            dst = self.latch[key]
+        # The bus is registered on its way in, so the decoders below hang off flip-flops and not
+        # off the bank's input ports. The read mux after the register is combinational, so read
+        # data still arrives the cycle after ``r_stb``, and a write still takes effect before a
+        # read strobed on the next cycle.
+        # Not reset: an access strobed in the cycle the bank leaves reset is still taken.
+        addr = Signal(ADDR_BITS, reset_less=True)
+        r_stb = Signal(reset_less=True)
+        w_stb = Signal(reset_less=True)
+        w_data = self.write_data
+        m.d.sync += [addr.eq(self.bus.addr), r_stb.eq(self.bus.r_stb), w_stb.eq(self.bus.w_stb),
+                     w_data.eq(self.bus.w_data)]
+
+        read = Signal(32)
+        held = Signal(32)  # r_data keeps the last word read until the next read
+        with m.Switch(addr):
+            for key, word, reg in self._instances():
+                with m.Case(word):
+                    if key in shadows:
+                        m.d.comb += read.eq(shadows[key])
+                    elif reg.access == "r":
+                        m.d.comb += read.eq(self.status[key])
+                    else:
+                        m.d.comb += read.eq(self.control[key])
+                    if key in self.latch:
+                        dst = self.latch[key]
+                        with m.If(r_stb):
                             m.d.sync += shadows[dst].eq(self.status[dst])
-                with m.Default():
-                    m.d.sync += self.bus.r_data.eq(0xDEADBEEF)
+            with m.Default():
+                m.d.comb += read.eq(0xDEADBEEF)
+        with m.If(r_stb):
+            m.d.comb += self.bus.r_data.eq(read)
+            m.d.sync += held.eq(read)
+        with m.Else():
+            m.d.comb += self.bus.r_data.eq(held)
 
         for key in self.write_strobe:
             m.d.comb += self.write_strobe[key].eq(0)
-        with m.If(self.bus.w_stb):
-            with m.Switch(self.bus.addr):
+        with m.If(w_stb):
+            with m.Switch(addr):
                 for key, word, reg in self._instances():
                     if reg.access == "rw":
                         with m.Case(word):
-                            m.d.sync += self.control[key].eq(self.bus.w_data)
+                            m.d.sync += self.control[key].eq(w_data)
                             m.d.comb += self.write_strobe[key].eq(1)
         return m

@@ -2,9 +2,11 @@
 
 Streams are those of :data:`hdl.wire.STREAMS` that this build has; the register bus is ``csr``.
 Each stage exposes its registers by name (see :mod:`hdl.stage`); the top wires them to the bank.
+Every stream port passes through a :class:`hdl.slice.RegisterSlice` (one cycle each way) and the
+bank registers the bus, so no stage logic hangs directly off a top-level input.
 """
 
-from amaranth import Module, Signal
+from amaranth import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
 from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out, connect
 
@@ -14,6 +16,7 @@ from .feed.stage import FeedStage
 from .book.order_book import DEFAULT_LEVELS
 from .book.stage import BookStage
 from .risk import PreTradeRisk, connect_registers
+from .slice import RegisterSlice
 
 __all__ = ["Top"]
 
@@ -47,35 +50,60 @@ class Top(wiring.Component):
         cycle = Signal(64)
         m.d.sync += cycle.eq(cycle + 1)
 
-        m.submodules.feed = feed = FeedStage(slots=self.slots, host_streams=True)
-        m.submodules.book = book = BookStage(slots=self.slots, levels=self.levels,
-                                                 assign_slots=False)
-        m.submodules.regs = regs = RegisterBank(wire.REGISTERS, latch={"CYCLE_LO": "CYCLE_HI"})
+        # The stages and the bank run in the `core` domain: the same clock, with the reset passed
+        # through a flip-flop, so their next-state logic hangs off flip-flops only (the top-level
+        # reset is an input like any other). The core leaves reset one cycle after the port
+        # slices and the cycle counter, which stay in `sync`: a record offered on the first cycle
+        # after reset waits in its slice (whose output is not valid yet) until the core is out.
+        m.domains.core = core = ClockDomain("core", local=True)
+        core_rst = Signal(init=1, reset_less=True)
+        m.d.sync += core_rst.eq(ResetSignal("sync"))
+        m.d.comb += [core.clk.eq(ClockSignal("sync")), core.rst.eq(core_rst)]
+        to_core = DomainRenamer("core")
 
-        m.submodules.risk = risk = PreTradeRisk(slots=wire.RISK_SLOTS)
+        m.submodules.feed = feed = to_core(FeedStage(slots=self.slots, host_streams=True))
+        m.submodules.book = book = to_core(BookStage(slots=self.slots, levels=self.levels,
+                                                     assign_slots=False))
+        m.submodules.regs = regs = to_core(
+            RegisterBank(wire.REGISTERS, latch={"CYCLE_LO": "CYCLE_HI"}))
 
-        connect(m, wiring.flipped(self.md_in), feed.beats)
+        m.submodules.risk = risk = to_core(PreTradeRisk(slots=wire.RISK_SLOTS))
+
+        # One register slice per stream port: ports[name] is the stage side of that port.
+        ports = {}
+        for name, s in wire.STREAMS.items():
+            if not hasattr(self, name):
+                continue
+            m.submodules[f"slice_{name}"] = sl = RegisterSlice(s.record.layout)
+            if s.direction == "in":
+                connect(m, wiring.flipped(getattr(self, name)), sl.i)
+                ports[name] = sl.o
+            else:
+                connect(m, sl.o, wiring.flipped(getattr(self, name)))
+                ports[name] = sl.i
+
+        connect(m, ports["md_in"], feed.beats)
         connect(m, feed.events, book.events)
-        connect(m, wiring.flipped(self.refill_in), book.refill)
-        connect(m, book.bbo, wiring.flipped(self.bbo_out))
-        connect(m, feed.host_records, wiring.flipped(self.host_out))
-        connect(m, feed.gaps, wiring.flipped(self.gaps_out))
-        # The gate sees every BBO record the host takes, in the cycle it is taken (its bbo_in is
-        # always ready): the live book it checks collars against is the one the host sees.
+        connect(m, ports["refill_in"], book.refill)
+        connect(m, book.bbo, ports["bbo_out"])
+        connect(m, feed.host_records, ports["host_out"])
+        connect(m, feed.gaps, ports["gaps_out"])
+        # The gate sees every BBO record the host will take, in the cycle it leaves the book (its
+        # bbo_in is always ready): the live book it checks collars against is the one the host sees.
         m.d.comb += [
-            risk.bbo_in.valid.eq(book.bbo.valid & self.bbo_out.ready),
+            risk.bbo_in.valid.eq(book.bbo.valid & ports["bbo_out"].ready),
             risk.bbo_in.payload.eq(book.bbo.payload),
             risk.cycle.eq(cycle),
         ]
-        connect(m, wiring.flipped(self.order_in), risk.order_in)
-        connect(m, wiring.flipped(self.fill_in), risk.fill_in)
-        connect(m, risk.verdict_out, wiring.flipped(self.verdict_out))
-        connect(m, risk.order_out, wiring.flipped(self.order_out))
+        connect(m, ports["order_in"], risk.order_in)
+        connect(m, ports["fill_in"], risk.fill_in)
+        connect(m, risk.verdict_out, ports["verdict_out"])
+        connect(m, risk.order_out, ports["order_out"])
         connect(m, wiring.flipped(self.csr), regs.bus)
         connect_registers(m, regs, risk.regs)
 
         clear = Signal()
-        m.d.comb += clear.eq(regs.write_strobe["CONTROL"] & regs.bus.w_data[0])
+        m.d.comb += clear.eq(regs.write_strobe["CONTROL"] & regs.write_data[0])
         m.d.comb += [
             regs.status["DEVICE_ID"].eq(wire.DEVICE_ID),
             regs.status["FORMAT_HASH"].eq(wire.FORMAT_HASH & 0xFFFF_FFFF),

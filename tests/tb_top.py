@@ -19,7 +19,9 @@ from sim.tb import TopTB, md_beats
 from sim.scoreboard import compare_bbo
 
 # Cycles from the beat holding a message's last byte to its record leaving the book stage, for the
-# add orders these streams carry: 2 in the feed stage (deframer, decoder) and 1 in the book.
+# add orders these streams carry: 2 in the feed stage (deframer, decoder) and 1 in the book. The
+# stamps are taken inside the stages, so the register slices on the top's ports (one cycle on
+# md_in, one on bbo_out) are not part of it: port to port, a record takes 2 cycles more.
 PIPELINE_LATENCY = 3
 
 

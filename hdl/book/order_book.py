@@ -67,6 +67,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .. import wire
+from ..bits import popcount
 from ..feed.events import BookEventLayout, EventKind
 from .order_table import REF_BITS, order_set_index_hdl
 
@@ -558,7 +559,7 @@ class OrderBook(wiring.Component):
         m.d.sync += [fwd_row_valid.eq(is_book | inst_ok), fwd_row_slot.eq(slot),
                      fwd_row.eq(new_row)]
         m.d.sync += lost.eq(lost | lost_set)
-        m.d.comb += self.slots_lost.eq(sum(lost[i] for i in range(self.slots)))
+        m.d.comb += self.slots_lost.eq(popcount(lost))
 
         record = Signal(wire.BBO_UPDATE.layout)
         m.d.comb += [

@@ -31,6 +31,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import wire
+from ..bits import popcount
 from .limits import (COLLAR_BPS_BIT, COLLAR_ENABLE_BIT, LIMIT_REGISTERS, PER_SYMBOL,
                      SYMBOL_ENABLED_BIT, SYMBOL_KILL_BIT, SYMBOL_REDUCE_ONLY_BIT,
                      RiskRegisterSignature, member_name)
@@ -160,7 +161,7 @@ class PreTradeRisk(wiring.Component):
                           kill=kill)
 
         open_count = Signal(entry_bits + 1)
-        m.d.comb += open_count.eq(sum(t_valid[j] for j in range(N)))
+        m.d.comb += open_count.eq(popcount(Cat(*(t_valid[j] for j in range(N)))))
 
         # ---- pipeline control ---------------------------------------------------------------
         vo, oo = self.verdict_out, self.order_out

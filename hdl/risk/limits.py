@@ -109,4 +109,4 @@ def connect_registers(m: Module, bank, regs) -> None:
             else:
                 m.d.comb += bank.status[key].eq(port)
     # CONTROL bit 0 clears counters on the write that sets it.
-    m.d.comb += regs.counters_clear.eq(bank.write_strobe["CONTROL"] & bank.bus.w_data[0])
+    m.d.comb += regs.counters_clear.eq(bank.write_strobe["CONTROL"] & bank.write_data[0])

@@ -37,6 +37,24 @@ CORE_HEADER = HERE / "harness_core.h"
 CSR_MEMBER = "csr"
 # Compiler optimisation for the model and the harness; Verilator's default (-Os) is slower.
 OPT = "-O2"
+# Code for this host's CPU (about 15% faster on the full top). The build stamp names the CPU, so a
+# cache carried to another machine is rebuilt; TICKLANE_SIM_ARCH="" builds portable code.
+ARCH = os.environ.get("TICKLANE_SIM_ARCH", "-march=native")
+
+
+def _fast_flags() -> str:
+    return f"{OPT} {ARCH}".strip()
+
+
+def _cpu_identity() -> str:
+    """A short fingerprint of the host CPU's model and features (empty if unknown)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    keys = [line for line in info.splitlines()
+            if line.startswith(("model name", "flags", "Features"))]
+    return hashlib.sha256("\n".join(sorted(set(keys))).encode()).hexdigest()[:12]
 
 
 class HarnessBuildError(RuntimeError):
@@ -378,7 +396,9 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2) -> H
 
     vflags = [*toolchain.verilator_build_args(), "--prefix", "Vtop", "-CFLAGS", "-fPIC",
               "--no-timing"]
-    stamp = f"verilator {' '.join(vflags)}; OPT={OPT}"
+    stamp = f"verilator {' '.join(vflags)}; OPT={_fast_flags()}"
+    if ARCH:
+        stamp += f"; cpu {_cpu_identity()}"
     cpp = folder / "harness.cpp"
     text = render_harness(streams, has_csr, stamp=stamp)
     so = folder / "harness.so"
@@ -408,8 +428,8 @@ def _compile(folder: Path, name: str, vflags: list[str], jobs: int) -> None:
         if cxx_name(verilog_name) != cname:
             raise HarnessBuildError(f"Verilator named port {verilog_name!r} {cname!r} in C++, "
                                     f"not {cxx_name(verilog_name)!r} as the harness assumes")
-    make = ["make", "-s", "-C", str(obj), "-f", "Vtop.mk", f"-j{jobs}", f"OPT_FAST={OPT}",
-            "OPT_SLOW=-O1", f"OPT_GLOBAL={OPT}"]
+    make = ["make", "-s", "-C", str(obj), "-f", "Vtop.mk", f"-j{jobs}",
+            f"OPT_FAST={_fast_flags()}", "OPT_SLOW=-O1", f"OPT_GLOBAL={_fast_flags()}"]
     _run([*make, "Vtop__ALL.a"], folder, "make")
     runtime = _runtime(obj, root, vflags, make)
     exports = folder / "harness.map"
@@ -418,8 +438,8 @@ def _compile(folder: Path, name: str, vflags: list[str], jobs: int) -> None:
     exports.write_text("{ global: th_*; local: *; };\n")
     include = root / "include"
     tmp = folder / f"harness.so.tmp{os.getpid()}"
-    _run(["g++", "-shared", "-fPIC", OPT, "-std=c++17", "-I", str(obj), "-I", str(include),
-          "-I", str(include / "vltstd"), "-I", str(HERE), str(folder / "harness.cpp"),
+    _run(["g++", "-shared", "-fPIC", *_fast_flags().split(), "-std=c++17", "-I", str(obj),
+          "-I", str(include), "-I", str(include / "vltstd"), "-I", str(HERE), str(folder / "harness.cpp"),
           str(obj / "Vtop__ALL.a"), str(runtime), "-pthread",
           f"-Wl,--version-script={exports}", "-o", str(tmp)], folder, "link")
     tmp.replace(folder / "harness.so")
@@ -435,7 +455,8 @@ def _runtime(obj: Path, root: Path, vflags: list[str], make: list[str]) -> Path:
     globals_ = re.findall(r"^VM_GLOBAL_\w+ \+= \\\n((?:  \S+ \\\n)*)", classes, re.M)
     source = root / "include" / "verilated.cpp"
     key = "\n".join([(root / "include" / "verilated_config.h").read_text(), " ".join(vflags),
-                      f"{source.stat().st_size}:{source.stat().st_mtime_ns}", OPT,
+                      f"{source.stat().st_size}:{source.stat().st_mtime_ns}", _fast_flags(),
+                      _cpu_identity() if ARCH else "",
                       *settings, *globals_])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     shared = toolchain.cache_root() / f"verilated-runtime-{digest}"
