@@ -60,10 +60,10 @@ def test_orders_back_to_back_enter_one_per_cycle_with_verdicts_two_cycles_later(
     assert fresh.stats()["order_in"]["stall_cycles"] == 0
 
 
-def test_monitor_reports_commit_in_the_cycle_of_the_register_write(fresh):
-    # Arrange
+def test_monitor_reports_commit_in_the_cycle_after_the_register_write(fresh):
+    # Arrange: the register bank registers the bus, so a write strobes the gate one cycle later
     fresh.run(17, stop_when_drained=False)
-    expected = fresh.cycle - fresh.cycle_base
+    expected = fresh.cycle - fresh.cycle_base + 1
 
     # Act
     fresh.write_reg(register_word("RISK_COMMIT"), 1)
