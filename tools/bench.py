@@ -127,6 +127,10 @@ def bench_cocotb(n_messages: int, seed: int) -> dict:
     from sim.gen.itchgen import generate
     from sim.reference import expected_bbo_records
 
+    # the testbench module lives in tests/; the cocotb runner takes its PYTHONPATH from sys.path
+    tests_dir = str(Path(__file__).resolve().parents[1] / "tests")
+    if tests_dir not in sys.path:
+        sys.path.insert(0, tests_dir)
     slots = 16
     buf = generate(seed, n_messages, n_symbols=8, types="AF")
     with tempfile.TemporaryDirectory() as tmp:
