@@ -48,7 +48,7 @@ from host.link.base import Link, LinkError
 from host.link.beats import frame_ends_on_messages, pack_beats
 from host.metrics import Alert, Metrics
 from host.oms.risk import PreTradeConfig, PreTradeReason
-from host.replay import DEMO_STREAM
+from host.replay import DEMO_STREAM, directory
 from host.strategy import OpenOrder, StrategyContext, StrategyHost, StrategySpec
 from host.types import Fill, OrderIntent, OrderKind, Side
 from host.venue.events import Cancelled, Reject
@@ -247,20 +247,11 @@ class FeedPlan:
         ts = np.zeros(len(offsets), np.int64)
         for k in range(6):
             ts = (ts << 8) | raw[offsets + 2 + 5 + k].astype(np.int64)
-        symbols: dict[int, str] = {}
-        subscribed: dict[int, int] = {}
-        seen: set[int] = set()
-        for pos in offsets.tolist():
-            mtype = buf[pos + 2]
-            if mtype == 0x52:  # 'R': stock directory
-                n = (buf[pos] << 8) | buf[pos + 1]
-                msg = decode_message(buf[pos + 2:pos + 2 + n])
-                loc = msg["stock_locate"]
-                symbols.setdefault(loc, msg["stock"])
-                if loc not in subscribed and len(subscribed) < slots:
-                    subscribed[loc] = len(subscribed)
-            elif mtype in _BOOK_TYPES:
-                seen.add((buf[pos + 3] << 8) | buf[pos + 4])
+        symbols, subscribed = directory(buf, offsets, slots)
+        mtypes = raw[offsets + 2] if len(offsets) else raw[:0]
+        book = np.isin(mtypes, np.frombuffer(bytes(_BOOK_TYPES), np.uint8))
+        locates = (raw[offsets[book] + 3].astype(np.int64) << 8) | raw[offsets[book] + 4]
+        seen = set(np.unique(locates).tolist())
         # Symbols without a gateware slot are booked by the host in software.
         carry = {loc for loc in seen if loc not in subscribed}
         host_slot = {}

@@ -35,7 +35,7 @@ from sim.model.book import BboChange, BookModel
 from sim.model.book import ASK, BID
 from sim.model.book_hw import merge_with_host_book, refill_batch
 
-__all__ = ["ReplayResult", "replay", "DEMO_STREAM", "CLOCK_MHZ", "CLOCK_SOURCE"]
+__all__ = ["ReplayResult", "replay", "directory", "DEMO_STREAM", "CLOCK_MHZ", "CLOCK_SOURCE"]
 
 _BOOK_TYPES = frozenset(b"AFECXDU")
 
@@ -72,7 +72,7 @@ class ReplayResult:
         return csv_text(self.changes)
 
 
-def _directory(buf: bytes, offsets: np.ndarray, slots: int):
+def directory(buf: bytes, offsets: np.ndarray, slots: int):
     """Host-side view of the stream: locate → symbol, and the locates the gateware subscribes
     (the feed stage's default rule: each directory message takes the next free slot)."""
     symbols: dict[int, str] = {}
@@ -190,7 +190,7 @@ def replay(buf: bytes, link: Link, *, slots: int, max_frame: int = 8192,
     else:
         end = 0
     good = buf[:end]
-    symbols, subscribed = _directory(good, offsets, slots)
+    symbols, subscribed = directory(good, offsets, slots)
 
     # a replay starts from an empty pipeline: no subscription or book of an earlier run
     link.power_on()
