@@ -237,15 +237,7 @@ class HardwareBook:
             if shares == 0:
                 return
             side = ASK if ev.get("sell", 0) else BID
-            if not self._table_add(ref, slot, side, ev["price"], shares):
-                self.counts["table_full"] += 1
-                self.lost.add(slot)
-                return
-            deep_before = self._deep(slot, side, False)
-            self.model.apply({"message_type": "A", "stock_locate": locate,
-                              "buy_sell_indicator": "S" if side else "B", "shares": shares,
-                              "order_reference_number": ref, "price": ev["price"]}, seq)
-            self._join(slot, side, ev["price"], False, deep_before)
+            self._add_order(ref, slot, locate, side, ev["price"], shares, seq)
             return
         entry = self.table.get(ref)
         if entry is None:
@@ -287,15 +279,20 @@ class HardwareBook:
             return
         if shares == 0:
             return
-        if not self._table_add(new, slot, side, ev["price"], shares):
+        self._add_order(new, slot, locate, side, ev["price"], shares, seq)
+
+    def _add_order(self, ref, slot, locate, side, price, shares, seq) -> None:
+        """An order joins the table and its level (an add, or a replace's new reference); a
+        full table set loses the symbol to the host's book."""
+        if not self._table_add(ref, slot, side, price, shares):
             self.counts["table_full"] += 1
             self.lost.add(slot)
             return
         deep_before = self._deep(slot, side, False)
         self.model.apply({"message_type": "A", "stock_locate": locate,
                           "buy_sell_indicator": "S" if side else "B", "shares": shares,
-                          "order_reference_number": new, "price": ev["price"]}, seq)
-        self._join(slot, side, ev["price"], False, deep_before)
+                          "order_reference_number": ref, "price": price}, seq)
+        self._join(slot, side, price, False, deep_before)
 
     def _apply_crypto(self, kind, slot, ev, seq) -> None:
         flags = ev.get("level_flags", 0)
