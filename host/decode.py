@@ -52,11 +52,16 @@ def beats_of_frames(frames) -> np.ndarray:
 
 
 def split_frames(stream: bytes, messages_per_frame: int = 64) -> list[bytes]:
-    """Cut a historical file into frames of whole messages (a bad message ends the walk; the rest
-    of the file becomes one last frame)."""
+    """Cut a historical file into frames of whole messages (a bad message ends the walk: a
+    length that is not its type's, or a message the file cuts short; the rest of the file
+    becomes one last frame, where the feed stage counts the error)."""
+    from hdl.feed.messages import MESSAGE_LENGTHS
     frames, start, pos, k, n = [], 0, 0, 0, len(stream)
-    while pos + 2 <= n:
-        pos += 2 + int.from_bytes(stream[pos:pos + 2], "big")
+    while pos + 2 < n:
+        size = int.from_bytes(stream[pos:pos + 2], "big")
+        if MESSAGE_LENGTHS.get(stream[pos + 2]) != size or pos + 2 + size > n:
+            break
+        pos += 2 + size
         k += 1
         if k == messages_per_frame and pos <= n:
             frames.append(stream[start:pos])
