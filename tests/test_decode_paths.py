@@ -188,3 +188,23 @@ def test_decode_file_lists_the_same_messages_as_decode_stream():
     msgs = generate_messages(8, 40, n_symbols=2)
     data = frame_historical(msgs)
     assert decode_file(data, model=True) == decode_stream(data, model=True).messages
+
+
+def test_the_model_delivers_what_a_moldudp64_receiver_delivers():
+    from sim.model.feed import FeedConfig, run_feed_model
+    from host.decode import mold_frames
+    capture, delivered = _mold_capture(_flow(33)[:1500], 9)
+    r = run_feed_model(mold_frames(capture), FeedConfig(mold=True, pass_all=True))
+    assert [m for _, m in r.delivered] == delivered
+    assert r.counters["MOLD_DUPLICATE_PACKETS"] > 0 and r.counters["MOLD_GAPS"] > 0
+
+
+def test_split_frames_stops_at_the_first_bad_message_and_keeps_the_rest_as_one_frame():
+    from host.decode import split_frames
+    msgs = generate_messages(9, 300, n_symbols=3)
+    good = frame_historical(msgs[:130])
+    bad = good + b"\x00\x05" + frame_historical(msgs[130:])
+    frames = split_frames(bad, 64)
+    assert frames[:2] == [frame_historical(msgs[:64]), frame_historical(msgs[64:128])]
+    assert frames[2:] == [bad[len(frame_historical(msgs[:128])):]]
+    assert b"".join(frames) == bad
