@@ -24,8 +24,8 @@ def _msg(mtype: str, ref: int = 1) -> bytes:
     for f in MESSAGE_SPECS[mtype].fields:
         if f.name == "message_type":
             fields[f.name] = mtype
-        elif f.kind in ("alpha", "char"):
-            fields[f.name] = "B" if f.kind == "char" else "X"
+        elif f.kind == "alpha":
+            fields[f.name] = "B" if f.length == 1 else "X"
         else:
             fields[f.name] = ref % (1 << (8 * f.length))
     return encode_message(fields)

@@ -34,7 +34,7 @@ def _sample_fields(spec: MessageSpec, salt: int) -> dict:
         elif f.kind in ("int", "price4", "price8", "timestamp"):
             top = (1 << (8 * f.length)) - 1
             fields[f.name] = top - (salt * 7919 + i) % 1000 if salt else top
-        elif f.kind == "char":
+        elif f.length == 1:
             fields[f.name] = chr(ord("A") + (salt + i) % 26)
         else:
             full = "".join(chr(ord("A") + (salt + i + k) % 26) for k in range(f.length))
@@ -72,34 +72,34 @@ def test_every_last_field_matches_the_pdf_column_of_the_reference_csv():
 
 # (type, field, offset, length, kind) read off the tables of the specification PDF.
 SPEC_OFFSETS = [
-    ("S", "event_code", 11, 1, "char"),
+    ("S", "event_code", 11, 1, "alpha"),
     ("R", "stock", 11, 8, "alpha"),
     ("R", "round_lot_size", 21, 4, "int"),
     ("R", "issue_sub_type", 27, 2, "alpha"),
     ("R", "etp_leverage_factor", 34, 4, "int"),
-    ("R", "inverse_indicator", 38, 1, "char"),
+    ("R", "inverse_indicator", 38, 1, "alpha"),
     ("H", "reason", 21, 4, "alpha"),
-    ("Y", "reg_sho_action", 19, 1, "char"),
+    ("Y", "reg_sho_action", 19, 1, "alpha"),
     ("L", "mpid", 11, 4, "alpha"),
     ("L", "stock", 15, 8, "alpha"),
-    ("L", "market_participant_state", 25, 1, "char"),
+    ("L", "market_participant_state", 25, 1, "alpha"),
     ("V", "level_1", 11, 8, "price8"),
     ("V", "level_3", 27, 8, "price8"),
-    ("W", "breached_level", 11, 1, "char"),
+    ("W", "breached_level", 11, 1, "alpha"),
     ("K", "ipo_quotation_release_time", 19, 4, "int"),
     ("K", "ipo_price", 24, 4, "price4"),
     ("J", "auction_collar_reference_price", 19, 4, "price4"),
     ("J", "auction_collar_extension", 31, 4, "int"),
-    ("h", "operational_halt_action", 20, 1, "char"),
+    ("h", "operational_halt_action", 20, 1, "alpha"),
     ("A", "order_reference_number", 11, 8, "int"),
-    ("A", "buy_sell_indicator", 19, 1, "char"),
+    ("A", "buy_sell_indicator", 19, 1, "alpha"),
     ("A", "shares", 20, 4, "int"),
     ("A", "stock", 24, 8, "alpha"),
     ("A", "price", 32, 4, "price4"),
     ("F", "attribution", 36, 4, "alpha"),
     ("E", "executed_shares", 19, 4, "int"),
     ("E", "match_number", 23, 8, "int"),
-    ("C", "printable", 31, 1, "char"),
+    ("C", "printable", 31, 1, "alpha"),
     ("C", "execution_price", 32, 4, "price4"),
     ("X", "cancelled_shares", 19, 4, "int"),
     ("D", "order_reference_number", 11, 8, "int"),
@@ -111,13 +111,13 @@ SPEC_OFFSETS = [
     ("P", "match_number", 36, 8, "int"),
     ("Q", "shares", 11, 8, "int"),
     ("Q", "cross_price", 27, 4, "price4"),
-    ("Q", "cross_type", 39, 1, "char"),
+    ("Q", "cross_type", 39, 1, "alpha"),
     ("B", "match_number", 11, 8, "int"),
-    ("I", "imbalance_direction", 27, 1, "char"),
+    ("I", "imbalance_direction", 27, 1, "alpha"),
     ("I", "stock", 28, 8, "alpha"),
     ("I", "current_reference_price", 44, 4, "price4"),
-    ("I", "price_variation_indicator", 49, 1, "char"),
-    ("N", "interest_flag", 19, 1, "char"),
+    ("I", "price_variation_indicator", 49, 1, "alpha"),
+    ("N", "interest_flag", 19, 1, "alpha"),
     ("O", "near_execution_time", 32, 8, "int"),
     ("O", "upper_price_range_collar", 44, 4, "price4"),
 ]
@@ -132,7 +132,7 @@ def test_field_offset_length_and_kind_match_the_specification(mtype, name, offse
 @pytest.mark.parametrize("mtype", ALL_TYPES)
 def test_every_message_starts_with_the_common_header(mtype):
     head = [(f.name, f.offset, f.length, f.kind) for f in MESSAGE_SPECS[mtype].fields[:4]]
-    assert head == [("message_type", 0, 1, "char"), ("stock_locate", 1, 2, "int"),
+    assert head == [("message_type", 0, 1, "alpha"), ("stock_locate", 1, 2, "int"),
                     ("tracking_number", 3, 2, "int"), ("timestamp", 5, 6, "timestamp")]
 
 
@@ -145,12 +145,12 @@ def test_fieldspec_rejects_unknown_kind_and_wrong_width():
         FieldSpec("x", 11, 4, "float")
     with pytest.raises(ValueError, match="length 3 is not valid for kind 'int'"):
         FieldSpec("x", 11, 3, "int")
-    assert FIELD_KINDS == {"int", "alpha", "price4", "price8", "timestamp", "char"}
+    assert FIELD_KINDS == {"int", "alpha", "price4", "price8", "timestamp"}
 
 
 def test_messagespec_rejects_a_hole_between_fields():
     with pytest.raises(ValueError, match="field 'b' at offset 3, expected 2"):
-        MessageSpec("Z", "bad", 4, (FieldSpec("a", 0, 2, "int"), FieldSpec("b", 3, 1, "char")),
+        MessageSpec("Z", "bad", 4, (FieldSpec("a", 0, 2, "int"), FieldSpec("b", 3, 1, "alpha")),
                     "0")
 
 
@@ -181,12 +181,21 @@ def test_mwcb_levels_decode_as_price8_integers():
     assert (d["level_1"], d["level_2"], d["level_3"]) == (level, level + 1, 2**64 - 1)
 
 
-def test_one_byte_alpha_space_is_kept_and_longer_alpha_is_stripped():
-    raw = encode_message({**_sample_fields(MESSAGE_SPECS["H"], 0), "reserved": " ",
+def test_every_alpha_field_is_stripped_of_its_right_padding_one_byte_ones_too():
+    # Spec "Data Types": every alpha field is left justified and padded on the right with
+    # spaces, whatever its length, so a field of spaces ("<space> = not available") is empty.
+    raw = encode_message({**_sample_fields(MESSAGE_SPECS["H"], 0), "reserved": "",
                           "stock": "ZVZZT", "reason": ""})
-    assert raw[11:19] == b"ZVZZT   " and raw[21:25] == b"    "
+    assert raw[11:19] == b"ZVZZT   " and raw[20:25] == b"     "
     d = decode_message(raw)
-    assert (d["reserved"], d["stock"], d["reason"]) == (" ", "ZVZZT", "")
+    assert (d["reserved"], d["stock"], d["reason"]) == ("", "ZVZZT", "")
+    assert encode_message(d) == raw
+
+
+def test_a_leading_space_is_data_and_is_kept():
+    raw = bytearray(encode_message({**_sample_fields(MESSAGE_SPECS["H"], 0), "reason": "T1"}))
+    raw[21:25] = b" T1 "
+    assert decode_message(bytes(raw))["reason"] == " T1"
 
 
 # ------------------------------------------------------------------------------------------
@@ -212,7 +221,7 @@ def test_integer_fields_land_big_endian_at_their_spec_offsets(mtype):
     raw = encode_message(fields)
     for f in spec.fields[1:]:
         chunk = raw[f.offset:f.end]
-        if f.kind in ("alpha", "char"):
+        if f.kind == "alpha":
             assert chunk == fields[f.name].encode().ljust(f.length, b" "), f.name
         else:
             assert int.from_bytes(chunk, "big") == fields[f.name], f.name

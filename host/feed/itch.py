@@ -3,30 +3,49 @@
 Ref: NASDAQ TotalView-ITCH 5.0 specification, revision of 2023-04-28 (``NQTVITCHSpecification.pdf``),
 "Data Types" and "Message Formats" sections 1.1 - 1.8.
 
-Every message of the specification is listed in :data:`MESSAGE_SPECS` with each field's byte
-offset, length and kind, as printed in the specification's tables. The table is checked when this
-module is imported: the fields of every message must tile it from offset 0 to its length with no
-hole and no overlap, so a typing mistake in an offset cannot go unnoticed.
+Every message of the specification is listed in :data:`MESSAGE_SPECS` with each field's name,
+byte offset, length and type, transcribed from the specification's tables. The table is checked
+when this module is imported: the fields of every message must tile it from offset 0 to its length
+with no hole and no overlap, so a typing mistake in an offset cannot go unnoticed.
 
-Data types (spec, "Data Types"):
+Data types (spec, "Data Types"), and the kind each becomes here:
 
-* integers are unsigned and big-endian;
-* alpha fields are ASCII, left justified and padded on the right with spaces;
-* Price(4) is an integer with four implied decimal places (1e-4 dollars), Price(8) (the MWCB
-  levels of the 'V' message) has eight; the largest Price(4) is 200,000.0000 (``0x77359400``);
-* a timestamp is 6 bytes: nanoseconds since midnight.
+* ``Integer``: unsigned and big-endian (kind ``"int"``); the 6-byte ``Timestamp`` is an integer
+  of nanoseconds since midnight (kind ``"timestamp"``);
+* ``Alpha``: ASCII, left justified and padded on the right with spaces (kind ``"alpha"``, one
+  byte or more; the type byte is the one-byte alpha ``Message Type``);
+* ``Price (4)``: an integer with four implied decimal places (1e-4 dollars; kind ``"price4"``),
+  the largest being 200,000.0000 (``0x77359400``); ``Price (8)`` (kind ``"price8"``) has eight
+  and is used only by the MWCB levels of the 'V' message.
 
 Messages here are the bare message bytes starting at the type byte; the 2-byte length prefix of
 the historical file and of MoldUDP64 message blocks belongs to :mod:`host.feed.framing`.
 
-Decoded messages are plain ``dict``\\ s keyed by the specification's field names in snake_case.
-Integers and prices stay integers in the feed's units (no float anywhere), alpha fields are
-``str`` with the right padding stripped, and one-byte alpha fields ("char") are one-character
-``str`` kept as sent, so that a space meaning "not available" survives.
+Decoded messages are plain ``dict``\\ s, in the order of the specification's table, keyed by
+the specification's field names turned into snake_case by :func:`snake_case`:
+
+1. a word the PDF prints glued to the next one is split at the change of case
+   (``FinancialStatus Indicator`` -> ``Financial Status Indicator``, ``LULDReference Price
+   Tier`` -> ``LULD Reference Price Tier``);
+2. letters are lower-cased, and every run of other characters (space, ``/``, ``-``) becomes one
+   ``_`` (``Buy/Sell Indicator`` -> ``buy_sell_indicator``, ``Issue Sub-Type`` ->
+   ``issue_sub_type``, ``Level 1`` -> ``level_1``, ``MPID`` -> ``mpid``).
+
+The one exception: offset 1 of the 'Y' message is printed ``Locate Code``. The specification
+("Architecture") says the stock locate code is in every message at the same position, and every
+other table names it ``Stock Locate``; it is ``stock_locate`` in every message here, so the four
+header fields (``message_type``, ``stock_locate``, ``tracking_number``, ``timestamp``) are the
+same for all types.
+
+Values: integers, prices (in the specification's units, Price(4) or Price(8), no float
+anywhere) and the timestamp are ``int``; every alpha field, one byte long or more, is a ``str``
+with its right padding of spaces stripped, so a field of spaces (the specification's
+"<space> = not available") decodes to ``""``; the encoder pads it back.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -36,6 +55,7 @@ __all__ = [
     "ItchError", "FieldSpec", "MessageSpec", "MESSAGE_SPECS", "MESSAGE_LENGTHS",
     "FIELD_KINDS", "HEADER_LENGTH", "PRICE4_MAX", "PRICE4_SCALE", "PRICE8_SCALE",
     "TIMESTAMP_MAX", "NS_PER_DAY", "decode_message", "encode_message", "message_type_of",
+    "snake_case", "alpha_value",
 ]
 
 # Spec, "Data Types": maximum Price(4) value is 200,000.0000 = 0x77359400.
@@ -48,7 +68,7 @@ TIMESTAMP_MAX = (1 << 48) - 1
 # Message type, stock locate, tracking number and timestamp: the same 11 bytes start every message.
 HEADER_LENGTH = 11
 
-FIELD_KINDS = frozenset({"int", "alpha", "price4", "price8", "timestamp", "char"})
+FIELD_KINDS = frozenset({"int", "alpha", "price4", "price8", "timestamp"})
 
 # Byte lengths each kind allows; "alpha" takes any length >= 1.
 _KIND_LENGTHS = {
@@ -56,7 +76,6 @@ _KIND_LENGTHS = {
     "price4": (4,),
     "price8": (8,),
     "timestamp": (6,),
-    "char": (1,),
 }
 _INT_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
@@ -73,24 +92,29 @@ class FieldSpec:
     Parameters
     ----------
     name : str
-        Field name in snake_case (the specification's name, made unique where it repeats).
+        Field name in snake_case: :func:`snake_case` of ``spec_name``, the key of decoded
+        messages.
     offset : int
         Byte offset from the start of the message (the type byte is offset 0).
     length : int
         Length in bytes.
     kind : str
         One of ``"int"`` (unsigned big-endian), ``"alpha"`` (space-padded ASCII), ``"price4"``,
-        ``"price8"`` (unsigned integer prices with 4 or 8 implied decimals), ``"timestamp"``
-        (6-byte nanoseconds since midnight) or ``"char"`` (one-byte alpha, decoded as a
-        one-character ``str``).
+        ``"price8"`` (unsigned integer prices with 4 or 8 implied decimals) or ``"timestamp"``
+        (6-byte nanoseconds since midnight).
+    spec_name : str, optional
+        The field's name as the specification's table prints it (default: ``name``).
     """
 
     name: str
     offset: int
     length: int
     kind: str
+    spec_name: str = ""
 
     def __post_init__(self):
+        if not self.spec_name:
+            object.__setattr__(self, "spec_name", self.name)
         if self.kind not in FIELD_KINDS:
             raise ValueError(f"field {self.name!r}: kind {self.kind!r} is not one of "
                              f"{sorted(FIELD_KINDS)}")
@@ -158,168 +182,211 @@ class MessageSpec:
         raise KeyError(f"ITCH {self.type!r} has no field {name!r}")
 
 
-_HEADER = (("stock_locate", 1, 2, "int"), ("tracking_number", 3, 2, "int"),
-           ("timestamp", 5, 6, "timestamp"))
+def snake_case(spec_name: str) -> str:
+    """The key of a field: its specification name in snake_case.
+
+    Words the PDF prints glued together are split at the change of case, letters are
+    lower-cased and every run of other characters becomes one ``_`` (see the module docstring).
+
+    Parameters
+    ----------
+    spec_name : str
+        The name as printed in the specification's table, e.g. ``"Buy/Sell Indicator"``.
+
+    Returns
+    -------
+    str
+        e.g. ``"buy_sell_indicator"``.
+    """
+    words = re.sub(r"([a-z])([A-Z])", r"\1 \2", spec_name)         # FinancialStatus
+    words = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", words)        # LULDReference
+    return re.sub(r"[^a-z0-9]+", "_", words.lower()).strip("_")
+
+
+def alpha_value(raw: bytes) -> str:
+    """An alpha field's value: its ASCII bytes with the right padding of spaces stripped.
+
+    Raises
+    ------
+    ItchError
+        If a byte is not ASCII.
+    """
+    try:
+        return bytes(raw).decode("ascii").rstrip(" ")
+    except UnicodeDecodeError as e:
+        raise ItchError(f"non-ASCII byte 0x{e.object[e.start]:02x} in an alpha field") from None
+
+
+# The four fields every message starts with (spec, "Message Formats"; "Architecture": the stock
+# locate is at the same position in every message, even where 'Y' prints it "Locate Code").
+_HEADER = (("Stock Locate", 1, 2, "int"), ("Tracking Number", 3, 2, "int"),
+           ("Timestamp", 5, 6, "timestamp"))
+
+
+def _field(spec_name: str, offset: int, length: int, kind: str) -> FieldSpec:
+    return FieldSpec(snake_case(spec_name), offset, length, kind, spec_name)
 
 
 def _message(type_: str, name: str, section: str, length: int,
              *body: tuple[str, int, int, str]) -> MessageSpec:
-    fields = (FieldSpec("message_type", 0, 1, "char"),
-              *(FieldSpec(*h) for h in _HEADER), *(FieldSpec(*b) for b in body))
+    fields = (_field("Message Type", 0, 1, "alpha"),
+              *(_field(*h) for h in _HEADER), *(_field(*b) for b in body))
     return MessageSpec(type_, name, length, fields, section)
 
 
+# Field names are transcribed as the specification's tables print them (glued words such as
+# "FinancialStatus" included; only the PDF's hyphen glyphs are written as a plain "-").
 _SPECS = (
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.1 (System Event Message)
     _message("S", "System Event", "1.1", 12,
-             ("event_code", 11, 1, "char")),
+             ("Event Code", 11, 1, "alpha")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.2.1 (Stock Directory)
     _message("R", "Stock Directory", "1.2.1", 39,
-             ("stock", 11, 8, "alpha"),
-             ("market_category", 19, 1, "char"),
-             ("financial_status_indicator", 20, 1, "char"),
-             ("round_lot_size", 21, 4, "int"),
-             ("round_lots_only", 25, 1, "char"),
-             ("issue_classification", 26, 1, "char"),
-             ("issue_sub_type", 27, 2, "alpha"),
-             ("authenticity", 29, 1, "char"),
-             ("short_sale_threshold_indicator", 30, 1, "char"),
-             ("ipo_flag", 31, 1, "char"),
-             ("luld_reference_price_tier", 32, 1, "char"),
-             ("etp_flag", 33, 1, "char"),
-             ("etp_leverage_factor", 34, 4, "int"),
-             ("inverse_indicator", 38, 1, "char")),
+             ("Stock", 11, 8, "alpha"),
+             ("Market Category", 19, 1, "alpha"),
+             ("FinancialStatus Indicator", 20, 1, "alpha"),
+             ("Round Lot Size", 21, 4, "int"),
+             ("Round Lots Only", 25, 1, "alpha"),
+             ("Issue Classification", 26, 1, "alpha"),
+             ("Issue Sub-Type", 27, 2, "alpha"),
+             ("Authenticity", 29, 1, "alpha"),
+             ("Short Sale Threshold Indicator", 30, 1, "alpha"),
+             ("IPO Flag", 31, 1, "alpha"),
+             ("LULDReference Price Tier", 32, 1, "alpha"),
+             ("ETP Flag", 33, 1, "alpha"),
+             ("ETP Leverage Factor", 34, 4, "int"),
+             ("Inverse Indicator", 38, 1, "alpha")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.2.2 (Stock Trading Action)
     _message("H", "Stock Trading Action", "1.2.2", 25,
-             ("stock", 11, 8, "alpha"),
-             ("trading_state", 19, 1, "char"),
-             ("reserved", 20, 1, "char"),
-             ("reason", 21, 4, "alpha")),
+             ("Stock", 11, 8, "alpha"),
+             ("Trading State", 19, 1, "alpha"),
+             ("Reserved", 20, 1, "alpha"),
+             ("Reason", 21, 4, "alpha")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.2.3 (Reg SHO Short Sale Price Test
     # Restricted Indicator). The spec calls offset 1 "Locate Code" here; it is the same field as
-    # every other message's Stock Locate, so it keeps that name.
+    # every other message's Stock Locate (see _HEADER), so it keeps that name.
     _message("Y", "Reg SHO Short Sale Price Test Restricted Indicator", "1.2.3", 20,
-             ("stock", 11, 8, "alpha"),
-             ("reg_sho_action", 19, 1, "char")),
+             ("Stock", 11, 8, "alpha"),
+             ("Reg SHO Action", 19, 1, "alpha")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.2.4 (Market Participant Position)
     _message("L", "Market Participant Position", "1.2.4", 26,
-             ("mpid", 11, 4, "alpha"),
-             ("stock", 15, 8, "alpha"),
-             ("primary_market_maker", 23, 1, "char"),
-             ("market_maker_mode", 24, 1, "char"),
-             ("market_participant_state", 25, 1, "char")),
+             ("MPID", 11, 4, "alpha"),
+             ("Stock", 15, 8, "alpha"),
+             ("Primary Market Maker", 23, 1, "alpha"),
+             ("Market Maker Mode", 24, 1, "alpha"),
+             ("Market Participant State", 25, 1, "alpha")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.2.5.1 (MWCB Decline Level Message).
     # The levels are Price(8), the only Price(8) fields of the feed.
     _message("V", "MWCB Decline Level", "1.2.5.1", 35,
-             ("level_1", 11, 8, "price8"),
-             ("level_2", 19, 8, "price8"),
-             ("level_3", 27, 8, "price8")),
+             ("Level 1", 11, 8, "price8"),
+             ("Level 2", 19, 8, "price8"),
+             ("Level 3", 27, 8, "price8")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.2.5.2 (MWCB Status Message)
     _message("W", "MWCB Status", "1.2.5.2", 12,
-             ("breached_level", 11, 1, "char")),
+             ("Breached Level", 11, 1, "alpha")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.2.6 (Quoting Period Update)
     _message("K", "IPO Quoting Period Update", "1.2.6", 28,
-             ("stock", 11, 8, "alpha"),
-             ("ipo_quotation_release_time", 19, 4, "int"),
-             ("ipo_quotation_release_qualifier", 23, 1, "char"),
-             ("ipo_price", 24, 4, "price4")),
+             ("Stock", 11, 8, "alpha"),
+             ("IPO Quotation Release Time", 19, 4, "int"),
+             ("IPO Quotation Release Qualifier", 23, 1, "alpha"),
+             ("IPO Price", 24, 4, "price4")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.2.7 (LULD Auction Collar)
     _message("J", "LULD Auction Collar", "1.2.7", 35,
-             ("stock", 11, 8, "alpha"),
-             ("auction_collar_reference_price", 19, 4, "price4"),
-             ("upper_auction_collar_price", 23, 4, "price4"),
-             ("lower_auction_collar_price", 27, 4, "price4"),
-             ("auction_collar_extension", 31, 4, "int")),
+             ("Stock", 11, 8, "alpha"),
+             ("Auction Collar Reference Price", 19, 4, "price4"),
+             ("Upper Auction Collar Price", 23, 4, "price4"),
+             ("Lower Auction Collar Price", 27, 4, "price4"),
+             ("Auction Collar Extension", 31, 4, "int")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.2.8 (Operational Halt)
     _message("h", "Operational Halt", "1.2.8", 21,
-             ("stock", 11, 8, "alpha"),
-             ("market_code", 19, 1, "char"),
-             ("operational_halt_action", 20, 1, "char")),
+             ("Stock", 11, 8, "alpha"),
+             ("Market Code", 19, 1, "alpha"),
+             ("Operational Halt Action", 20, 1, "alpha")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.3.1 (Add Order - No MPID Attribution)
     _message("A", "Add Order - No MPID Attribution", "1.3.1", 36,
-             ("order_reference_number", 11, 8, "int"),
-             ("buy_sell_indicator", 19, 1, "char"),
-             ("shares", 20, 4, "int"),
-             ("stock", 24, 8, "alpha"),
-             ("price", 32, 4, "price4")),
+             ("Order Reference Number", 11, 8, "int"),
+             ("Buy/Sell Indicator", 19, 1, "alpha"),
+             ("Shares", 20, 4, "int"),
+             ("Stock", 24, 8, "alpha"),
+             ("Price", 32, 4, "price4")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.3.2 (Add Order with MPID Attribution)
     _message("F", "Add Order with MPID Attribution", "1.3.2", 40,
-             ("order_reference_number", 11, 8, "int"),
-             ("buy_sell_indicator", 19, 1, "char"),
-             ("shares", 20, 4, "int"),
-             ("stock", 24, 8, "alpha"),
-             ("price", 32, 4, "price4"),
-             ("attribution", 36, 4, "alpha")),
+             ("Order Reference Number", 11, 8, "int"),
+             ("Buy/Sell Indicator", 19, 1, "alpha"),
+             ("Shares", 20, 4, "int"),
+             ("Stock", 24, 8, "alpha"),
+             ("Price", 32, 4, "price4"),
+             ("Attribution", 36, 4, "alpha")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.4.1 (Order Executed Message)
     _message("E", "Order Executed", "1.4.1", 31,
-             ("order_reference_number", 11, 8, "int"),
-             ("executed_shares", 19, 4, "int"),
-             ("match_number", 23, 8, "int")),
+             ("Order Reference Number", 11, 8, "int"),
+             ("Executed Shares", 19, 4, "int"),
+             ("Match Number", 23, 8, "int")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.4.2 (Order Executed With Price Message)
     _message("C", "Order Executed With Price", "1.4.2", 36,
-             ("order_reference_number", 11, 8, "int"),
-             ("executed_shares", 19, 4, "int"),
-             ("match_number", 23, 8, "int"),
-             ("printable", 31, 1, "char"),
-             ("execution_price", 32, 4, "price4")),
+             ("Order Reference Number", 11, 8, "int"),
+             ("Executed Shares", 19, 4, "int"),
+             ("Match Number", 23, 8, "int"),
+             ("Printable", 31, 1, "alpha"),
+             ("Execution Price", 32, 4, "price4")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.4.3 (Order Cancel Message)
     _message("X", "Order Cancel", "1.4.3", 23,
-             ("order_reference_number", 11, 8, "int"),
-             ("cancelled_shares", 19, 4, "int")),
+             ("Order Reference Number", 11, 8, "int"),
+             ("Cancelled Shares", 19, 4, "int")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.4.4 (Order Delete Message)
     _message("D", "Order Delete", "1.4.4", 19,
-             ("order_reference_number", 11, 8, "int")),
+             ("Order Reference Number", 11, 8, "int")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.4.5 (Order Replace Message)
     _message("U", "Order Replace", "1.4.5", 35,
-             ("original_order_reference_number", 11, 8, "int"),
-             ("new_order_reference_number", 19, 8, "int"),
-             ("shares", 27, 4, "int"),
-             ("price", 31, 4, "price4")),
+             ("Original Order Reference Number", 11, 8, "int"),
+             ("New Order Reference Number", 19, 8, "int"),
+             ("Shares", 27, 4, "int"),
+             ("Price", 31, 4, "price4")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.5.1 (Trade Message (Non-Cross))
     _message("P", "Trade (Non-Cross)", "1.5.1", 44,
-             ("order_reference_number", 11, 8, "int"),
-             ("buy_sell_indicator", 19, 1, "char"),
-             ("shares", 20, 4, "int"),
-             ("stock", 24, 8, "alpha"),
-             ("price", 32, 4, "price4"),
-             ("match_number", 36, 8, "int")),
+             ("Order Reference Number", 11, 8, "int"),
+             ("Buy/Sell Indicator", 19, 1, "alpha"),
+             ("Shares", 20, 4, "int"),
+             ("Stock", 24, 8, "alpha"),
+             ("Price", 32, 4, "price4"),
+             ("Match Number", 36, 8, "int")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.5.2 (Cross Trade Message); its shares field
     # is 8 bytes, unlike every other message's 4.
     _message("Q", "Cross Trade", "1.5.2", 40,
-             ("shares", 11, 8, "int"),
-             ("stock", 19, 8, "alpha"),
-             ("cross_price", 27, 4, "price4"),
-             ("match_number", 31, 8, "int"),
-             ("cross_type", 39, 1, "char")),
+             ("Shares", 11, 8, "int"),
+             ("Stock", 19, 8, "alpha"),
+             ("Cross Price", 27, 4, "price4"),
+             ("Match Number", 31, 8, "int"),
+             ("Cross Type", 39, 1, "alpha")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.5.3 (Broken Trade / Order Execution Message)
     _message("B", "Broken Trade / Order Execution", "1.5.3", 19,
-             ("match_number", 11, 8, "int")),
+             ("Match Number", 11, 8, "int")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.6 (Net Order Imbalance Indicator (NOII))
     _message("I", "Net Order Imbalance Indicator (NOII)", "1.6", 50,
-             ("paired_shares", 11, 8, "int"),
-             ("imbalance_shares", 19, 8, "int"),
-             ("imbalance_direction", 27, 1, "char"),
-             ("stock", 28, 8, "alpha"),
-             ("far_price", 36, 4, "price4"),
-             ("near_price", 40, 4, "price4"),
-             ("current_reference_price", 44, 4, "price4"),
-             ("cross_type", 48, 1, "char"),
-             ("price_variation_indicator", 49, 1, "char")),
+             ("Paired Shares", 11, 8, "int"),
+             ("Imbalance Shares", 19, 8, "int"),
+             ("Imbalance Direction", 27, 1, "alpha"),
+             ("Stock", 28, 8, "alpha"),
+             ("Far Price", 36, 4, "price4"),
+             ("Near Price", 40, 4, "price4"),
+             ("Current Reference Price", 44, 4, "price4"),
+             ("Cross Type", 48, 1, "alpha"),
+             ("Price Variation Indicator", 49, 1, "alpha")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.7 (Retail Price Improvement Indicator (RPII))
     _message("N", "Retail Price Improvement Indicator (RPII)", "1.7", 20,
-             ("stock", 11, 8, "alpha"),
-             ("interest_flag", 19, 1, "char")),
+             ("Stock", 11, 8, "alpha"),
+             ("Interest Flag", 19, 1, "alpha")),
     # Ref: NASDAQ TotalView-ITCH 5.0 spec, section 1.8 (Direct Listing with Capital Raise Price
     # Discovery Message); added in the 2023-04-28 revision.
     _message("O", "Direct Listing with Capital Raise Price Discovery", "1.8", 48,
-             ("stock", 11, 8, "alpha"),
-             ("open_eligibility_status", 19, 1, "char"),
-             ("minimum_allowable_price", 20, 4, "price4"),
-             ("maximum_allowable_price", 24, 4, "price4"),
-             ("near_execution_price", 28, 4, "price4"),
-             ("near_execution_time", 32, 8, "int"),
-             ("lower_price_range_collar", 40, 4, "price4"),
-             ("upper_price_range_collar", 44, 4, "price4")),
+             ("Stock", 11, 8, "alpha"),
+             ("Open Eligibility Status", 19, 1, "alpha"),
+             ("Minimum Allowable Price", 20, 4, "price4"),
+             ("Maximum Allowable Price", 24, 4, "price4"),
+             ("Near Execution Price", 28, 4, "price4"),
+             ("Near Execution Time", 32, 8, "int"),
+             ("Lower Price Range Collar", 40, 4, "price4"),
+             ("Upper Price Range Collar", 44, 4, "price4")),
 )
 
 MESSAGE_SPECS: Mapping[str, MessageSpec] = MappingProxyType({s.type: s for s in _SPECS})
@@ -340,7 +407,7 @@ def _struct_format(spec: MessageSpec) -> str:
     for f in spec.fields[1:]:
         if f.kind == "timestamp":
             parts.append("HI")  # 6 bytes: high 16 bits, low 32 bits
-        elif f.kind in ("alpha", "char"):
+        elif f.kind == "alpha":
             parts.append(f"{f.length}s")
         else:
             parts.append(_INT_FORMATS[f.length])
@@ -359,8 +426,6 @@ def _build_decoder(spec: MessageSpec, st: struct.Struct) -> Callable[[Any], dict
             args.append(v)
             if f.kind == "alpha":
                 items.append(f"{f.name!r}: {v}.decode('ascii').rstrip(' ')")
-            elif f.kind == "char":
-                items.append(f"{f.name!r}: {v}.decode('ascii')")
             else:
                 items.append(f"{f.name!r}: {v}")
     src = (f"def decode(msg, _unpack=_unpack):\n"
@@ -422,8 +487,8 @@ def decode_message(msg: bytes) -> dict:
     dict
         Field name -> value, in the order of the specification's table. ``message_type`` is a
         one-character ``str``; integers, prices (Price(4) / Price(8) units) and the timestamp
-        (nanoseconds since midnight) are ``int``; alpha fields are ``str`` with the right
-        padding stripped; one-byte alpha fields are one-character ``str``.
+        (nanoseconds since midnight) are ``int``; alpha fields, one byte long or more, are
+        ``str`` with the right padding of spaces stripped (all spaces: ``""``).
 
     Raises
     ------
@@ -449,7 +514,7 @@ def decode_message(msg: bytes) -> dict:
 
 def _encode_field(spec: MessageSpec, f: FieldSpec, value: Any) -> bytes:
     where = f"ITCH {spec.type!r} field {f.name!r}"
-    if f.kind in ("alpha", "char"):
+    if f.kind == "alpha":
         if not isinstance(value, str):
             raise ItchError(f"{where} must be a str, got {type(value).__name__} {value!r}")
         try:

@@ -5,8 +5,10 @@ ticklane's LEVEL_UPDATE and the feed records (:mod:`hdl.wire`).
 
 Every decoded message is a ``dict`` keyed by the specification's field names in snake_case, as
 :func:`host.feed.itch.decode_message` gives them: integers and prices as integers in the feed's
-units, alpha fields as ``str`` with the padding stripped, one-byte alpha fields as one-character
-``str``. A level update ('l') is keyed by the :data:`hdl.wire.LEVEL_UPDATE` field names.
+units, alpha fields (one byte long or more) as ``str`` with the padding stripped. A book event
+gives back exactly what :func:`host.feed.itch.decode_message` gives for the message it came
+from, errors included (a non-ASCII alpha byte is an :class:`host.feed.itch.ItchError` either
+way). A level update ('l') is keyed by the :data:`hdl.wire.LEVEL_UPDATE` field names.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from hdl import wire
-from host.feed.itch import decode_message
+from host.feed.itch import alpha_value, decode_message
 
 __all__ = ["unpack_layout", "decode_level_update", "reference_decode", "host_message_bytes",
-           "decode_host_message", "event_to_message", "decode_gap"]
+           "decode_host_message", "event_to_message", "decode_gap", "LEVEL_FLAGS_MASK"]
+
+#: The flags a level update defines (sell, snapshot_begin, snapshot_end, delete); bits 4-7 are
+#: reserved: the feed stage ignores them and does not carry them on.
+LEVEL_FLAGS_MASK = 0x0F
 
 def unpack_layout(layout, value: int) -> dict:
     """Split an integer laid out by an Amaranth ``StructLayout`` into its fields as integers
@@ -41,7 +47,8 @@ def decode_level_update(msg: bytes) -> dict:
         raise ValueError(f"a level update is {wire.LEVEL_UPDATE.size} bytes starting with 'l'; "
                          f"got {len(msg)} bytes starting with {msg[:1]!r}")
     f = wire.LEVEL_UPDATE.unpack(bytes(msg))
-    return {"message_type": "l", "flags": f["flags"], "slot": f["slot"], "price": f["price"],
+    return {"message_type": "l", "flags": f["flags"] & LEVEL_FLAGS_MASK, "slot": f["slot"],
+            "price": f["price"],
             "size": f["size"], "exchange_seq": f["exchange_seq"]}
 
 
@@ -66,8 +73,9 @@ def decode_host_message(record: Mapping[str, int]) -> dict:
     return reference_decode(host_message_bytes(record))
 
 
-def _ascii(value: int, n: int) -> str:
-    return value.to_bytes(n, "little").decode("ascii").rstrip(" ")
+def _alpha(value: int, n: int) -> str:
+    """An alpha field the gateware keeps in wire order (byte 0 in the low bits)."""
+    return alpha_value(value.to_bytes(n, "little"))
 
 
 def event_to_message(ev: Mapping[str, Any]) -> dict:
@@ -78,22 +86,24 @@ def event_to_message(ev: Mapping[str, Any]) -> dict:
     """
     t = chr(int(ev["msg_type"]))
     if t == "l":
-        return {"message_type": "l", "flags": int(ev["level_flags"]), "slot": int(ev["slot"]),
+        return {"message_type": "l", "flags": int(ev["level_flags"]) & LEVEL_FLAGS_MASK,
+                "slot": int(ev["slot"]),
                 "price": int(ev["price"]), "size": int(ev["shares"]),
                 "exchange_seq": int(ev["exchange_seq"])}
     d = {"message_type": t, "stock_locate": int(ev["locate"]),
          "tracking_number": int(ev["tracking"]), "timestamp": int(ev["timestamp"])}
     if t in "AF":
         d.update(order_reference_number=int(ev["order_ref"]),
-                 buy_sell_indicator=chr(int(ev["code"])), shares=int(ev["shares"]),
-                 stock=_ascii(int(ev["stock"]), 8), price=int(ev["price"]))
+                 buy_sell_indicator=_alpha(int(ev["code"]), 1), shares=int(ev["shares"]),
+                 stock=_alpha(int(ev["stock"]), 8), price=int(ev["price"]))
         if t == "F":
-            d["attribution"] = _ascii(int(ev["attribution"]), 4)
+            d["attribution"] = _alpha(int(ev["attribution"]), 4)
     elif t in "EC":
         d.update(order_reference_number=int(ev["order_ref"]), executed_shares=int(ev["shares"]),
                  match_number=int(ev["match_number"]))
         if t == "C":
-            d.update(printable=chr(int(ev["code"])), execution_price=int(ev["exec_price"]))
+            d.update(printable=_alpha(int(ev["code"]), 1),
+                     execution_price=int(ev["exec_price"]))
     elif t == "X":
         d.update(order_reference_number=int(ev["order_ref"]), cancelled_shares=int(ev["shares"]))
     elif t == "D":

@@ -450,8 +450,8 @@ class ItchFlowGenerator:
             paired = self._int(0, 2_000_000)
             f.update(paired_shares=paired, imbalance_shares=self._int(0, paired // 2 + 100),
                      imbalance_direction=self._pick("BSNOP"), stock=stock,
-                     far_price=mid + _TICK * self._int(-20, 20),
-                     near_price=mid + _TICK * self._int(-10, 10),
+                     far_price=min(max(mid + _TICK * self._int(-20, 20), 0), PRICE4_MAX),
+                     near_price=min(max(mid + _TICK * self._int(-10, 10), 0), PRICE4_MAX),
                      current_reference_price=mid, cross_type=self._pick("OCHA"),
                      price_variation_indicator=self._pick(_PVI))
         elif mtype == "N":
@@ -546,11 +546,16 @@ class ItchFlowGenerator:
         out = [self._emit({**self._header("S", 0), "event_code": "O"})]
         for i, t in enumerate(self.tickers, start=1):
             f = self._header("R", i)
-            f.update(stock=t, market_category=self._pick("QGSNAPZV"), financial_status_indicator="N",
+            category = self._pick("QGSNAPZV")
+            # Spec 1.2.1: the financial status and the IPO flag are "<space> = not available"
+            # for an issue Nasdaq does not list (categories N A P Z V), as in real data.
+            nasdaq = category in "QGS"
+            f.update(stock=t, market_category=category,
+                     financial_status_indicator="N" if nasdaq else "",
                      round_lot_size=100, round_lots_only="N", issue_classification="C",
                      issue_sub_type="Z", authenticity="P", short_sale_threshold_indicator="N",
-                     ipo_flag="N", luld_reference_price_tier=self._pick("12"), etp_flag="N",
-                     etp_leverage_factor=0, inverse_indicator="N")
+                     ipo_flag="N" if nasdaq else "", luld_reference_price_tier=self._pick("12"),
+                     etp_flag="N", etp_leverage_factor=0, inverse_indicator="N")
             out.append(self._emit(f))
         self._preamble_done = True
         return out

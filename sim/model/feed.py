@@ -84,12 +84,18 @@ class FeedConfig:
 
 @dataclass
 class FeedResult:
-    """What the stage must produce: records as dicts of integers, and counters by register."""
+    """What the stage must produce: records as dicts of integers, and counters by register.
+
+    ``delivered`` is not a stage output: it lists ``(seq, message bytes)`` of every message the
+    stage decodes (it is neither dropped nor a MoldUDP64 repeat), in stream order, so that the
+    reference decoder can say what each of them holds (``ticklane decode --model``).
+    """
 
     events: list = field(default_factory=list)
     host: list = field(default_factory=list)
     gaps: list = field(default_factory=list)
     counters: dict = field(default_factory=dict)
+    delivered: list = field(default_factory=list)
 
 
 def _be(raw: bytes, off: int, n: int) -> int:
@@ -111,7 +117,7 @@ def _decode_numbers(msg: bytes) -> dict:
     spec = MESSAGE_SPECS[chr(msg[0])]
     clean = bytearray(msg)
     for f in spec.fields[1:]:
-        if f.kind in ("alpha", "char"):
+        if f.kind == "alpha":
             for i in range(f.offset, f.end):
                 if clean[i] >= 0x80:
                     clean[i] = 0x20
@@ -243,6 +249,7 @@ class FeedModel:
             self.hist_seq += 1
             seq = self.hist_seq
         c("MSGS_DECODED")
+        self.result.delivered.append((seq, msg))
         self._decode(msg, seq)
 
     def _decode(self, msg: bytes, seq: int) -> None:
