@@ -1,8 +1,8 @@
 """The ITCH 5.0 table (host.feed.itch) against the specification itself.
 
 Two independent checks: a table of every message's keys, typed from the PDF's tables, and a
-reading of the PDF's own text (``pdftotext -layout``, from poppler) that rebuilds every table
-(name, offset, length, type) and compares it with :data:`host.feed.itch.MESSAGE_SPECS`.
+reading of the PDF's own text (``pdftotext -layout`` from poppler, or pypdf) that rebuilds every
+table (name, offset, length, type) and compares it with :data:`host.feed.itch.MESSAGE_SPECS`.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def test_every_key_is_the_snake_case_of_the_name_the_table_transcribes():
 # A table row: name (possibly empty: the PDF sometimes prints it on the lines below), offset,
 # length, then the type (or, for Message Type, the quoted type letter).
 _ROW = re.compile(r"^\s*(.*?)\s+(\d+)\s+(\d+)\s+(Integer|Alpha|Price\s*\(\s*\d\s*\)|“(.)”)(\s|$)")
-_FOOTER = re.compile(r"Nasdaq TotalView-+ITCH\s+PAGE\s+\d+\s*$")
+_FOOTER = re.compile(r"Nasdaq TotalView-+ITCH(\s+PAGE\s+\d+)?\s*$")
 _SECTION = re.compile(r"^\s*\d+\.\d+(\.\d+)*\.?\s")
 # The rest of a wrapped name in the name column: one to three capitalised words.
 _NAME_PART = re.compile(
@@ -172,11 +172,19 @@ def _pdf_tables(text: str) -> dict[str, list[list]]:
 def pdf_tables() -> dict[str, list[list]]:
     if not PDF.exists():
         pytest.skip(f"the specification {PDF} is absent (it lives in ../shared/data)")
-    if shutil.which("pdftotext") is None:
-        pytest.skip("pdftotext (poppler-utils) is not installed: cannot read the PDF's text")
-    text = subprocess.run(["pdftotext", "-layout", str(PDF), "-"], capture_output=True,
-                          text=True, check=True).stdout
-    return _pdf_tables(text)
+    return _pdf_tables(_pdf_text(PDF))
+
+
+def _pdf_text(path) -> str:
+    """The PDF's text with its layout: poppler's ``pdftotext -layout`` where installed, else
+    pypdf's layout mode (a dev dependency). pypdf prints the hyphen glyph as a soft hyphen and
+    the page footer without its page number; both readings give the same tables."""
+    if shutil.which("pdftotext") is not None:
+        return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True,
+                              text=True, check=True).stdout
+    pypdf = pytest.importorskip("pypdf", reason="neither pdftotext nor pypdf can read the PDF")
+    pages = pypdf.PdfReader(str(path)).pages
+    return "\n".join(p.extract_text(extraction_mode="layout") for p in pages).replace("\xad", "-")
 
 
 def _from_pdf(row: list) -> tuple[str, int, int, str]:
