@@ -12,11 +12,15 @@ order manager's own copy of each request the gate accepted, and the gate's ``ord
 checked against it. Every input of the order manager is journaled before its outputs move on
 (:class:`host.journal.Session`), so ``ticklane recover DIR`` rebuilds the exact state.
 
-Symbols without a gateware slot are booked by the host in software, as ``ticklane replay`` does;
-their records are merged into the batch in message order and carry no cycle stamps, so they never
-enter the hardware latency figures. Gateware records flagged ``refill`` (the gateware cannot
-publish that symbol's top exactly) reach the strategies with the flag set; the daemon does not yet
-substitute its software book for them as the replay does.
+The host keeps every symbol's full book in software (:mod:`host.hostbook`). Symbols without a
+gateware slot are published from it, as ``ticklane replay`` does. A gateware record flagged
+``refill`` (a best level beyond the levels the gateware holds, or its order table full: it cannot
+publish that symbol's top exactly) never reaches the strategies: while a symbol is flagged the
+host publishes that symbol's changes from its own book, and after the batch it reloads the
+gateware's levels through the link's ``refill_in`` stream, after which the gateware publishes the
+symbol again. Records from the software book carry no cycle stamps, so they never enter the
+hardware latency figures. The book advances in the batch's path only when it must publish; else
+after the batch's orders are out.
 
 Venue time is the feed's own clock (the ITCH timestamp of the batch's last message), so a replay
 is deterministic: the same feed and configuration give the same orders and fills.
@@ -42,9 +46,9 @@ import numpy as np
 from hdl import wire
 from host.config import Config, ConfigError, RiskConfig, config_from_mapping, load_config
 from host.feed.framing import FramingError, scan_historical
-from host.feed.itch import decode_message
 from host.journal import FsyncPolicy, Session
 from host.link.base import Link, LinkError
+from host.hostbook import HostBook, RefillMerge, changes_to_records
 from host.link.beats import frame_ends_on_messages, pack_beats
 from host.metrics import Alert, Metrics
 from host.oms.risk import PreTradeConfig, PreTradeReason
@@ -54,7 +58,7 @@ from host.types import Fill, OrderIntent, OrderKind, Side
 from host.venue.events import Cancelled, Reject
 from host.venue.paper import PaperVenue, PaperVenueConfig
 from sim.model.bbo_csv import HEADER as BBO_CSV_HEADER, format_row
-from sim.model.book import BboChange, BookModel
+from sim.model.book import BboChange
 
 __all__ = ["Daemon", "DaemonSummary", "FeedPlan", "demo_config", "gate_registers",
            "precheck_config", "format_dollars", "add_parser", "GATE_STREAMS"]
@@ -69,7 +73,7 @@ _CYCLE_MASK = (1 << wire.CYCLE_STAMP_BITS) - 1
 _PRICE_SCALE = 10_000            # ITCH Price(4): price units per dollar
 _BID_VALID = wire.BBO_UPDATE.flag("flags", "bid_valid")
 _ASK_VALID = wire.BBO_UPDATE.flag("flags", "ask_valid")
-_CROSSED = wire.BBO_UPDATE.flag("flags", "crossed")
+_REFILL = wire.BBO_UPDATE.flag("flags", "refill")
 _FILL_SELL = wire.FILL.flag("flags", "sell")
 _FILL_DONE = wire.FILL.flag("flags", "done")
 _VERDICT_ACCEPTED = wire.VERDICT.flag("flags", "accepted")
@@ -293,7 +297,12 @@ class DaemonSummary:
     ----------
     messages, batches : int
     bbo_records, bbo_hardware, bbo_host : int
-        BBO records in all, from the gateware, booked by the host.
+        BBO records in all, from the gateware, from the host's software book (symbols without
+        a gateware slot, and symbols while the gateware flags them for a refill).
+    refill_flagged, refills_sent, refills_cleared, refills_abandoned : int
+        Gateware records that carried the refill flag (none reaches the strategies); refill
+        batches sent on ``refill_in`` (one per side); flagged periods the gateware ended;
+        symbols whose refill the gateware refused (left to the host's book).
     intents, orders, accepted, fills, filled_quantity : int
         Strategy intents, order requests sent to the gate, requests it accepted, fills.
     rejects : dict of str to int
@@ -320,6 +329,10 @@ class DaemonSummary:
     bbo_records: int = 0
     bbo_hardware: int = 0
     bbo_host: int = 0
+    refill_flagged: int = 0
+    refills_sent: int = 0
+    refills_cleared: int = 0
+    refills_abandoned: int = 0
     intents: int = 0
     orders: int = 0
     accepted: int = 0
@@ -359,6 +372,10 @@ class DaemonSummary:
             ("messages in", f"{self.messages:,} in {self.batches:,} batches"),
             ("BBO records", f"{self.bbo_records:,} (gateware {self.bbo_hardware:,}, "
                             f"host-booked {self.bbo_host:,})"),
+            ("book refills", f"{self.refill_flagged:,} flagged records, "
+                             f"{self.refills_sent:,} side batches sent, "
+                             f"{self.refills_cleared:,} cleared, "
+                             f"{self.refills_abandoned:,} abandoned"),
             ("intents", f"{self.intents:,}"),
             ("orders to the gate", f"{self.orders:,} (accepted {self.accepted:,})"),
             ("fills", f"{self.fills:,} ({self.filled_quantity:,} shares)"),
@@ -449,7 +466,11 @@ class Daemon:
         self.session = Session.open(config.journal.dir, policy=FsyncPolicy(mode=mode),
                                     config=precheck_config(config.risk),
                                     snapshot_every=config.journal.snapshot_every)
-        self._host_book = BookModel(self.plan.carry) if self.plan.carry else None
+        self._host_book = HostBook(self.plan.buf, self.plan.offsets)
+        self._refill = RefillMerge()
+        self._refill_levels = 0          # BOOK_LEVELS, read at start()
+        self._refill_abandoned: set[int] = set()
+        self._pending_hw: list[np.ndarray] = []
         self._csv = None
         if bbo_csv is not None:
             out = Path(bbo_csv)
@@ -485,6 +506,7 @@ class Daemon:
         gate the positions of a recovered session."""
         self.link.power_on()
         self.link.check_identity()
+        self._refill_levels = self.link.read_reg("BOOK_LEVELS")
         tickers = {slot: t for slot, t in self.plan.ticker_of_slot().items()
                    if slot < wire.RISK_SLOTS}
         for name, index, value in gate_registers(self.config.risk, tickers):
@@ -607,6 +629,10 @@ class Daemon:
 
         self._orders(intents)
         self._orders_out()
+        # Off the path of this batch's orders: the software book catches up, and the gateware's
+        # flagged symbols get their levels back.
+        self._host_book.advance(last)
+        self._refill_gateware()
         if self.config.journal.fsync == "batch":
             self.session.journal.sync()
         for alert in self.metrics.check_alerts(time.monotonic_ns()):
@@ -637,50 +663,70 @@ class Daemon:
         # Host path timing starts when the records are in host memory.
         self._t_records_in = time.perf_counter_ns()
         self._link_at_records_in = self._link_s
+        stamped = hw
         # Sequence numbers of this feed are message indices: the gateware counts from the start
         # of the stream, which is the start of the file (power_on at start()).
+        if self._pending_hw:
+            # The gateware's answers to the last refills (seq of the previous batch) come first.
+            hw = np.concatenate(self._pending_hw + [hw])
+            self._pending_hw = []
         if plan.carry:
-            carried = np.isin(hw["locate"], np.fromiter(plan.carry, np.uint16, len(plan.carry)))
-            hw = hw[~carried]
-            host = self._book_in_host(first, last)
-            self.summary.bbo_host += len(host)
-            batch = np.concatenate([hw, host])
-            batch = batch[np.argsort(batch["seq"], kind="stable")]
+            hw = hw[~np.isin(hw["locate"], np.fromiter(plan.carry, np.uint16, len(plan.carry)))]
+        refill = self._refill
+        flagged = int(np.count_nonzero(hw["flags"] & _REFILL))
+        involved = refill.involved(hw)
+        if plan.carry or involved:
+            for locate in involved - refill.carried:
+                refill.begin(locate, self._host_book.top(locate))
+            changes = self._host_book.advance(last, plan.carry | involved)
+            host = changes_to_records([c for c in changes if c.locate in plan.carry],
+                                      plan.host_slot)
+            hw, substituted, cleared = refill.merge(
+                hw, [c for c in changes if c.locate in involved], involved)
+            self.summary.bbo_host += len(host) + substituted
+            self.summary.refill_flagged += flagged
+            self.summary.refills_cleared += cleared
+            self.metrics.record_refill("flagged", flagged)
+            self.metrics.record_refill("substituted", substituted)
+            self.metrics.record_refill("cleared", cleared)
+            batch = np.concatenate([hw, host]) if len(host) else hw
+            if len(host):
+                batch = batch[np.argsort(batch["seq"], kind="stable")]
+            self.summary.bbo_hardware += len(hw) - substituted
         else:
             batch = hw
-        self.summary.bbo_hardware += len(hw)
+            self.summary.bbo_hardware += len(hw)
         self.summary.bbo_records += len(batch)
-        return batch, hw
+        return batch, stamped
 
-    def _book_in_host(self, first: int, last: int) -> np.ndarray:
-        plan, model = self.plan, self._host_book
-        changes: list[BboChange] = []
-        buf = plan.buf
-        for i in range(first, last):
-            pos = int(plan.offsets[i])
-            mtype = buf[pos + 2]
-            if mtype != 0x52 and mtype not in _BOOK_TYPES:
-                continue
-            if ((buf[pos + 3] << 8) | buf[pos + 4]) not in plan.carry:
-                continue
-            n = (buf[pos] << 8) | buf[pos + 1]
-            change = model.apply(decode_message(buf[pos + 2:pos + 2 + n]), i + 1)
-            if change is not None:
-                changes.append(change)
-        out = wire.BBO_UPDATE.array(len(changes))
-        for rec, c in zip(out, changes):
-            bid_ok, ask_ok = c.bid_price is not None, c.ask_price is not None
-            rec["seq"] = c.seq
-            rec["bid_price"] = c.bid_price or 0
-            rec["ask_price"] = c.ask_price or 0
-            rec["bid_size"] = c.bid_size or 0
-            rec["ask_size"] = c.ask_size or 0
-            rec["slot"] = plan.host_slot[c.locate]
-            rec["locate"] = c.locate
-            rec["flags"] = ((_BID_VALID if bid_ok else 0) | (_ASK_VALID if ask_ok else 0)
-                            | (_CROSSED if bid_ok and ask_ok and c.bid_price >= c.ask_price
-                               else 0))
-        return out
+    def _refill_gateware(self) -> None:
+        """Reload the levels of every flagged symbol through ``refill_in``, exact as of the last
+        message sent, and keep the gateware's answers for the next batch.
+
+        The link is drained (no market data in flight), so no refill can be stale; a symbol whose
+        refill brings no record back was refused (its hardware book is lost, e.g. its order
+        table set was full) and stays with the host's book from then on.
+        """
+        todo = sorted(self._refill.carried - self._refill_abandoned)
+        if not todo:
+            return
+        levels = [self._host_book.refill_levels(loc, slot=self._refill.slot[loc],
+                                                levels=self._refill_levels) for loc in todo]
+        self.link.send("refill_in", np.concatenate(levels))
+        self._run_link()
+        answers = self.link.receive("bbo_out")
+        self.summary.refills_sent += 2 * len(todo)
+        self.metrics.record_refill("sent", 2 * len(todo))
+        answered = set(answers["locate"].tolist())
+        for loc in todo:
+            if loc not in answered:
+                self._refill_abandoned.add(loc)
+                self.summary.refills_abandoned += 1
+                self.metrics.record_refill("abandoned")
+                _log.warning("the gateware refused the refill of locate %d (slot %d); the host's "
+                             "book publishes it from now on", loc, self._refill.slot[loc])
+        if len(answers):
+            self._pending_hw.append(answers)
 
     def _write_csv(self, batch: np.ndarray) -> None:
         symbols = self.plan.symbols

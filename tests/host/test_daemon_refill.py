@@ -1,0 +1,96 @@
+"""The daemon on the simulated gateware with a book that runs out of held levels.
+
+A build holding 2 levels per side, fed deep books over few symbols, flags symbols for a refill
+often. The strategies must only ever see the reference model's BBO, record for record, and the
+gateware's levels must be reloaded through the link's ``refill_in`` stream.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hdl import wire
+from hdl.top import Top
+from host.daemon import Daemon, demo_config
+from host.link.sim import SimLink
+from sim.gen.itchgen import generate
+from sim.model.bbo_csv import model_changes_for_file, model_csv_for_file
+
+_BID_VALID = wire.BBO_UPDATE.flag("flags", "bid_valid")
+_ASK_VALID = wire.BBO_UPDATE.flag("flags", "ask_valid")
+_REFILL = wire.BBO_UPDATE.flag("flags", "refill")
+
+
+@pytest.fixture(scope="module")
+def small():
+    # the build tests/test_replay.py uses: 16 slots, 2 levels per side (cached once for both)
+    with SimLink(Top(slots=16, levels=2)) as link:
+        yield link
+
+
+def _rows(batch: np.ndarray) -> list[tuple]:
+    out = []
+    for r in batch.tolist():
+        seq, bid_p, ask_p, bid_s, ask_s, _, _, _, flags, locate, _ = r
+        out.append((seq, locate,
+                    bid_p if flags & _BID_VALID else None, bid_s if flags & _BID_VALID else None,
+                    ask_p if flags & _ASK_VALID else None, ask_s if flags & _ASK_VALID else None))
+    return out
+
+
+def _run(link, buf, tmp_path, *, slots=16, batch=64):
+    daemon = Daemon(demo_config(journal_dir=str(tmp_path / "journal")), link, feed=buf,
+                    slots=slots, batch_messages=batch, bbo_csv=tmp_path / "bbo.csv")
+    seen: list[np.ndarray] = []
+    on_bbo = daemon.strategies.on_bbo
+
+    def spy(records, ctx):
+        seen.append(records.copy())
+        return on_bbo(records, ctx)
+
+    daemon.strategies.on_bbo = spy
+    summary = daemon.run()
+    return daemon, summary, seen
+
+
+def test_strategies_see_the_model_bbo_while_the_gateware_needs_refills(small, tmp_path):
+    # Arrange: few symbols, deep books; 2 levels held per side
+    buf = generate(21, 12_000, n_symbols=6, target_live_orders=300)
+    expected = [(c.seq, c.locate, c.bid_price, c.bid_size, c.ask_price, c.ask_size)
+                for c in model_changes_for_file(buf)[0]]
+
+    # Act
+    daemon, summary, seen = _run(small, buf, tmp_path)
+
+    # Assert: record for record the reference model's, no flagged record ever seen
+    got = np.concatenate(seen)
+    assert not np.any(got["flags"] & _REFILL)
+    assert _rows(got) == expected
+    assert (tmp_path / "bbo.csv").read_text() == model_csv_for_file(buf)
+    # The refill path ran through the link and the gateware took the levels back
+    assert summary.refill_flagged > 10 and summary.refills_sent > 10
+    assert summary.refills_cleared > 10 and summary.refills_abandoned == 0
+    counters = small.counters()
+    assert counters["BOOK_REFILLS_APPLIED"] == summary.refills_sent
+    assert counters["BOOK_REFILLS_STALE"] == 0 and counters["BOOK_REFILLS_REJECTED"] == 0
+    assert summary.bbo_host > 0 and summary.bbo_hardware > summary.bbo_host
+    assert summary.bbo_hardware + summary.bbo_host == summary.bbo_records == len(expected)
+    metric = daemon.metrics.registry.get_sample_value
+    assert metric("ticklane_book_refills_total", {"event": "sent"}) == summary.refills_sent
+    assert metric("ticklane_book_refills_total", {"event": "flagged"}) == summary.refill_flagged
+
+
+def test_refills_with_symbols_beyond_the_slots_and_one_message_batches(small, tmp_path):
+    # Arrange: more symbols than slots (host-booked) and deep books, batches of 7 messages
+    buf = generate(5, 4_000, n_symbols=20, target_live_orders=200)
+
+    # Act
+    _, summary, seen = _run(small, buf, tmp_path, batch=7)
+
+    # Assert
+    expected = [(c.seq, c.locate, c.bid_price, c.bid_size, c.ask_price, c.ask_size)
+                for c in model_changes_for_file(buf)[0]]
+    assert _rows(np.concatenate(seen)) == expected
+    assert (tmp_path / "bbo.csv").read_text() == model_csv_for_file(buf)
+    assert summary.refills_sent > 0
