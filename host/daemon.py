@@ -22,6 +22,12 @@ symbol again. Records from the software book carry no cycle stamps, so they neve
 hardware latency figures. The book advances in the batch's path only when it must publish; else
 after the batch's orders are out.
 
+A strategy's replace goes as one request (kind REPLACE) through the same path: the host check and
+the gate check it as the new order it is, with its target still open beside it (the target may
+fill until the venue answers); when the venue reports the target replaced, the host releases the
+target in the gate (a fill of 0 with ``done``), and when it rejects the replace, the replacement.
+Strategies see a target with a replace in flight as its replacement.
+
 Venue time is the feed's own clock (the ITCH timestamp of the batch's last message), so a replay
 is deterministic: the same feed and configuration give the same orders and fills.
 """
@@ -55,7 +61,7 @@ from host.oms.risk import PreTradeConfig, PreTradeReason
 from host.replay import DEMO_STREAM, directory
 from host.strategy import OpenOrder, StrategyContext, StrategyHost, StrategySpec
 from host.types import Fill, OrderIntent, OrderKind, Side
-from host.venue.events import Cancelled, Reject
+from host.venue.events import Cancelled, Reject, Replaced
 from host.venue.paper import PaperVenue, PaperVenueConfig
 from sim.model.bbo_csv import HEADER as BBO_CSV_HEADER, format_row
 from sim.model.book import BboChange
@@ -747,26 +753,12 @@ class Daemon:
             positions={slot: p.quantity for slot, p in oms.positions.items() if p.quantity},
             open_orders=tuple(OpenOrder(client_order_id=o.client_order_id, strategy=o.strategy,
                                         slot=o.slot, side=o.side, price=o.price,
-                                        quantity=o.leaves) for o in oms.open_orders()))
-
-    @staticmethod
-    def _expand(intents: list[OrderIntent]) -> list[OrderIntent]:
-        # The order path has no replace (the host check refuses it as UNSUPPORTED_KIND): a
-        # replace becomes a cancel of its target followed by a new order.
-        out = []
-        for i in intents:
-            if i.kind == OrderKind.REPLACE:
-                out.append(dataclasses.replace(i, kind=OrderKind.CANCEL))
-                out.append(dataclasses.replace(i, kind=OrderKind.NEW, target=0))
-            else:
-                out.append(i)
-        return out
+                                        quantity=o.leaves) for o in oms.intended_orders()))
 
     def _orders(self, intents: list[OrderIntent]) -> None:
         """Intents → host check → journal → gate → verdicts → venue → fills."""
         if not intents:
             return
-        intents = self._expand(intents)
         self.summary.intents += len(intents)
         requests = self.session.submit(intents)
         for rej in self.session.oms.last_rejections:
@@ -827,9 +819,12 @@ class Daemon:
             if isinstance(ev, Reject):
                 self._reject(f"venue:{ev.reason.name}")
                 order = oms.orders[ev.client_order_id]
-                if order.kind == OrderKind.NEW:
+                if order.trades:
                     release.append(order)
-            elif isinstance(ev, Cancelled):
+            elif isinstance(ev, (Cancelled, Replaced)):
+                # A replaced order leaves the gate's open orders only now that the venue says
+                # so: until then it could still fill, and the gate counted it beside its
+                # replacement.
                 release.append(oms.orders[ev.client_order_id])
         if len(fills):
             self.summary.fills += len(fills)

@@ -25,7 +25,7 @@ from host.oms.order import IllegalTransition, Order, OrderState
 from host.oms.positions import Position, mid_price
 from host.oms.risk import Exposure, PreTradeCheck, PreTradeConfig, PreTradeRejection
 from host.types import Fill, OrderIntent, OrderKind, Side
-from host.venue.events import Ack, Cancelled, Reject, VenueEvent
+from host.venue.events import Ack, Cancelled, Reject, Replaced, VenueEvent
 
 __all__ = ["OrderManager", "UnknownOrder", "Overfill"]
 
@@ -40,7 +40,7 @@ _BBO_BID_VALID = wire.BBO_UPDATE.flag("flags", "bid_valid")
 _BBO_ASK_VALID = wire.BBO_UPDATE.flag("flags", "ask_valid")
 
 COUNTERS = ("intents", "precheck_rejected", "requests", "gate_accepted", "gate_rejected",
-            "acks", "venue_rejects", "cancels", "fills", "filled_quantity")
+            "acks", "venue_rejects", "cancels", "replaced", "fills", "filled_quantity")
 
 
 class UnknownOrder(KeyError):
@@ -85,7 +85,7 @@ class OrderManager:
         self.marks: dict[int, int] = {}
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.last_rejections: list[PreTradeRejection] = []
-        self._live: dict[int, Order] = {}   # live orders of kind NEW, by id
+        self._live: dict[int, Order] = {}   # live orders that trade (NEW, REPLACE), by id
         self._undo: dict | None = None
 
     # ----------------------------------------------------------------------------------------
@@ -151,6 +151,11 @@ class OrderManager:
         if intent.kind == OrderKind.CANCEL:
             t = self._live.get(intent.target)
             target_live = t is not None and t.slot == intent.slot
+        elif intent.kind == OrderKind.REPLACE:
+            # A replace keeps its target's symbol and side.
+            t = self._live.get(intent.target)
+            target_live = (t is not None and t.slot == intent.slot
+                           and t.side is Side(intent.side))
         return Exposure(position=pos.quantity if pos else 0, open_buy=open_buy,
                         open_sell=open_sell, open_orders=len(self._live),
                         target_live=target_live)
@@ -168,6 +173,8 @@ class OrderManager:
         else:
             order = Order(client_order_id=coid, strategy=intent.strategy, slot=intent.slot,
                           side=Side(intent.side), price=intent.price, quantity=intent.quantity,
+                          kind=OrderKind(intent.kind),
+                          target=intent.target if intent.kind == OrderKind.REPLACE else 0,
                           ioc=bool(intent.ioc),
                           # OrderIntent has no post-only / fill-or-kill fields yet; honour them
                           # when present.
@@ -255,6 +262,16 @@ class OrderManager:
                     order = self._order(ev.client_order_id, "cancel")
                     self._move(order, OrderState.CANCELLED)
                     self.counters["cancels"] += 1
+                elif isinstance(ev, Replaced):
+                    order = self._order(ev.client_order_id, "replaced")
+                    replacement = self._order(ev.replacement_id, "replacement")
+                    if (replacement.kind != OrderKind.REPLACE
+                            or replacement.target != order.client_order_id):
+                        raise IllegalTransition(
+                            order.client_order_id, order.state, OrderState.REPLACED,
+                            f"order {ev.replacement_id} is not a replace of it")
+                    self._move(order, OrderState.REPLACED)
+                    self.counters["replaced"] += 1
                 else:
                     raise TypeError(f"not a venue event: {ev!r}")
         return self.fill_records(fills)
@@ -278,7 +295,7 @@ class OrderManager:
 
     def _apply_fill(self, fill: Fill) -> None:
         order = self._order(fill.client_order_id, "fill")
-        if order.kind != OrderKind.NEW:
+        if not order.trades:
             raise Overfill(f"fill for order {order.client_order_id}, which is a "
                            f"{order.kind.name} request")
         if fill.slot != order.slot or Side(fill.side) is not order.side:
@@ -308,8 +325,18 @@ class OrderManager:
     # ----------------------------------------------------------------------------------------
     # Queries
     def open_orders(self, slot: int | None = None) -> list[Order]:
-        """Live orders (kind NEW), oldest first, optionally of one slot."""
+        """Live orders that trade (new orders and replacements), oldest first, optionally of
+        one slot. A target and its replacement are both live until the venue answers the
+        replace."""
         return [o for o in self._live.values() if slot is None or o.slot == slot]
+
+    def intended_orders(self) -> list[Order]:
+        """Live orders as a strategy should see them: a target whose replace is still on its
+        way (not yet answered by the venue) is left out, its replacement stands for it."""
+        replacing = {o.target for o in self._live.values()
+                     if o.kind == OrderKind.REPLACE
+                     and o.state in (OrderState.NEW, OrderState.RISK_ACCEPTED)}
+        return [o for o in self._live.values() if o.client_order_id not in replacing]
 
     def position(self, slot: int) -> Position:
         """The slot's position (flat if it never traded)."""
@@ -357,7 +384,7 @@ class OrderManager:
         for d in state["orders"]:
             o = Order.from_dict(d)
             om.orders[o.client_order_id] = o
-            if o.kind == OrderKind.NEW and o.is_live:
+            if o.trades and o.is_live:
                 om._live[o.client_order_id] = o
         for d in state["positions"]:
             p = Position.from_dict(d)
@@ -389,7 +416,7 @@ class OrderManager:
 
     def _move(self, order: Order, to: OrderState) -> None:
         order.transition(to)
-        if order.kind == OrderKind.NEW and not order.is_live:
+        if order.trades and not order.is_live:
             self._live.pop(order.client_order_id, None)
 
     def _touch(self, order: Order) -> None:
@@ -411,7 +438,7 @@ class OrderManager:
                 return False
             for coid, saved in undo["orders"].items():
                 om.orders[coid] = saved
-                if saved.kind == OrderKind.NEW and saved.is_live:
+                if saved.trades and saved.is_live:
                     om._live[coid] = saved
                 else:
                     om._live.pop(coid, None)

@@ -5,6 +5,13 @@ host, with the host's fuller picture (open orders not yet acknowledged, per-stra
 gives a reason for every refusal. An intent it refuses never becomes an order request.
 
 All limits are integers: a notional is price × quantity in price units × shares, exactly.
+
+A replace is checked as the new order it is, with its target still counted among the open
+orders: until the venue answers, the target may still fill (its whole open quantity) and the
+replacement may then fill too, so the worst case holds both. This is the bound the gateware's
+risk gate applies (it holds the target open until the host reports the venue's answer with a
+release), so the host never passes what the gate must refuse for position. A replace that only
+shrinks an order can therefore be refused near a position limit; a cancel never is.
 """
 
 from __future__ import annotations
@@ -30,8 +37,9 @@ class PreTradeReason(enum.IntFlag):
     POSITION_SHORT = 1 << 4      #: -position + open sells + quantity above max_short
     OPEN_ORDERS = 1 << 5         #: as many live orders as max_open_orders already
     SYMBOL_DISABLED = 1 << 6     #: the slot is not enabled for trading
-    UNKNOWN_TARGET = 1 << 7      #: a cancel for an order that is not ours or not live
-    UNSUPPORTED_KIND = 1 << 8    #: REPLACE: send a cancel and a new order instead
+    UNKNOWN_TARGET = 1 << 7      #: a cancel or replace of an order not ours or not live (or,
+    #:                              for a replace, on another symbol or side)
+    UNSUPPORTED_KIND = 1 << 8    #: a request kind the host does not know
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,7 +113,8 @@ class Exposure:
     open_buy: int          #: open quantity of live buy orders of the slot
     open_sell: int         #: open quantity of live sell orders of the slot
     open_orders: int       #: live orders over all slots
-    target_live: bool      #: for a cancel: its target is one of our live orders
+    target_live: bool      #: cancel / replace: its target is one of our live orders (a
+    #:                        replace: on the same symbol and side)
 
 
 class PreTradeCheck:
@@ -138,7 +147,10 @@ class PreTradeCheck:
             if not exposure.target_live:
                 r |= PreTradeReason.UNKNOWN_TARGET
             return r
-        if intent.kind != OrderKind.NEW:
+        if intent.kind == OrderKind.REPLACE:
+            if not exposure.target_live:
+                r |= PreTradeReason.UNKNOWN_TARGET
+        elif intent.kind != OrderKind.NEW:
             return r | PreTradeReason.UNSUPPORTED_KIND
         if not (0 < intent.quantity <= _U32 and 0 < intent.price <= _U32):
             return r | PreTradeReason.INVALID

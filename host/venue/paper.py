@@ -10,7 +10,7 @@ Rules
   or before a BBO update's time are processed before that update; arrivals at equal times in
   submission order.
 * On arrival a new order is acknowledged (or rejected: a post-only order that would cross, a
-  reused client order id, a zero price or quantity, a replace). A buy priced at or above the best
+  reused client order id, a zero price or quantity). A buy priced at or above the best
   ask takes liquidity at the ask, up to the displayed ask size; a sell at or below the best bid
   likewise. Liquidity we took at a price stays taken while that price remains the best, so two of
   our orders cannot both take the same displayed size.
@@ -27,6 +27,15 @@ Rules
 * When the opposite best comes to or through a resting order's limit, the order takes liquidity
   as on arrival, at the opposite best price.
 * Among our own orders: price-time priority (best price first, then arrival order).
+* A replace names its target and carries the replacement's own client order id, price and
+  quantity (the quantity it leaves open; what the target filled before the replace arrived
+  stays filled). It is rejected when its target is no longer working (``UNKNOWN_ORDER``), when
+  it would change the side (``INVALID``) or, post-only, would cross; the target is then left
+  as it was. Otherwise the venue acknowledges the replacement and reports the target
+  ``Replaced``. As on NASDAQ, a replace that keeps the price and does not increase the open
+  quantity keeps the target's place in the queue (time priority and the volume estimated ahead);
+  one that changes the price or increases the quantity loses it and arrives as a new order
+  would: it may take liquidity, and it rests at the back of its level.
 
 All prices and quantities are integers. Given the same calls with the same arguments the venue
 produces the same events.
@@ -41,7 +50,7 @@ import numpy as np
 
 from hdl import wire
 from host.types import Fill, OrderKind, Side
-from host.venue.events import Ack, Cancelled, Reject, VenueEvent, VenueRejectReason
+from host.venue.events import Ack, Cancelled, Reject, Replaced, VenueEvent, VenueRejectReason
 
 __all__ = ["PaperVenueConfig", "PaperVenue", "WorkingOrder"]
 
@@ -153,8 +162,8 @@ class PaperVenue:
         self._seen_ids: set[int] = set()
         self._working: dict[int, WorkingOrder] = {}
         self._tops: dict[int, _Top] = {}
-        self.counters = {"requests": 0, "acks": 0, "rejects": 0, "cancels": 0, "fills": 0,
-                         "filled_quantity": 0, "bbo_updates": 0}
+        self.counters = {"requests": 0, "acks": 0, "rejects": 0, "cancels": 0, "replaced": 0,
+                         "fills": 0, "filled_quantity": 0, "bbo_updates": 0}
 
     # ----------------------------------------------------------------------------------------
     def submit(self, requests: np.ndarray, now_ns: int) -> list[VenueEvent]:
@@ -208,8 +217,9 @@ class PaperVenue:
         return events
 
     def working_orders(self, slot: int | None = None) -> list[WorkingOrder]:
-        """Our resting orders, in arrival order."""
-        return [o for o in self._working.values() if slot is None or o.slot == slot]
+        """Our resting orders, in arrival order (a replacement that kept its place, at it)."""
+        return sorted((o for o in self._working.values() if slot is None or o.slot == slot),
+                      key=lambda o: o.arrival)
 
     # ----------------------------------------------------------------------------------------
     def _clock(self, now_ns: int) -> None:
@@ -249,9 +259,15 @@ class PaperVenue:
             self.counters["acks"] += 1
             self.counters["cancels"] += 1
             return
-        if kind != OrderKind.NEW:
+        if kind not in (OrderKind.NEW, OrderKind.REPLACE):
             self._reject(coid, VenueRejectReason.UNSUPPORTED, ts, events)
             return
+        target = None
+        if kind == OrderKind.REPLACE:
+            target = self._working.get(req["orig_client_order_id"])
+            if target is None or target.slot != req["slot"]:
+                self._reject(coid, VenueRejectReason.UNKNOWN_ORDER, ts, events)
+                return
         if req["price"] == 0 or req["quantity"] == 0:
             self._reject(coid, VenueRejectReason.INVALID, ts, events)
             return
@@ -260,14 +276,28 @@ class PaperVenue:
                              side=Side.SELL if flags & _REQ_SELL else Side.BUY,
                              price=req["price"], quantity=req["quantity"],
                              arrival=self._arrivals)
-        self._arrivals += 1
+        if target is not None and target.side is not order.side:
+            self._reject(coid, VenueRejectReason.INVALID, ts, events)
+            return
         top = self._tops.setdefault(order.slot, _Top())
         crossing = self._crosses(order, top)
         if flags & _REQ_POST_ONLY and crossing:
             self._reject(coid, VenueRejectReason.POST_ONLY_WOULD_CROSS, ts, events)
             return
+        self._arrivals += 1
         events.append(Ack(client_order_id=coid, ts_ns=ts))
         self.counters["acks"] += 1
+        if target is not None:
+            del self._working[target.client_order_id]
+            events.append(Replaced(client_order_id=target.client_order_id, replacement_id=coid,
+                                   ts_ns=ts))
+            self.counters["replaced"] += 1
+            if order.price == target.price and order.quantity <= target.leaves:
+                # Same price, no more shares: the replacement keeps the target's place.
+                order.arrival, order.ahead = target.arrival, target.ahead
+                order.behind_top = target.behind_top
+                self._working[coid] = order
+                return
         if flags & _REQ_FOK and (not crossing or self._available(order, top) < order.quantity):
             self._cancel_remainder(order, ts, events)
             return

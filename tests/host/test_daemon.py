@@ -448,3 +448,33 @@ def test_cli_recover_of_directory_without_journal_is_an_error(tmp_path, capsys):
     from host.cli import main
     assert main(["recover", str(tmp_path)]) == 2
     assert "no journal" in capsys.readouterr().err
+
+
+def test_quote_replaces_reach_the_gate_as_replace_and_their_targets_are_released(tmp_path):
+    # Arrange: watch the gate's order stream
+    link = ModelLink()
+    sent: list[np.ndarray] = []
+    send = link.send
+
+    def spy(stream, records):
+        if stream == "order_in":
+            sent.append(records.copy())
+        send(stream, records)
+
+    link.send = spy
+
+    # Act
+    _, link, oms, summary = _run(_config(tmp_path), link)
+
+    # Assert: one REPLACE request per replace, each target REPLACED, nothing left in the gate
+    requests = np.concatenate(sent)
+    replaces = requests[requests["kind"] == wire.ORDER_KIND_REPLACE]
+    replaced = {o.client_order_id for o in oms.orders.values()
+                if o.state is OrderState.REPLACED}
+    assert len(replaces) > 0 and replaced
+    assert replaced <= set(replaces["orig_client_order_id"].tolist())
+    assert len(requests) == summary.orders
+    assert link.gate.open_count() == 0
+    assert link.gate.counters["RISK_FILLS_UNKNOWN"] == 0
+    for slot, pos in oms.positions.items():
+        assert link.gate.position[slot] == pos.quantity

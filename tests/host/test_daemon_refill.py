@@ -14,6 +14,7 @@ from hdl import wire
 from hdl.top import Top
 from host.daemon import Daemon, demo_config
 from host.link.sim import SimLink
+from host.oms.order import OrderState
 from sim.gen.itchgen import generate
 from sim.model.bbo_csv import model_changes_for_file, model_csv_for_file
 
@@ -39,6 +40,10 @@ def _rows(batch: np.ndarray) -> list[tuple]:
     return out
 
 
+def daemon_orders(daemon):
+    return list(daemon.orders_at_stop.values())
+
+
 def _run(link, buf, tmp_path, *, slots=16, batch=64):
     daemon = Daemon(demo_config(journal_dir=str(tmp_path / "journal")), link, feed=buf,
                     slots=slots, batch_messages=batch, bbo_csv=tmp_path / "bbo.csv")
@@ -50,7 +55,9 @@ def _run(link, buf, tmp_path, *, slots=16, batch=64):
         return on_bbo(records, ctx)
 
     daemon.strategies.on_bbo = spy
+    oms = daemon.session.oms
     summary = daemon.run()
+    daemon.orders_at_stop = oms.orders
     return daemon, summary, seen
 
 
@@ -76,6 +83,9 @@ def test_strategies_see_the_model_bbo_while_the_gateware_needs_refills(small, tm
     assert counters["BOOK_REFILLS_STALE"] == 0 and counters["BOOK_REFILLS_REJECTED"] == 0
     assert summary.bbo_host > 0 and summary.bbo_hardware > summary.bbo_host
     assert summary.bbo_hardware + summary.bbo_host == summary.bbo_records == len(expected)
+    # Quote replaces went through the Verilated gate as REPLACE; every target was released
+    assert any(o.state is OrderState.REPLACED for o in daemon_orders(daemon))
+    assert counters["RISK_OPEN_ORDERS"] == 0 and counters["RISK_FILLS_UNKNOWN"] == 0
     metric = daemon.metrics.registry.get_sample_value
     assert metric("ticklane_book_refills_total", {"event": "sent"}) == summary.refills_sent
     assert metric("ticklane_book_refills_total", {"event": "flagged"}) == summary.refill_flagged

@@ -112,7 +112,7 @@ def test_recovery_from_snapshot_plus_tail_equals_full_replay(tmp_path):
 
     assert state.report.snapshot_seq > 0 and state.report.torn_tail is None
     assert state.oms.to_state() == full.to_state()
-    assert state.oms.counters["fills"] > 0
+    assert state.oms.counters["fills"] > 0 and state.oms.counters["replaced"] > 0
     state.journal.close()
 
 
@@ -210,3 +210,11 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing_acknowledged(tmp_
         expected = OrderManager()
         replay(expected, reference[:state.report.last_seq])
         assert state.oms.to_state() == expected.to_state()
+
+
+def test_replaced_event_round_trips_through_the_journal_codec():
+    from host.journal import codec
+    from host.venue.events import Replaced
+    events = [Replaced(client_order_id=7, replacement_id=9, ts_ns=123)]
+
+    assert codec.decode_events(codec.encode_events(events)) == events
