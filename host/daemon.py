@@ -614,8 +614,6 @@ class Daemon:
         self.metrics.record_bbo_batch(hw, time.monotonic_ns())
         self._bbo_lat.append((hw["egress_cycle"].astype(np.int64)
                               - hw["ingress_cycle"]) & _CYCLE_MASK)
-        if self._csv is not None:
-            self._write_csv(batch)
 
         # The market moves first: resting orders may fill, and marks follow the book.
         self._venue_events(self.venue.on_bbo(batch, now))
@@ -635,8 +633,10 @@ class Daemon:
 
         self._orders(intents)
         self._orders_out()
-        # Off the path of this batch's orders: the software book catches up, and the gateware's
-        # flagged symbols get their levels back.
+        # Off the path of this batch's orders: the CSV, the software book catches up, and the
+        # gateware's flagged symbols get their levels back.
+        if self._csv is not None:
+            self._write_csv(batch)
         self._host_book.advance(last)
         self._refill_gateware()
         if self.config.journal.fsync == "batch":

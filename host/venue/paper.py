@@ -60,6 +60,7 @@ _REQ_FOK = wire.ORDER_REQUEST.flag("flags", "fok")
 _REQ_POST_ONLY = wire.ORDER_REQUEST.flag("flags", "post_only")
 _BID_VALID = wire.BBO_UPDATE.flag("flags", "bid_valid")
 _ASK_VALID = wire.BBO_UPDATE.flag("flags", "ask_valid")
+_BBO_FIELDS = ["bid_price", "ask_price", "bid_size", "ask_size", "slot", "flags"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,6 +132,10 @@ class _Top:
     taken_bid: tuple[int, int] = (0, 0)
     taken_ask: tuple[int, int] = (0, 0)
 
+    def copy(self) -> "_Top":
+        return _Top(self.bid, self.ask, self.bid_size, self.ask_size, self.bid_valid,
+                    self.ask_valid, self.taken_bid, self.taken_ask)
+
 
 @dataclass(order=True, slots=True)
 class _Pending:
@@ -199,21 +204,27 @@ class PaperVenue:
         records = _records(records, wire.BBO_UPDATE)
         self._clock(now_ns)
         events = self._arrive_until(now_ns)
-        for r in records:
-            slot = int(r["slot"])
-            top = self._tops.setdefault(slot, _Top())
-            prev = dataclasses.replace(top)
-            flags = int(r["flags"])
+        # Only slots where we rest orders need the previous top and the matching pass; fills
+        # only ever remove orders, so the set cannot grow during the batch.
+        resting = {o.slot for o in self._working.values()}
+        tops = self._tops
+        for rec in records[_BBO_FIELDS].tolist():
+            bid, ask, bid_size, ask_size, slot, flags = rec
+            top = tops.get(slot)
+            if top is None:
+                top = tops[slot] = _Top()
+            prev = top.copy() if slot in resting else None
             top.bid_valid = bool(flags & _BID_VALID)
             top.ask_valid = bool(flags & _ASK_VALID)
-            top.bid, top.bid_size = int(r["bid_price"]), int(r["bid_size"])
-            top.ask, top.ask_size = int(r["ask_price"]), int(r["ask_size"])
+            top.bid, top.bid_size = bid, bid_size
+            top.ask, top.ask_size = ask, ask_size
             if not (top.bid_valid and top.bid == top.taken_bid[0]):
                 top.taken_bid = (0, 0)
             if not (top.ask_valid and top.ask == top.taken_ask[0]):
                 top.taken_ask = (0, 0)
-            self.counters["bbo_updates"] += 1
-            self._match_resting(slot, prev, events)
+            if prev is not None:
+                self._match_resting(slot, prev, events)
+        self.counters["bbo_updates"] += len(records)
         return events
 
     def working_orders(self, slot: int | None = None) -> list[WorkingOrder]:

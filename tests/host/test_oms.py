@@ -430,3 +430,38 @@ def test_replaced_order_is_terminal():
 
     with pytest.raises(Overfill, match="0 open \\(REPLACED\\)"):
         om.on_venue_events([fill(old, 1_000_000, 10)])
+
+
+def test_request_and_fill_records_carry_every_field_by_name():
+    # Arrange: orders and fills with every field distinct
+    om = OrderManager()
+    om.submit([intent(side=Side.SELL, price=123_400, quantity=77, slot=5, ioc=True)])
+    order = om.orders[1]
+    f = Fill(client_order_id=9, slot=3, side=Side.SELL, price=4_321, quantity=12, done=True)
+
+    # Act
+    req = OrderManager.requests_for([order])[0]
+    rec = OrderManager.fill_records([f])[0]
+
+    # Assert
+    flag = wire.ORDER_REQUEST.flag
+    assert (int(req["client_order_id"]), int(req["orig_client_order_id"]), int(req["price"]),
+            int(req["quantity"]), int(req["slot"]), int(req["kind"]), int(req["flags"])) == \
+        (1, 0, 123_400, 77, 5, wire.ORDER_KIND_NEW, flag("flags", "sell") | flag("flags", "ioc"))
+    assert (int(rec["client_order_id"]), int(rec["price"]), int(rec["quantity"]),
+            int(rec["slot"]), int(rec["flags"])) == \
+        (9, 4_321, 12, 3, wire.FILL.flag("flags", "sell") | wire.FILL.flag("flags", "done"))
+
+
+def test_marks_follow_the_last_two_sided_record_of_each_slot():
+    om = OrderManager()
+    recs = wire.BBO_UPDATE.array(4)
+    both = wire.BBO_UPDATE.flag("flags", "bid_valid") | wire.BBO_UPDATE.flag("flags", "ask_valid")
+    recs["slot"] = [1, 2, 1, 1]
+    recs["flags"] = [both, both, both, wire.BBO_UPDATE.flag("flags", "bid_valid")]
+    recs["bid_price"] = [100, 200, 101, 150]
+    recs["ask_price"] = [103, 204, 104, 0]
+
+    om.on_bbo(recs)
+
+    assert om.marks == {1: 102, 2: 202}
