@@ -324,8 +324,8 @@ class DaemonSummary:
         Per batch: host path (BBO records in host memory → order requests handed to the link,
         link time excluded), strategy evaluation, and the whole cycle (link, venue, journal
         fsync included).
-    rss_mb : float
-        Resident memory at the end.
+    rss_mb, rss_peak_mb : float
+        Resident memory at the end, and the process's peak (getrusage) up to then.
     alerts : list of Alert
     notes : list of str
     """
@@ -355,6 +355,7 @@ class DaemonSummary:
     cycle_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
     wall_s: float = 0.0
     rss_mb: float = 0.0
+    rss_peak_mb: float = 0.0
     journal_dir: str = ""
     alerts: list[Alert] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -395,7 +396,7 @@ class DaemonSummary:
             ("strategies / batch (µs)", us(self.strategy_us)),
             ("full cycle / batch (µs)", us(self.cycle_us) + "  (link included)"),
             ("wall time", f"{self.wall_s:.2f} s"),
-            ("resident memory", f"{self.rss_mb:.1f} MB"),
+            ("resident memory", f"{self.rss_mb:.1f} MB (peak {self.rss_peak_mb:.1f} MB)"),
             ("journal", self.journal_dir),
         ]
         width = max(len(k) for k, _ in rows)
@@ -874,6 +875,7 @@ class Daemon:
         s.strategy_us = np.asarray(self._strategy_us)
         s.cycle_us = np.asarray(self._cycle_us)
         s.rss_mb = _rss_mb()
+        s.rss_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if self.plan.carry:
             s.notes.append(f"{len(self.plan.carry)} symbol(s) booked by the host in software")
         if self.plan.error is not None:
