@@ -324,6 +324,9 @@ class DaemonSummary:
         Per batch: host path (BBO records in host memory → order requests handed to the link,
         link time excluded), strategy evaluation, and the whole cycle (link, venue, journal
         fsync included).
+    link_us, fsync_us : numpy.ndarray
+        Per batch: time spent in the link (the simulated gateware runs in this process) and in
+        the journal's fsync, both inside ``cycle_us``.
     rss_mb, rss_peak_mb : float
         Resident memory at the end, and the process's peak (getrusage) up to then.
     alerts : list of Alert
@@ -353,6 +356,8 @@ class DaemonSummary:
     host_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
     strategy_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
     cycle_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    link_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    fsync_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
     wall_s: float = 0.0
     rss_mb: float = 0.0
     rss_peak_mb: float = 0.0
@@ -394,7 +399,9 @@ class DaemonSummary:
             ("order→verdict (cycles)", cyc(self.hw_verdict_cycles)),
             ("host path / batch (µs)", us(self.host_us)),
             ("strategies / batch (µs)", us(self.strategy_us)),
-            ("full cycle / batch (µs)", us(self.cycle_us) + "  (link included)"),
+            ("full cycle / batch (µs)", us(self.cycle_us) + "  (link and fsync included)"),
+            ("  without link, fsync", us(self.cycle_us - self.link_us - self.fsync_us)
+             if len(self.cycle_us) == len(self.link_us) == len(self.fsync_us) else "n/a"),
             ("wall time", f"{self.wall_s:.2f} s"),
             ("resident memory", f"{self.rss_mb:.1f} MB (peak {self.rss_peak_mb:.1f} MB)"),
             ("journal", self.journal_dir),
@@ -466,8 +473,10 @@ class Daemon:
         self.plan = FeedPlan.from_bytes(feed, slots=slots)
         self.metrics = metrics if metrics is not None else Metrics(config.metrics)
         self.venue = PaperVenue(PaperVenueConfig(latency_ns=config.venue.latency_ns))
+        # Module files are checked for a reload between batches (after the orders are out), not
+        # on the path from records to orders: watch=False, and step() calls check_reload().
         self.strategies = StrategyHost([StrategySpec.from_config(s) for s in config.strategies],
-                                       evaluator=evaluator, watch=True)
+                                       evaluator=evaluator, watch=False)
         # fsync "batch": the journal itself never fsyncs; the loop syncs once per batch.
         mode = {"always": "always", "batch": "never", "never": "never"}[config.journal.fsync]
         self.session = Session.open(config.journal.dir, policy=FsyncPolicy(mode=mode),
@@ -486,6 +495,9 @@ class Daemon:
             self._csv.write(BBO_CSV_HEADER + "\n")
         self._next_message = 0
         self._now_ns = 0
+        self._ctx_version = -1
+        self._ctx_positions: dict[int, int] = {}
+        self._ctx_orders: tuple[OpenOrder, ...] = ()
         self._next_timer_ns: int | None = None
         self._pending_gate_fills: list[np.ndarray] = []
         self._stop = False
@@ -497,6 +509,8 @@ class Daemon:
         self._host_us: list[float] = []
         self._strategy_us: list[float] = []
         self._cycle_us: list[float] = []
+        self._link_us: list[float] = []
+        self._fsync_us: list[float] = []
         self._link_s = 0.0
         self._t_records_in: int | None = None
         self._link_at_records_in = 0.0
@@ -602,6 +616,7 @@ class Daemon:
     def step(self) -> None:
         """One batch: the next chunk of the feed through the whole path."""
         t0 = time.perf_counter_ns()
+        link0 = self._link_s
         self._host_us_batch = None
         first = self._next_message
         last = min(first + self.batch_messages, self.plan.messages)
@@ -638,10 +653,14 @@ class Daemon:
         # gateware's flagged symbols get their levels back.
         if self._csv is not None:
             self._write_csv(batch)
+        self.strategies.check_reload()
         self._host_book.advance(last)
         self._refill_gateware()
+        tf = time.perf_counter_ns()
         if self.config.journal.fsync == "batch":
             self.session.journal.sync()
+        self._fsync_us.append((time.perf_counter_ns() - tf) / 1e3)
+        self._link_us.append((self._link_s - link0) * 1e6)
         for alert in self.metrics.check_alerts(time.monotonic_ns()):
             self.summary.alerts.append(alert)
         self.metrics.set_queue_depth("intents", self.strategies.pending)
@@ -749,12 +768,17 @@ class Daemon:
 
     def _context(self) -> StrategyContext:
         oms = self.session.oms
-        return StrategyContext(
-            now_ns=self._now_ns,
-            positions={slot: p.quantity for slot, p in oms.positions.items() if p.quantity},
-            open_orders=tuple(OpenOrder(client_order_id=o.client_order_id, strategy=o.strategy,
-                                        slot=o.slot, side=o.side, price=o.price,
-                                        quantity=o.leaves) for o in oms.intended_orders()))
+        if self._ctx_version != oms.version:
+            # Positions and open orders change only through the order manager's handlers.
+            self._ctx_positions = {slot: p.quantity for slot, p in oms.positions.items()
+                                   if p.quantity}
+            self._ctx_orders = tuple(
+                OpenOrder(client_order_id=o.client_order_id, strategy=o.strategy, slot=o.slot,
+                          side=o.side, price=o.price, quantity=o.leaves)
+                for o in oms.intended_orders())
+            self._ctx_version = oms.version
+        return StrategyContext(now_ns=self._now_ns, positions=self._ctx_positions,
+                               open_orders=self._ctx_orders)
 
     def _orders(self, intents: list[OrderIntent]) -> None:
         """Intents → host check → journal → gate → verdicts → venue → fills."""
@@ -874,6 +898,8 @@ class Daemon:
         s.host_us = np.asarray(self._host_us)
         s.strategy_us = np.asarray(self._strategy_us)
         s.cycle_us = np.asarray(self._cycle_us)
+        s.link_us = np.asarray(self._link_us)
+        s.fsync_us = np.asarray(self._fsync_us)
         s.rss_mb = _rss_mb()
         s.rss_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if self.plan.carry:

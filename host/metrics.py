@@ -212,8 +212,7 @@ class Metrics:
         latency = (batch["egress_cycle"].astype(np.int64)
                    - batch["ingress_cycle"].astype(np.int64)) & _CYCLE_MASK
         self.hw_latency.observe_many(latency)
-        for slot in np.unique(batch["slot"]).tolist():
-            self._last_bbo_ns[slot] = now_ns
+        self._last_bbo_ns.update(dict.fromkeys(batch["slot"].tolist(), now_ns))
 
     def record_order(self, n: int = 1) -> None:
         """Count order requests sent."""

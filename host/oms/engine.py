@@ -15,7 +15,6 @@ the same ids.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -74,6 +73,9 @@ class OrderManager:
     last_rejections : list of PreTradeRejection
         Intents refused by the pre-check in the last :meth:`submit` call.
     counters : dict of str to int
+    version : int
+        Moves on every call that may change orders or positions (a cheap "has anything
+        changed" for views built from them).
     """
 
     def __init__(self, config: PreTradeConfig | None = None):
@@ -85,6 +87,7 @@ class OrderManager:
         self.marks: dict[int, int] = {}
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.last_rejections: list[PreTradeRejection] = []
+        self.version = 0
         self._live: dict[int, Order] = {}   # live orders that trade (NEW, REPLACE), by id
         self._undo: dict | None = None
 
@@ -113,6 +116,7 @@ class OrderManager:
             ``wire.ORDER_REQUEST.dtype`` records, one per intent that passed, in order.
             Refused intents are in :attr:`last_rejections`.
         """
+        self.version += 1
         self.last_rejections = []
         passed: list[Order] = []
         for intent in intents:
@@ -189,6 +193,7 @@ class OrderManager:
             orders: these, and only these, may go on to a venue.
         """
         verdicts = _as_records(verdicts, wire.VERDICT)
+        self.version += 1
         accepted: list[Order] = []
         with self._atomic():
             for v in verdicts:
@@ -224,6 +229,7 @@ class OrderManager:
             ``wire.FILL.dtype`` records of the fills, to forward to the gate.
         """
         events = list(events)
+        self.version += 1
         fills: list[Fill] = []
         with self._atomic():
             for ev in events:
@@ -390,7 +396,7 @@ class OrderManager:
             if self._undo is not None:
                 self._undo["new_positions"].append(slot)
         elif self._undo is not None and slot not in self._undo["positions"]:
-            self._undo["positions"][slot] = copy.deepcopy(pos)
+            self._undo["positions"][slot] = pos.copy()
         return pos
 
     def _move(self, order: Order, to: OrderState) -> None:
@@ -400,7 +406,7 @@ class OrderManager:
 
     def _touch(self, order: Order) -> None:
         if self._undo is not None and order.client_order_id not in self._undo["orders"]:
-            self._undo["orders"][order.client_order_id] = copy.copy(order)
+            self._undo["orders"][order.client_order_id] = order.copy()
 
     class _Atomic:
         def __init__(self, om: "OrderManager"):

@@ -154,6 +154,15 @@ class Order:
     def is_live(self) -> bool:
         return self.state in LIVE_STATES
 
+    def copy(self) -> "Order":
+        """A copy (every field is an immutable value)."""
+        return Order(client_order_id=self.client_order_id, strategy=self.strategy,
+                     slot=self.slot, side=self.side, price=self.price, quantity=self.quantity,
+                     kind=self.kind, target=self.target, ioc=self.ioc,
+                     post_only=self.post_only, fok=self.fok, state=self.state,
+                     filled=self.filled, gate_reasons=self.gate_reasons,
+                     venue_reason=self.venue_reason)
+
     def transition(self, to_state: OrderState) -> None:
         """Move to ``to_state`` or raise :class:`IllegalTransition`."""
         if to_state not in TRANSITIONS[self.state]:

@@ -166,6 +166,8 @@ class PaperVenue:
         self._arrivals = 0
         self._seen_ids: set[int] = set()
         self._working: dict[int, WorkingOrder] = {}
+        # The same orders by slot, so that a BBO update looks only at its own slot's orders.
+        self._by_slot: dict[int, dict[int, WorkingOrder]] = {}
         self._tops: dict[int, _Top] = {}
         self.counters = {"requests": 0, "acks": 0, "rejects": 0, "cancels": 0, "replaced": 0,
                          "fills": 0, "filled_quantity": 0, "bbo_updates": 0}
@@ -206,7 +208,7 @@ class PaperVenue:
         events = self._arrive_until(now_ns)
         # Only slots where we rest orders need the previous top and the matching pass; fills
         # only ever remove orders, so the set cannot grow during the batch.
-        resting = {o.slot for o in self._working.values()}
+        resting = {slot for slot, orders in self._by_slot.items() if orders}
         tops = self._tops
         for rec in records[_BBO_FIELDS].tolist():
             bid, ask, bid_size, ask_size, slot, flags = rec
@@ -260,7 +262,7 @@ class PaperVenue:
         self._seen_ids.add(coid)
         kind = req["kind"]
         if kind == OrderKind.CANCEL:
-            target = self._working.pop(req["orig_client_order_id"], None)
+            target = self._unwork(req["orig_client_order_id"])
             if target is None:
                 self._reject(coid, VenueRejectReason.UNKNOWN_ORDER, ts, events)
                 return
@@ -299,7 +301,7 @@ class PaperVenue:
         events.append(Ack(client_order_id=coid, ts_ns=ts))
         self.counters["acks"] += 1
         if target is not None:
-            del self._working[target.client_order_id]
+            self._unwork(target.client_order_id)
             events.append(Replaced(client_order_id=target.client_order_id, replacement_id=coid,
                                    ts_ns=ts))
             self.counters["replaced"] += 1
@@ -307,7 +309,7 @@ class PaperVenue:
                 # Same price, no more shares: the replacement keeps the target's place.
                 order.arrival, order.ahead = target.arrival, target.ahead
                 order.behind_top = target.behind_top
-                self._working[coid] = order
+                self._work(order)
                 return
         if flags & _REQ_FOK and (not crossing or self._available(order, top) < order.quantity):
             self._cancel_remainder(order, ts, events)
@@ -359,7 +361,7 @@ class PaperVenue:
         self.counters["fills"] += 1
         self.counters["filled_quantity"] += qty
         if done:
-            self._working.pop(order.client_order_id, None)
+            self._unwork(order.client_order_id)
 
     def _rest(self, order: WorkingOrder, top: _Top) -> None:
         best_valid, best, size = ((top.bid_valid, top.bid, top.bid_size)
@@ -374,21 +376,34 @@ class PaperVenue:
             order.ahead, order.behind_top = 0, False
         if order.ahead is not None:
             # Never ahead of our own earlier orders at the same price (time priority).
-            for o in self._working.values():
-                if (o.slot, o.side, o.price) == (order.slot, order.side, order.price) \
-                        and o.ahead is not None:
+            for o in self._by_slot.get(order.slot, {}).values():
+                if (o.side, o.price) == (order.side, order.price) and o.ahead is not None:
                     order.ahead = max(order.ahead, o.ahead)
+        self._work(order)
+
+    def _work(self, order: WorkingOrder) -> None:
         self._working[order.client_order_id] = order
+        self._by_slot.setdefault(order.slot, {})[order.client_order_id] = order
+
+    def _unwork(self, client_order_id: int) -> WorkingOrder | None:
+        order = self._working.pop(client_order_id, None)
+        if order is not None:
+            del self._by_slot[order.slot][client_order_id]
+        return order
 
     # ----------------------------------------------------------------------------------------
     def _match_resting(self, slot: int, prev: _Top, events: list) -> None:
         top = self._tops[slot]
         ts = self.now_ns
-        for side in (Side.BUY, Side.SELL):
-            orders = [o for o in self._working.values() if o.slot == slot and o.side is side]
+        buys: list[WorkingOrder] = []
+        sells: list[WorkingOrder] = []
+        for o in self._by_slot[slot].values():
+            (buys if o.side is Side.BUY else sells).append(o)
+        for side, orders in ((Side.BUY, buys), (Side.SELL, sells)):
             if not orders:
                 continue
-            orders.sort(key=lambda o: (-o.price * side.sign, o.arrival))
+            if len(orders) > 1:
+                orders.sort(key=lambda o: (-o.price * side.sign, o.arrival))
             # Resting orders the opposite best has come to take liquidity there.
             for o in orders:
                 if self._crosses(o, top):

@@ -465,3 +465,22 @@ def test_marks_follow_the_last_two_sided_record_of_each_slot():
     om.on_bbo(recs)
 
     assert om.marks == {1: 102, 2: 202}
+
+
+def test_order_and_position_copies_carry_every_field_and_are_independent():
+    import dataclasses
+
+    from host.oms.order import Order
+    order = Order(
+        client_order_id=3, strategy="s", slot=2, side=Side.SELL, price=5, quantity=9,
+        kind=OrderKind.REPLACE, target=1, ioc=True, post_only=True, fok=True,
+        state=OrderState.PARTIALLY_FILLED, filled=4, gate_reasons=6, venue_reason=7)
+    pos = Position(1)
+    pos.apply_fill(Side.BUY, 100, 10)
+
+    o2, p2 = order.copy(), pos.copy()
+    p2.apply_fill(Side.SELL, 101, 5)
+
+    assert dataclasses.asdict(o2) == dataclasses.asdict(order)
+    assert pos.to_dict() == {"slot": 1, "quantity": 10, "cost": 1000, "realised": 0,
+                             "lots": [[100, 10]]}
