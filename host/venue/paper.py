@@ -395,19 +395,30 @@ class PaperVenue:
     def _match_resting(self, slot: int, prev: _Top, events: list) -> None:
         top = self._tops[slot]
         ts = self.now_ns
+        # A side of the market that did not move cannot change anything it decides: our
+        # orders on the other side already took what its best offered (liquidity we took only
+        # comes back with a new price), and our orders on its own side already saw its queue.
+        bid_moved = (top.bid_valid, top.bid, top.bid_size) != (prev.bid_valid, prev.bid,
+                                                                prev.bid_size)
+        ask_moved = (top.ask_valid, top.ask, top.ask_size) != (prev.ask_valid, prev.ask,
+                                                                prev.ask_size)
         buys: list[WorkingOrder] = []
         sells: list[WorkingOrder] = []
         for o in self._by_slot[slot].values():
             (buys if o.side is Side.BUY else sells).append(o)
-        for side, orders in ((Side.BUY, buys), (Side.SELL, sells)):
-            if not orders:
+        for side, orders, own_moved, other_moved in ((Side.BUY, buys, bid_moved, ask_moved),
+                                                     (Side.SELL, sells, ask_moved, bid_moved)):
+            if not orders or not (own_moved or other_moved):
                 continue
             if len(orders) > 1:
                 orders.sort(key=lambda o: (-o.price * side.sign, o.arrival))
             # Resting orders the opposite best has come to take liquidity there.
-            for o in orders:
-                if self._crosses(o, top):
-                    self._take(o, top, ts, events)
+            if other_moved:
+                for o in orders:
+                    if self._crosses(o, top):
+                        self._take(o, top, ts, events)
+            if not own_moved:
+                continue
             levels: dict[int, list[WorkingOrder]] = {}
             for o in orders:
                 if o.leaves and not self._crosses(o, top):
