@@ -104,3 +104,28 @@ def test_refills_with_symbols_beyond_the_slots_and_one_message_batches(small, tm
     assert _rows(np.concatenate(seen)) == expected
     assert (tmp_path / "bbo.csv").read_text() == model_csv_for_file(buf)
     assert summary.refills_sent > 0
+
+
+@pytest.fixture(scope="module")
+def default_build():
+    with SimLink(Top(slots=256)) as link:
+        yield link
+
+
+def test_symbols_lost_to_a_full_order_table_stay_with_the_host_book(default_build, tmp_path):
+    # Arrange: adds only over 32 symbols: the 8,192-order table fills and its symbols are lost
+    buf = generate(9, 20_000, n_symbols=32, types="AF")
+
+    # Act
+    _, summary, seen = _run(default_build, buf, tmp_path, slots=256)
+
+    # Assert: the host's book carries them, exactly; their refills were refused, then not retried
+    expected = [(c.seq, c.locate, c.bid_price, c.bid_size, c.ask_price, c.ask_size)
+                for c in model_changes_for_file(buf)[0]]
+    assert _rows(np.concatenate(seen)) == expected
+    assert (tmp_path / "bbo.csv").read_text() == model_csv_for_file(buf)
+    counters = default_build.counters()
+    assert counters["BOOK_TABLE_FULL"] > 0 and counters["BOOK_SYMBOLS_LOST"] > 0
+    assert summary.refills_abandoned == counters["BOOK_SYMBOLS_LOST"]
+    assert counters["BOOK_REFILLS_REJECTED"] == summary.refills_sent
+    assert summary.refills_sent == 2 * summary.refills_abandoned
