@@ -119,25 +119,30 @@ class OrderManager:
         self.version += 1
         self.last_rejections = []
         passed: list[Order] = []
+        # Open quantity per (slot, side) of the live orders, kept up to date as intents pass:
+        # one pass over the live orders per call, not one per intent.
+        open_qty: dict[tuple[int, Side], int] = {}
+        for o in self._live.values():
+            key = (o.slot, o.side)
+            open_qty[key] = open_qty.get(key, 0) + o.leaves
         for intent in intents:
             self.counters["intents"] += 1
-            reasons = self._check.check(intent, self._exposure(intent))
+            reasons = self._check.check(intent, self._exposure(intent, open_qty))
             if reasons:
                 self.counters["precheck_rejected"] += 1
                 self.last_rejections.append(PreTradeRejection(intent, reasons))
                 continue
-            passed.append(self._new_order(intent))
+            order = self._new_order(intent)
+            if order.trades:
+                key = (order.slot, order.side)
+                open_qty[key] = open_qty.get(key, 0) + order.leaves
+            passed.append(order)
         self.counters["requests"] += len(passed)
         return self.requests_for(passed)
 
-    def _exposure(self, intent: OrderIntent) -> Exposure:
-        open_buy = open_sell = 0
-        for o in self._live.values():
-            if o.slot == intent.slot:
-                if o.side is Side.BUY:
-                    open_buy += o.leaves
-                else:
-                    open_sell += o.leaves
+    def _exposure(self, intent: OrderIntent, open_qty: dict[tuple[int, Side], int]) -> Exposure:
+        open_buy = open_qty.get((intent.slot, Side.BUY), 0)
+        open_sell = open_qty.get((intent.slot, Side.SELL), 0)
         pos = self.positions.get(intent.slot)
         target_live = False
         if intent.kind == OrderKind.CANCEL:
