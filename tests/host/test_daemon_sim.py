@@ -1,8 +1,9 @@
-"""The daemon on the simulated gateware with a book that runs out of held levels.
+"""The daemon and its order path on the Verilated top.
 
 A build holding 2 levels per side, fed deep books over few symbols, flags symbols for a refill
 often. The strategies must only ever see the reference model's BBO, record for record, and the
-gateware's levels must be reloaded through the link's ``refill_in`` stream.
+gateware's levels must be reloaded through the link's ``refill_in`` stream. The gate must hold a
+replaced order open beside its replacement until the host releases it.
 """
 
 from __future__ import annotations
@@ -129,3 +130,48 @@ def test_symbols_lost_to_a_full_order_table_stay_with_the_host_book(default_buil
     assert summary.refills_abandoned == counters["BOOK_SYMBOLS_LOST"]
     assert counters["BOOK_REFILLS_REJECTED"] == summary.refills_sent
     assert summary.refills_sent == 2 * summary.refills_abandoned
+
+
+def _gate_requests(*rows):
+    reqs = wire.ORDER_REQUEST.array(len(rows))
+    for rec, (coid, kind, orig, qty) in zip(reqs, rows):
+        rec["client_order_id"], rec["kind"], rec["orig_client_order_id"] = coid, kind, orig
+        rec["price"], rec["quantity"], rec["slot"] = 1_000_000, qty, 0
+    return reqs
+
+
+def _decide(link, *rows):
+    link.send("order_in", _gate_requests(*rows))
+    assert link.run().drained
+    link.receive("order_out")
+    return [(int(v["client_order_id"]), int(v["reasons"])) for v in link.receive("verdict_out")]
+
+
+def test_verilated_gate_holds_a_replaced_order_open_until_the_host_releases_it(small):
+    # Arrange: the gate with max long 500 on slot 0, no collar (no market data here)
+    from host.config import RiskConfig
+    from host.daemon import gate_registers
+    small.power_on()
+    for name, index, value in gate_registers(RiskConfig(max_position=500), {}):
+        small.write_reg(name, value, index)
+    small.write_reg("RISK_COLLAR_CONFIG", 0)
+    small.write_reg("RISK_KILL", 0)
+    small.write_reg("RISK_COMMIT", 1)
+    new, replace = wire.ORDER_KIND_NEW, wire.ORDER_KIND_REPLACE
+    limit = 1 << wire.RISK_REASONS.index("POSITION_LIMIT")
+    unknown = 1 << wire.RISK_REASONS.index("UNKNOWN_ORDER")
+
+    # Act / Assert: a buy of 300 rests; replacing it counts the target beside the replacement
+    assert _decide(small, (1, new, 0, 300)) == [(1, 0)]
+    # (order 4 replaces an order the gate never saw, and would also pass the limit)
+    assert _decide(small, (2, replace, 1, 250), (3, replace, 1, 200), (4, replace, 99, 10)) == \
+        [(2, limit), (3, 0), (4, unknown | limit)]
+    # Target and replacement both open (300 + 200): another 100 would pass 500 ...
+    assert _decide(small, (5, new, 0, 100)) == [(5, limit)]
+    # ... until the venue's "replaced" reaches the gate as a release of the target
+    release = wire.FILL.array(1)
+    release["client_order_id"], release["flags"] = 1, wire.FILL.flag("flags", "done")
+    small.send("fill_in", release)
+    assert small.run().drained
+    assert _decide(small, (6, new, 0, 300)) == [(6, 0)]
+    assert small.read_reg("RISK_OPEN_ORDERS") == 2   # orders 3 and 6
