@@ -305,8 +305,10 @@ class PaperVenue:
             events.append(Replaced(client_order_id=target.client_order_id, replacement_id=coid,
                                    ts_ns=ts))
             self.counters["replaced"] += 1
-            if order.price == target.price and order.quantity <= target.leaves:
-                # Same price, no more shares: the replacement keeps the target's place.
+            if (order.price == target.price and order.quantity <= target.leaves
+                    and not flags & (_REQ_IOC | _REQ_FOK)):
+                # Same price, no more shares: the replacement keeps the target's place. (An
+                # immediate-or-cancel replacement goes the new order's way: it cannot rest.)
                 order.arrival, order.ahead = target.arrival, target.ahead
                 order.behind_top = target.behind_top
                 self._work(order)
