@@ -381,12 +381,13 @@ class MlSignal(Strategy):
 
     def on_bbo(self, batch: np.ndarray, ctx: StrategyContext) -> list[OrderIntent]:
         self._model.maybe_reload()
-        features, valid = self._features.update(batch)
         hits = np.flatnonzero(batch["slot"] == self.slot)
-        if hits.size == 0 or not valid[hits[-1]]:
+        rows = [int(hits[-1])] if hits.size else []
+        features, valid = self._features.update_rows(batch, rows)   # state advances always
+        if not rows or not valid[0]:
             return []
-        last = hits[-1]
-        p = float(self._model.predict(features[last:last + 1])[0])
+        last = rows[0]
+        p = float(self._model.predict(features)[0])
         if ctx.orders_of(self.name, self.slot):
             return []
         return _ml_intent(self.name, self.slot, p, ctx.position(self.slot), self.buy_above,
@@ -415,19 +416,21 @@ class _MlKernel(Kernel):
 
     def evaluate(self, summary, ctx):
         out: list[list[OrderIntent]] = [[] for _ in self.strategies]
-        # The features advance every batch (each slot's previous mid), used or not.
-        features, valid = self._features.update(summary.batch)
         last = summary.last
+        rows = sorted({last[slot] for slot in self.slots if slot in last})
+        # The features advance every batch (each slot's previous mid), used or not.
+        features, valid = self._features.update_rows(summary.batch, rows)
+        at = {r: k for k, r in enumerate(rows) if valid[k]}
         by_model: dict[int, list[tuple[int, int]]] = {}
         for i, slot in enumerate(self.slots):
             r = last.get(slot)
-            if r is not None and valid[r]:
-                by_model.setdefault(id(self.models[i]), []).append((i, r))
+            if r is not None and r in at:
+                by_model.setdefault(id(self.models[i]), []).append((i, at[r]))
         for members in by_model.values():
             model = self.models[members[0][0]]
             model.maybe_reload()
-            p = model.predict(features[[r for _, r in members]]).tolist()
-            for (i, r), p_up in zip(members, p):
+            p = model.predict(features[[k for _, k in members]]).tolist()
+            for (i, _), p_up in zip(members, p):
                 s, slot = self.strategies[i], self.slots[i]
                 if ctx.orders_of(s.name, slot):
                     continue
