@@ -12,11 +12,21 @@ order manager's own copy of each request the gate accepted, and the gate's ``ord
 checked against it. Every input of the order manager is journaled before its outputs move on
 (:class:`host.journal.Session`), so ``ticklane recover DIR`` rebuilds the exact state.
 
-Symbols without a gateware slot are booked by the host in software, as ``ticklane replay`` does;
-their records are merged into the batch in message order and carry no cycle stamps, so they never
-enter the hardware latency figures. Gateware records flagged ``refill`` (the gateware cannot
-publish that symbol's top exactly) reach the strategies with the flag set; the daemon does not yet
-substitute its software book for them as the replay does.
+The host keeps every symbol's full book in software (:mod:`host.hostbook`). Symbols without a
+gateware slot are published from it, as ``ticklane replay`` does. A gateware record flagged
+``refill`` (a best level beyond the levels the gateware holds, or its order table full: it cannot
+publish that symbol's top exactly) never reaches the strategies: while a symbol is flagged the
+host publishes that symbol's changes from its own book, and after the batch it reloads the
+gateware's levels through the link's ``refill_in`` stream, after which the gateware publishes the
+symbol again. Records from the software book carry no cycle stamps, so they never enter the
+hardware latency figures. The book advances in the batch's path only when it must publish; else
+after the batch's orders are out.
+
+A strategy's replace goes as one request (kind REPLACE) through the same path: the host check and
+the gate check it as the new order it is, with its target still open beside it (the target may
+fill until the venue answers); when the venue reports the target replaced, the host releases the
+target in the gate (a fill of 0 with ``done``), and when it rejects the replace, the replacement.
+Strategies see a target with a replace in flight as its replacement.
 
 Venue time is the feed's own clock (the ITCH timestamp of the batch's last message), so a replay
 is deterministic: the same feed and configuration give the same orders and fills.
@@ -42,19 +52,19 @@ import numpy as np
 from hdl import wire
 from host.config import Config, ConfigError, RiskConfig, config_from_mapping, load_config
 from host.feed.framing import FramingError, scan_historical
-from host.feed.itch import decode_message
 from host.journal import FsyncPolicy, Session
 from host.link.base import Link, LinkError
+from host.hostbook import HostBook, RefillMerge, changes_to_records
 from host.link.beats import frame_ends_on_messages, pack_beats
 from host.metrics import Alert, Metrics
 from host.oms.risk import PreTradeConfig, PreTradeReason
 from host.replay import DEMO_STREAM, directory
 from host.strategy import OpenOrder, StrategyContext, StrategyHost, StrategySpec
 from host.types import Fill, OrderIntent, OrderKind, Side
-from host.venue.events import Cancelled, Reject
+from host.venue.events import Cancelled, Reject, Replaced
 from host.venue.paper import PaperVenue, PaperVenueConfig
 from sim.model.bbo_csv import HEADER as BBO_CSV_HEADER, format_row
-from sim.model.book import BboChange, BookModel
+from sim.model.book import BboChange
 
 __all__ = ["Daemon", "DaemonSummary", "FeedPlan", "demo_config", "gate_registers",
            "precheck_config", "format_dollars", "add_parser", "GATE_STREAMS"]
@@ -69,7 +79,7 @@ _CYCLE_MASK = (1 << wire.CYCLE_STAMP_BITS) - 1
 _PRICE_SCALE = 10_000            # ITCH Price(4): price units per dollar
 _BID_VALID = wire.BBO_UPDATE.flag("flags", "bid_valid")
 _ASK_VALID = wire.BBO_UPDATE.flag("flags", "ask_valid")
-_CROSSED = wire.BBO_UPDATE.flag("flags", "crossed")
+_REFILL = wire.BBO_UPDATE.flag("flags", "refill")
 _FILL_SELL = wire.FILL.flag("flags", "sell")
 _FILL_DONE = wire.FILL.flag("flags", "done")
 _VERDICT_ACCEPTED = wire.VERDICT.flag("flags", "accepted")
@@ -293,7 +303,12 @@ class DaemonSummary:
     ----------
     messages, batches : int
     bbo_records, bbo_hardware, bbo_host : int
-        BBO records in all, from the gateware, booked by the host.
+        BBO records in all, from the gateware, from the host's software book (symbols without
+        a gateware slot, and symbols while the gateware flags them for a refill).
+    refill_flagged, refills_sent, refills_cleared, refills_abandoned : int
+        Gateware records that carried the refill flag (none reaches the strategies); refill
+        batches sent on ``refill_in`` (one per side); flagged periods the gateware ended;
+        symbols whose refill the gateware refused (left to the host's book).
     intents, orders, accepted, fills, filled_quantity : int
         Strategy intents, order requests sent to the gate, requests it accepted, fills.
     rejects : dict of str to int
@@ -309,8 +324,11 @@ class DaemonSummary:
         Per batch: host path (BBO records in host memory → order requests handed to the link,
         link time excluded), strategy evaluation, and the whole cycle (link, venue, journal
         fsync included).
-    rss_mb : float
-        Resident memory at the end.
+    link_us, fsync_us : numpy.ndarray
+        Per batch: time spent in the link (the simulated gateware runs in this process) and in
+        the journal's fsync, both inside ``cycle_us``.
+    rss_mb, rss_peak_mb : float
+        Resident memory at the end, and the process's peak (getrusage) up to then.
     alerts : list of Alert
     notes : list of str
     """
@@ -320,6 +338,10 @@ class DaemonSummary:
     bbo_records: int = 0
     bbo_hardware: int = 0
     bbo_host: int = 0
+    refill_flagged: int = 0
+    refills_sent: int = 0
+    refills_cleared: int = 0
+    refills_abandoned: int = 0
     intents: int = 0
     orders: int = 0
     accepted: int = 0
@@ -334,8 +356,11 @@ class DaemonSummary:
     host_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
     strategy_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
     cycle_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    link_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    fsync_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
     wall_s: float = 0.0
     rss_mb: float = 0.0
+    rss_peak_mb: float = 0.0
     journal_dir: str = ""
     alerts: list[Alert] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -359,6 +384,10 @@ class DaemonSummary:
             ("messages in", f"{self.messages:,} in {self.batches:,} batches"),
             ("BBO records", f"{self.bbo_records:,} (gateware {self.bbo_hardware:,}, "
                             f"host-booked {self.bbo_host:,})"),
+            ("book refills", f"{self.refill_flagged:,} flagged records, "
+                             f"{self.refills_sent:,} side batches sent, "
+                             f"{self.refills_cleared:,} cleared, "
+                             f"{self.refills_abandoned:,} abandoned"),
             ("intents", f"{self.intents:,}"),
             ("orders to the gate", f"{self.orders:,} (accepted {self.accepted:,})"),
             ("fills", f"{self.fills:,} ({self.filled_quantity:,} shares)"),
@@ -370,9 +399,11 @@ class DaemonSummary:
             ("order→verdict (cycles)", cyc(self.hw_verdict_cycles)),
             ("host path / batch (µs)", us(self.host_us)),
             ("strategies / batch (µs)", us(self.strategy_us)),
-            ("full cycle / batch (µs)", us(self.cycle_us) + "  (link included)"),
+            ("full cycle / batch (µs)", us(self.cycle_us) + "  (link and fsync included)"),
+            ("  without link, fsync", us(self.cycle_us - self.link_us - self.fsync_us)
+             if len(self.cycle_us) == len(self.link_us) == len(self.fsync_us) else "n/a"),
             ("wall time", f"{self.wall_s:.2f} s"),
-            ("resident memory", f"{self.rss_mb:.1f} MB"),
+            ("resident memory", f"{self.rss_mb:.1f} MB (peak {self.rss_peak_mb:.1f} MB)"),
             ("journal", self.journal_dir),
         ]
         width = max(len(k) for k, _ in rows)
@@ -442,14 +473,20 @@ class Daemon:
         self.plan = FeedPlan.from_bytes(feed, slots=slots)
         self.metrics = metrics if metrics is not None else Metrics(config.metrics)
         self.venue = PaperVenue(PaperVenueConfig(latency_ns=config.venue.latency_ns))
+        # Module files are checked for a reload between batches (after the orders are out), not
+        # on the path from records to orders: watch=False, and step() calls check_reload().
         self.strategies = StrategyHost([StrategySpec.from_config(s) for s in config.strategies],
-                                       evaluator=evaluator, watch=True)
+                                       evaluator=evaluator, watch=False)
         # fsync "batch": the journal itself never fsyncs; the loop syncs once per batch.
         mode = {"always": "always", "batch": "never", "never": "never"}[config.journal.fsync]
         self.session = Session.open(config.journal.dir, policy=FsyncPolicy(mode=mode),
                                     config=precheck_config(config.risk),
                                     snapshot_every=config.journal.snapshot_every)
-        self._host_book = BookModel(self.plan.carry) if self.plan.carry else None
+        self._host_book = HostBook(self.plan.buf, self.plan.offsets)
+        self._refill = RefillMerge()
+        self._refill_levels = 0          # BOOK_LEVELS, read at start()
+        self._refill_abandoned: set[int] = set()
+        self._pending_hw: list[np.ndarray] = []
         self._csv = None
         if bbo_csv is not None:
             out = Path(bbo_csv)
@@ -458,6 +495,9 @@ class Daemon:
             self._csv.write(BBO_CSV_HEADER + "\n")
         self._next_message = 0
         self._now_ns = 0
+        self._ctx_version = -1
+        self._ctx_positions: dict[int, int] = {}
+        self._ctx_orders: tuple[OpenOrder, ...] = ()
         self._next_timer_ns: int | None = None
         self._pending_gate_fills: list[np.ndarray] = []
         self._stop = False
@@ -469,6 +509,8 @@ class Daemon:
         self._host_us: list[float] = []
         self._strategy_us: list[float] = []
         self._cycle_us: list[float] = []
+        self._link_us: list[float] = []
+        self._fsync_us: list[float] = []
         self._link_s = 0.0
         self._t_records_in: int | None = None
         self._link_at_records_in = 0.0
@@ -485,6 +527,7 @@ class Daemon:
         gate the positions of a recovered session."""
         self.link.power_on()
         self.link.check_identity()
+        self._refill_levels = self.link.read_reg("BOOK_LEVELS")
         tickers = {slot: t for slot, t in self.plan.ticker_of_slot().items()
                    if slot < wire.RISK_SLOTS}
         for name, index, value in gate_registers(self.config.risk, tickers):
@@ -573,6 +616,7 @@ class Daemon:
     def step(self) -> None:
         """One batch: the next chunk of the feed through the whole path."""
         t0 = time.perf_counter_ns()
+        link0 = self._link_s
         self._host_us_batch = None
         first = self._next_message
         last = min(first + self.batch_messages, self.plan.messages)
@@ -586,8 +630,6 @@ class Daemon:
         self.metrics.record_bbo_batch(hw, time.monotonic_ns())
         self._bbo_lat.append((hw["egress_cycle"].astype(np.int64)
                               - hw["ingress_cycle"]) & _CYCLE_MASK)
-        if self._csv is not None:
-            self._write_csv(batch)
 
         # The market moves first: resting orders may fill, and marks follow the book.
         self._venue_events(self.venue.on_bbo(batch, now))
@@ -607,8 +649,18 @@ class Daemon:
 
         self._orders(intents)
         self._orders_out()
+        # Off the path of this batch's orders: the CSV, the software book catches up, and the
+        # gateware's flagged symbols get their levels back.
+        if self._csv is not None:
+            self._write_csv(batch)
+        self.strategies.check_reload()
+        self._host_book.advance(last)
+        self._refill_gateware()
+        tf = time.perf_counter_ns()
         if self.config.journal.fsync == "batch":
             self.session.journal.sync()
+        self._fsync_us.append((time.perf_counter_ns() - tf) / 1e3)
+        self._link_us.append((self._link_s - link0) * 1e6)
         for alert in self.metrics.check_alerts(time.monotonic_ns()):
             self.summary.alerts.append(alert)
         self.metrics.set_queue_depth("intents", self.strategies.pending)
@@ -616,6 +668,19 @@ class Daemon:
         self.summary.batches += 1
 
     # -- the stages ----------------------------------------------------------------------
+
+    # The link's own time (the simulated gateware runs in this process; the board moves DMA
+    # buffers) is kept apart from the host's: sends, runs and receives all count as link time.
+    def _send(self, stream: str, records: np.ndarray) -> None:
+        t = time.perf_counter()
+        self.link.send(stream, records)
+        self._link_s += time.perf_counter() - t
+
+    def _receive(self, stream: str) -> np.ndarray:
+        t = time.perf_counter()
+        out = self.link.receive(stream)
+        self._link_s += time.perf_counter() - t
+        return out
 
     def _run_link(self) -> None:
         t = time.perf_counter()
@@ -630,57 +695,77 @@ class Daemon:
         end = plan.end_of(last - 1)
         chunk = plan.buf[start:end]
         ends = frame_ends_on_messages(plan.offsets[first:last] - start, end - start)
-        self.link.send("md_in", pack_beats(chunk, ends))
+        self._send("md_in", pack_beats(chunk, ends))
         self._flush_gate_fills(run=False)
         self._run_link()
-        hw = self.link.receive("bbo_out")
+        hw = self._receive("bbo_out")
         # Host path timing starts when the records are in host memory.
         self._t_records_in = time.perf_counter_ns()
         self._link_at_records_in = self._link_s
+        stamped = hw
         # Sequence numbers of this feed are message indices: the gateware counts from the start
         # of the stream, which is the start of the file (power_on at start()).
+        if self._pending_hw:
+            # The gateware's answers to the last refills (seq of the previous batch) come first.
+            hw = np.concatenate(self._pending_hw + [hw])
+            self._pending_hw = []
         if plan.carry:
-            carried = np.isin(hw["locate"], np.fromiter(plan.carry, np.uint16, len(plan.carry)))
-            hw = hw[~carried]
-            host = self._book_in_host(first, last)
-            self.summary.bbo_host += len(host)
-            batch = np.concatenate([hw, host])
-            batch = batch[np.argsort(batch["seq"], kind="stable")]
+            hw = hw[~np.isin(hw["locate"], np.fromiter(plan.carry, np.uint16, len(plan.carry)))]
+        refill = self._refill
+        flagged = int(np.count_nonzero(hw["flags"] & _REFILL))
+        involved = refill.involved(hw)
+        if plan.carry or involved:
+            for locate in involved - refill.carried:
+                refill.begin(locate, self._host_book.top(locate))
+            changes = self._host_book.advance(last, plan.carry | involved)
+            host = changes_to_records([c for c in changes if c.locate in plan.carry],
+                                      plan.host_slot)
+            hw, substituted, cleared = refill.merge(
+                hw, [c for c in changes if c.locate in involved], involved)
+            self.summary.bbo_host += len(host) + substituted
+            self.summary.refill_flagged += flagged
+            self.summary.refills_cleared += cleared
+            self.metrics.record_refill("flagged", flagged)
+            self.metrics.record_refill("substituted", substituted)
+            self.metrics.record_refill("cleared", cleared)
+            batch = np.concatenate([hw, host]) if len(host) else hw
+            if len(host):
+                batch = batch[np.argsort(batch["seq"], kind="stable")]
+            self.summary.bbo_hardware += len(hw) - substituted
         else:
             batch = hw
-        self.summary.bbo_hardware += len(hw)
+            self.summary.bbo_hardware += len(hw)
         self.summary.bbo_records += len(batch)
-        return batch, hw
+        return batch, stamped
 
-    def _book_in_host(self, first: int, last: int) -> np.ndarray:
-        plan, model = self.plan, self._host_book
-        changes: list[BboChange] = []
-        buf = plan.buf
-        for i in range(first, last):
-            pos = int(plan.offsets[i])
-            mtype = buf[pos + 2]
-            if mtype != 0x52 and mtype not in _BOOK_TYPES:
-                continue
-            if ((buf[pos + 3] << 8) | buf[pos + 4]) not in plan.carry:
-                continue
-            n = (buf[pos] << 8) | buf[pos + 1]
-            change = model.apply(decode_message(buf[pos + 2:pos + 2 + n]), i + 1)
-            if change is not None:
-                changes.append(change)
-        out = wire.BBO_UPDATE.array(len(changes))
-        for rec, c in zip(out, changes):
-            bid_ok, ask_ok = c.bid_price is not None, c.ask_price is not None
-            rec["seq"] = c.seq
-            rec["bid_price"] = c.bid_price or 0
-            rec["ask_price"] = c.ask_price or 0
-            rec["bid_size"] = c.bid_size or 0
-            rec["ask_size"] = c.ask_size or 0
-            rec["slot"] = plan.host_slot[c.locate]
-            rec["locate"] = c.locate
-            rec["flags"] = ((_BID_VALID if bid_ok else 0) | (_ASK_VALID if ask_ok else 0)
-                            | (_CROSSED if bid_ok and ask_ok and c.bid_price >= c.ask_price
-                               else 0))
-        return out
+    def _refill_gateware(self) -> None:
+        """Reload the levels of every flagged symbol through ``refill_in``, exact as of the last
+        message sent, and keep the gateware's answers for the next batch.
+
+        The link is drained (no market data in flight), so no refill can be stale; a symbol whose
+        refill brings no record back was refused (its hardware book is lost, e.g. its order
+        table set was full) and stays with the host's book from then on.
+        """
+        todo = sorted(self._refill.carried - self._refill_abandoned)
+        if not todo:
+            return
+        levels = [self._host_book.refill_levels(loc, slot=self._refill.slot[loc],
+                                                levels=self._refill_levels) for loc in todo]
+        self._send("refill_in", np.concatenate(levels))
+        self._run_link()
+        answers = self._receive("bbo_out")
+        self.summary.refills_sent += 2 * len(todo)
+        self.metrics.record_refill("sent", 2 * len(todo))
+        answered = set(answers["locate"].tolist())
+        for loc in todo:
+            if loc not in answered:
+                self._refill_abandoned.add(loc)
+                self.summary.refills_abandoned += 1
+                self.metrics.record_refill("abandoned")
+                _log.warning("the gateware refused the refill of locate %d (slot %d); the host's "
+                             "book publishes it from now on", loc, self._refill.slot[loc])
+        if len(answers):
+            self._pending_hw.append(answers)
 
     def _write_csv(self, batch: np.ndarray) -> None:
         symbols = self.plan.symbols
@@ -696,31 +781,22 @@ class Daemon:
 
     def _context(self) -> StrategyContext:
         oms = self.session.oms
-        return StrategyContext(
-            now_ns=self._now_ns,
-            positions={slot: p.quantity for slot, p in oms.positions.items() if p.quantity},
-            open_orders=tuple(OpenOrder(client_order_id=o.client_order_id, strategy=o.strategy,
-                                        slot=o.slot, side=o.side, price=o.price,
-                                        quantity=o.leaves) for o in oms.open_orders()))
-
-    @staticmethod
-    def _expand(intents: list[OrderIntent]) -> list[OrderIntent]:
-        # The order path has no replace (the host check refuses it as UNSUPPORTED_KIND): a
-        # replace becomes a cancel of its target followed by a new order.
-        out = []
-        for i in intents:
-            if i.kind == OrderKind.REPLACE:
-                out.append(dataclasses.replace(i, kind=OrderKind.CANCEL))
-                out.append(dataclasses.replace(i, kind=OrderKind.NEW, target=0))
-            else:
-                out.append(i)
-        return out
+        if self._ctx_version != oms.version:
+            # Positions and open orders change only through the order manager's handlers.
+            self._ctx_positions = {slot: p.quantity for slot, p in oms.positions.items()
+                                   if p.quantity}
+            self._ctx_orders = tuple(
+                OpenOrder(client_order_id=o.client_order_id, strategy=o.strategy, slot=o.slot,
+                          side=o.side, price=o.price, quantity=o.leaves)
+                for o in oms.intended_orders())
+            self._ctx_version = oms.version
+        return StrategyContext(now_ns=self._now_ns, positions=self._ctx_positions,
+                               open_orders=self._ctx_orders)
 
     def _orders(self, intents: list[OrderIntent]) -> None:
         """Intents → host check → journal → gate → verdicts → venue → fills."""
         if not intents:
             return
-        intents = self._expand(intents)
         self.summary.intents += len(intents)
         requests = self.session.submit(intents)
         for rej in self.session.oms.last_rejections:
@@ -734,10 +810,10 @@ class Daemon:
         # Fills of this batch reach the gate before its orders are decided.
         self._flush_gate_fills()
         self._orders_out()
-        self.link.send("order_in", requests)
+        self._send("order_in", requests)
         self._run_link()
-        verdicts = self.link.receive("verdict_out")
-        gate_out = self.link.receive("order_out")
+        verdicts = self._receive("verdict_out")
+        gate_out = self._receive("order_out")
         if len(verdicts) != len(requests) or np.any(
                 verdicts["client_order_id"] != requests["client_order_id"]):
             raise LinkError(f"the gate answered {len(verdicts)} verdicts for {len(requests)} "
@@ -781,9 +857,12 @@ class Daemon:
             if isinstance(ev, Reject):
                 self._reject(f"venue:{ev.reason.name}")
                 order = oms.orders[ev.client_order_id]
-                if order.kind == OrderKind.NEW:
+                if order.trades:
                     release.append(order)
-            elif isinstance(ev, Cancelled):
+            elif isinstance(ev, (Cancelled, Replaced)):
+                # A replaced order leaves the gate's open orders only now that the venue says
+                # so: until then it could still fill, and the gate counted it beside its
+                # replacement.
                 release.append(oms.orders[ev.client_order_id])
         if len(fills):
             self.summary.fills += len(fills)
@@ -807,7 +886,7 @@ class Daemon:
         self._pending_gate_fills = []
         # A release of quantity 0 is the gate's protocol, a fill of 0 shares a venue's
         # contradiction: only the former reaches here.
-        self.link.send("fill_in", fills)
+        self._send("fill_in", fills)
         if run:
             self._run_link()
 
@@ -832,7 +911,10 @@ class Daemon:
         s.host_us = np.asarray(self._host_us)
         s.strategy_us = np.asarray(self._strategy_us)
         s.cycle_us = np.asarray(self._cycle_us)
+        s.link_us = np.asarray(self._link_us)
+        s.fsync_us = np.asarray(self._fsync_us)
         s.rss_mb = _rss_mb()
+        s.rss_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if self.plan.carry:
             s.notes.append(f"{len(self.plan.carry)} symbol(s) booked by the host in software")
         if self.plan.error is not None:

@@ -146,6 +146,12 @@ class Metrics:
         ``ticklane_host_latency_us``: host time from batch arrival to intents queued.
     queue_depth : Gauge
         ``ticklane_queue_depth{queue}``.
+    refills : Counter
+        ``ticklane_book_refills_total{event}``: ``flagged`` gateware records that carried the
+        refill flag, ``substituted`` BBO records the host published from its software book in
+        their place, ``sent`` refill batches sent on ``refill_in``, ``cleared`` symbols the
+        gateware publishes exactly again after a refill, ``abandoned`` symbols whose refill the
+        gateware would not take (left to the host's book).
     """
 
     def __init__(self, config: MetricsConfig = MetricsConfig(), *,
@@ -165,6 +171,8 @@ class Metrics:
                                          buckets=HOST_LATENCY_BUCKETS_US, registry=r)
         self.queue_depth = Gauge("ticklane_queue_depth", "items waiting in a queue", ["queue"],
                                  registry=r)
+        self.refills = Counter("ticklane_book_refills", "book refill events", ["event"],
+                               registry=r)
         self.hw_latency = CycleHistogram("ticklane_hw_latency_cycles",
                                          "BBO record egress minus ingress cycle",
                                          HW_LATENCY_BUCKETS)
@@ -204,8 +212,7 @@ class Metrics:
         latency = (batch["egress_cycle"].astype(np.int64)
                    - batch["ingress_cycle"].astype(np.int64)) & _CYCLE_MASK
         self.hw_latency.observe_many(latency)
-        for slot in np.unique(batch["slot"]).tolist():
-            self._last_bbo_ns[slot] = now_ns
+        self._last_bbo_ns.update(dict.fromkeys(batch["slot"].tolist(), now_ns))
 
     def record_order(self, n: int = 1) -> None:
         """Count order requests sent."""
@@ -221,6 +228,11 @@ class Metrics:
         """Count market-data sequence gaps."""
         self.gaps.inc(n)
         self._window_gaps += n
+
+    def record_refill(self, event: str, n: int = 1) -> None:
+        """Count book refill events (see :attr:`refills`)."""
+        if n:
+            self.refills.labels(event=event).inc(n)
 
     def observe_host_latency_us(self, microseconds: float) -> None:
         """One host-side latency observation."""

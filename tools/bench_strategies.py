@@ -20,7 +20,7 @@ import numpy as np
 
 from host.ml.train import synthetic_bbo
 from host.strategy.api import OpenOrder, StrategyContext
-from host.strategy.builtin import ImbalanceMomentum, MarketMaker, MlSignal
+from host.strategy.builtin import ImbalanceMomentum, MarketMaker, MlSignal, RowKernel
 from host.strategy.engine import make_evaluator
 from host.types import Side
 
@@ -68,8 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--kinds", nargs="+", default=["serial", "vectorised", "process"])
     parser.add_argument("--no-ml", action="store_true", help="leave MlSignal out of the mix")
+    parser.add_argument("--vector-from", type=int, default=None,
+                        help="instances of a class from which kernels take one numpy pass "
+                             "(default: RowKernel.VECTOR_FROM); 1 forces the numpy pass, a "
+                             "large number the per-row path")
     args = parser.parse_args(argv)
 
+    if args.vector_from is not None:
+        RowKernel.VECTOR_FROM = args.vector_from
     records = synthetic_bbo(args.batches * args.batch_size, slots=4, seed=7)
     batches = [records[k:k + args.batch_size] for k in range(0, len(records), args.batch_size)]
     # Some resting quotes and positions so that replace/cancel paths run too.

@@ -6,15 +6,15 @@
 * BBO, ORDERS, VERDICTS: the raw bytes of the numpy record array (``wire.<RECORD>.dtype``).
 * VENUE_EVENTS: a sequence of 40-byte entries, little-endian::
 
-      type u8 (1 ack, 2 reject, 3 cancelled, 4 fill) | side u8 | slot u16 | reason u32
-      | client_order_id u64 | request_id u64 | price u32 | quantity u32 | ts_ns i64
+      type u8 (1 ack, 2 reject, 3 cancelled, 4 fill, 5 replaced) | side u8 | slot u16
+      | reason u32 | client_order_id u64 | request_id u64 | price u32 | quantity u32 | ts_ns i64
 
-  ``reason`` is the reject reason for a reject and the done flag for a fill; unused fields are 0.
+  ``reason`` is the reject reason for a reject and the done flag for a fill; ``request_id`` the
+  cancel request of a cancelled order and the replacement of a replaced one; unused fields are 0.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import struct
 from collections.abc import Iterable, Sequence
@@ -24,14 +24,13 @@ import numpy as np
 from hdl import wire
 from host.oms.risk import PreTradeConfig
 from host.types import Fill, OrderIntent, OrderKind, Side
-from host.venue.events import Ack, Cancelled, Reject, VenueEvent, VenueRejectReason
+from host.venue.events import Ack, Cancelled, Reject, Replaced, VenueEvent, VenueRejectReason
 
 MAGIC = b"TKLJ"
 VERSION = 1
 _FILE_HEADER = struct.Struct("<4sHQ")
 _EVENT = struct.Struct("<BBHIQQIIq")
-_ACK, _REJECT, _CANCELLED, _FILL = 1, 2, 3, 4
-_INTENT_FIELDS = tuple(f.name for f in dataclasses.fields(OrderIntent))
+_ACK, _REJECT, _CANCELLED, _FILL, _REPLACED = 1, 2, 3, 4, 5
 
 
 def encode_file_header() -> bytes:
@@ -65,9 +64,11 @@ def decode_config(payload: bytes) -> PreTradeConfig:
 
 
 def encode_intents(intents: Sequence[OrderIntent]) -> bytes:
-    return _json([{name: (int(v) if isinstance(v, (bool, int)) and name != "strategy" else v)
-                   for name in _INTENT_FIELDS for v in [getattr(i, name)]}
-                  for i in intents])
+    # Every field of OrderIntent (a test pins the names), integers for flags and enums.
+    return _json([{"fok": int(i.fok), "ioc": int(i.ioc), "kind": int(i.kind),
+                   "post_only": int(i.post_only), "price": int(i.price),
+                   "quantity": int(i.quantity), "side": int(i.side), "slot": int(i.slot),
+                   "strategy": i.strategy, "target": int(i.target)} for i in intents])
 
 
 def decode_intents(payload: bytes) -> list[OrderIntent]:
@@ -75,7 +76,8 @@ def decode_intents(payload: bytes) -> list[OrderIntent]:
     for d in json.loads(payload):
         d["side"] = Side(d["side"])
         d["kind"] = OrderKind(d["kind"])
-        d["ioc"] = bool(d["ioc"])
+        for flag in ("ioc", "fok", "post_only"):
+            d[flag] = bool(d.get(flag, False))
         out.append(OrderIntent(**d))
     return out
 
@@ -108,6 +110,9 @@ def encode_events(events: Iterable[VenueEvent]) -> bytes:
         elif isinstance(ev, Cancelled):
             parts.append(_EVENT.pack(_CANCELLED, 0, 0, 0, ev.client_order_id, ev.request_id,
                                      0, 0, ev.ts_ns))
+        elif isinstance(ev, Replaced):
+            parts.append(_EVENT.pack(_REPLACED, 0, 0, 0, ev.client_order_id, ev.replacement_id,
+                                     0, 0, ev.ts_ns))
         else:
             raise TypeError(f"not a venue event: {ev!r}")
     return b"".join(parts)
@@ -128,6 +133,8 @@ def decode_events(payload: bytes) -> list[VenueEvent]:
             out.append(Reject(client_order_id=coid, reason=VenueRejectReason(reason), ts_ns=ts))
         elif typ == _CANCELLED:
             out.append(Cancelled(client_order_id=coid, request_id=req, ts_ns=ts))
+        elif typ == _REPLACED:
+            out.append(Replaced(client_order_id=coid, replacement_id=req, ts_ns=ts))
         else:
             raise ValueError(f"unknown venue event type {typ}")
     return out

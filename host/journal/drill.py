@@ -67,10 +67,17 @@ def run(directory: Path, steps: int, seed: int = 1, snapshot_every: int = 25,
         events = venue.on_bbo(bbo, now)
         if rng.random() < 0.6:
             live = session.oms.open_orders()
-            if live and rng.random() < 0.25:
+            pick = rng.random()
+            if live and pick < 0.25:
                 t = live[0]
                 intents = [OrderIntent(strategy="drill", slot=t.slot, side=t.side, price=t.price,
                                        quantity=t.leaves, kind=OrderKind.CANCEL,
+                                       target=t.client_order_id)]
+            elif live and pick < 0.45:
+                t = live[-1]
+                intents = [OrderIntent(strategy="drill", slot=t.slot, side=t.side,
+                                       price=t.price + 100 * rng.randint(-1, 1),
+                                       quantity=100 * rng.randint(1, 4), kind=OrderKind.REPLACE,
                                        target=t.client_order_id)]
             else:
                 side = rng.choice((Side.BUY, Side.SELL))

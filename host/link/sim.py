@@ -7,7 +7,9 @@ backpressure on the outputs can be switched on to exercise the design under load
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -15,6 +17,42 @@ from hdl import wire
 from .base import Link, LinkError, RunStats
 
 __all__ = ["SimLink"]
+
+
+_MODULE = "ticklane_top"
+
+
+def _build_in_child(slots: int, levels: int) -> None:
+    from hdl.top import Top
+    from sim.harness import Harness
+
+    top = Top(slots=slots, levels=levels)
+    Harness.build(top, _MODULE, config=top.config).close()
+
+
+def _convert_out_of_process(top) -> None:
+    """Build the design in a child process unless its Verilog is cached already.
+
+    Elaborating the whole top takes a few hundred MB that the Python heap keeps after the
+    conversion; done in a child, the daemon's own process only ever loads the finished model.
+    Whether the conversion is cached is asked of the build cache's index without elaborating;
+    when that cannot be told, the child builds (a cached build is quick there too).
+    """
+    try:
+        from sim import toolchain
+
+        entry = (toolchain.cache_root() / "index"
+                 / toolchain._source_key(top, _MODULE, top.config))
+        if entry.exists() and (Path(entry.read_text().strip()) / f"{_MODULE}.v").exists():
+            return
+    except (AttributeError, OSError, ValueError):
+        pass
+    child = mp.get_context("spawn").Process(target=_build_in_child,
+                                            args=(top.slots, top.levels),
+                                            name="ticklane-gateware-build")
+    child.start()
+    child.join()
+    # A failed child leaves the build to this process, which reports the error itself.
 
 
 class SimLink(Link):
@@ -37,10 +75,12 @@ class SimLink(Link):
         from sim.harness import Harness
 
         self.top = top if top is not None else Top()
+        if type(self.top) is Top:
+            _convert_out_of_process(self.top)
         self.streams = {name: s for name, s in wire.STREAMS.items()
                         if name in self.top.signature.members}
         self._harness = Harness.build(
-            self.top, "ticklane_top", config=self.top.config,
+            self.top, _MODULE, config=self.top.config,
             dtypes={name: s.record.dtype for name, s in self.streams.items()})
         self._idle = {n: idle for n, s in self.streams.items() if s.direction == "in"}
         self._backpressure = {n: backpressure for n, s in self.streams.items()

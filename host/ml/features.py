@@ -7,6 +7,8 @@ BBO fields.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from hdl.wire import BBO_UPDATE
@@ -76,6 +78,60 @@ class FeatureExtractor:
         for k, col in enumerate(cols):
             out[:, k] = np.where(valid, col, 0.0)
         return out, valid
+
+    def update_rows(self, batch: np.ndarray,
+                    rows: list[int]) -> tuple[np.ndarray, list[bool]]:
+        """Features of some records of ``batch`` only; advances the state as :meth:`update`.
+
+        What inference needs: the features of each slot's last record, for a few slots. The
+        state pass stays over the whole batch; the features of ``rows`` are computed in Python
+        floats with the same operations as :meth:`update`, which gives the same values bit for
+        bit (``tests/host/test_ml.py`` checks it) at a fraction of a numpy pass's fixed cost.
+
+        Parameters
+        ----------
+        batch : numpy.ndarray
+            Records of ``BBO_UPDATE.dtype`` in arrival order.
+        rows : list of int
+            Indices into ``batch``, each the last record of its slot in the batch.
+
+        Returns
+        -------
+        features : numpy.ndarray
+            float32, shape ``(len(rows), N_FEATURES)``; zero rows where not valid.
+        valid : list of bool
+            Which of ``rows`` describe a two-sided, uncrossed book.
+        """
+        if batch.dtype != BBO_UPDATE.dtype:
+            raise TypeError(f"expected BBO_UPDATE.dtype, got {batch.dtype!r}")
+        valid = _two_sided(batch)
+        vidx = np.flatnonzero(valid)
+        state = self._prev_mid2
+        # Each slot's doubled mid before its last valid record of the batch.
+        before: dict[int, int] = {}
+        if vidx.size:
+            sub = batch[vidx]
+            for slot, bid, ask in zip(sub["slot"].tolist(), sub["bid_price"].tolist(),
+                                      sub["ask_price"].tolist()):
+                before[slot] = state.get(slot, 0)
+                state[slot] = bid + ask
+        out = np.zeros((len(rows), N_FEATURES), np.float32)
+        ok = []
+        for k, r in enumerate(rows):
+            if not valid[r]:
+                ok.append(False)
+                continue
+            rec = batch[r]
+            bid, ask = int(rec["bid_price"]), int(rec["ask_price"])
+            bsz, asz = float(rec["bid_size"]), float(rec["ask_size"])
+            mid2, prev = bid + ask, before[int(rec["slot"])]
+            total = bsz + asz
+            out[k] = ((ask - bid) * 2e4 / mid2,
+                      (bsz - asz) / total if total > 0 else 0.0,
+                      (mid2 - prev) * 1e4 / prev if prev > 0 else 0.0,
+                      math.log1p(total))
+            ok.append(True)
+        return out, ok
 
     def _previous_mid2(self, slots: np.ndarray, mid2: np.ndarray,
                        valid: np.ndarray) -> np.ndarray:

@@ -15,17 +15,16 @@ the same ids.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from hdl import wire
 from host.oms.order import IllegalTransition, Order, OrderState
-from host.oms.positions import Position, mid_price
+from host.oms.positions import Position
 from host.oms.risk import Exposure, PreTradeCheck, PreTradeConfig, PreTradeRejection
 from host.types import Fill, OrderIntent, OrderKind, Side
-from host.venue.events import Ack, Cancelled, Reject, VenueEvent
+from host.venue.events import Ack, Cancelled, Reject, Replaced, VenueEvent
 
 __all__ = ["OrderManager", "UnknownOrder", "Overfill"]
 
@@ -40,7 +39,7 @@ _BBO_BID_VALID = wire.BBO_UPDATE.flag("flags", "bid_valid")
 _BBO_ASK_VALID = wire.BBO_UPDATE.flag("flags", "ask_valid")
 
 COUNTERS = ("intents", "precheck_rejected", "requests", "gate_accepted", "gate_rejected",
-            "acks", "venue_rejects", "cancels", "fills", "filled_quantity")
+            "acks", "venue_rejects", "cancels", "replaced", "fills", "filled_quantity")
 
 
 class UnknownOrder(KeyError):
@@ -74,6 +73,9 @@ class OrderManager:
     last_rejections : list of PreTradeRejection
         Intents refused by the pre-check in the last :meth:`submit` call.
     counters : dict of str to int
+    version : int
+        Moves on every call that may change orders or positions (a cheap "has anything
+        changed" for views built from them).
     """
 
     def __init__(self, config: PreTradeConfig | None = None):
@@ -85,7 +87,8 @@ class OrderManager:
         self.marks: dict[int, int] = {}
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.last_rejections: list[PreTradeRejection] = []
-        self._live: dict[int, Order] = {}   # live orders of kind NEW, by id
+        self.version = 0
+        self._live: dict[int, Order] = {}   # live orders that trade (NEW, REPLACE), by id
         self._undo: dict | None = None
 
     # ----------------------------------------------------------------------------------------
@@ -113,44 +116,43 @@ class OrderManager:
             ``wire.ORDER_REQUEST.dtype`` records, one per intent that passed, in order.
             Refused intents are in :attr:`last_rejections`.
         """
-        out = wire.ORDER_REQUEST.array(len(intents))
-        n = 0
+        self.version += 1
         self.last_rejections = []
+        passed: list[Order] = []
+        # Open quantity per (slot, side) of the live orders, kept up to date as intents pass:
+        # one pass over the live orders per call, not one per intent.
+        open_qty: dict[tuple[int, Side], int] = {}
+        for o in self._live.values():
+            key = (o.slot, o.side)
+            open_qty[key] = open_qty.get(key, 0) + o.leaves
         for intent in intents:
             self.counters["intents"] += 1
-            reasons = self._check.check(intent, self._exposure(intent))
+            reasons = self._check.check(intent, self._exposure(intent, open_qty))
             if reasons:
                 self.counters["precheck_rejected"] += 1
                 self.last_rejections.append(PreTradeRejection(intent, reasons))
                 continue
             order = self._new_order(intent)
-            rec = out[n]
-            rec["client_order_id"] = order.client_order_id
-            rec["orig_client_order_id"] = order.target
-            rec["price"] = order.price
-            rec["quantity"] = order.quantity
-            rec["slot"] = order.slot
-            rec["kind"] = int(order.kind)
-            rec["flags"] = ((_REQ_SELL if order.side is Side.SELL else 0)
-                            | (_REQ_IOC if order.ioc else 0) | (_REQ_FOK if order.fok else 0)
-                            | (_REQ_POST_ONLY if order.post_only else 0))
-            n += 1
-        self.counters["requests"] += n
-        return out[:n].copy()
+            if order.trades:
+                key = (order.slot, order.side)
+                open_qty[key] = open_qty.get(key, 0) + order.leaves
+            passed.append(order)
+        self.counters["requests"] += len(passed)
+        return self.requests_for(passed)
 
-    def _exposure(self, intent: OrderIntent) -> Exposure:
-        open_buy = open_sell = 0
-        for o in self._live.values():
-            if o.slot == intent.slot:
-                if o.side is Side.BUY:
-                    open_buy += o.leaves
-                else:
-                    open_sell += o.leaves
+    def _exposure(self, intent: OrderIntent, open_qty: dict[tuple[int, Side], int]) -> Exposure:
+        open_buy = open_qty.get((intent.slot, Side.BUY), 0)
+        open_sell = open_qty.get((intent.slot, Side.SELL), 0)
         pos = self.positions.get(intent.slot)
         target_live = False
         if intent.kind == OrderKind.CANCEL:
             t = self._live.get(intent.target)
             target_live = t is not None and t.slot == intent.slot
+        elif intent.kind == OrderKind.REPLACE:
+            # A replace keeps its target's symbol and side.
+            t = self._live.get(intent.target)
+            target_live = (t is not None and t.slot == intent.slot
+                           and t.side is Side(intent.side))
         return Exposure(position=pos.quantity if pos else 0, open_buy=open_buy,
                         open_sell=open_sell, open_orders=len(self._live),
                         target_live=target_live)
@@ -168,6 +170,8 @@ class OrderManager:
         else:
             order = Order(client_order_id=coid, strategy=intent.strategy, slot=intent.slot,
                           side=Side(intent.side), price=intent.price, quantity=intent.quantity,
+                          kind=OrderKind(intent.kind),
+                          target=intent.target if intent.kind == OrderKind.REPLACE else 0,
                           ioc=bool(intent.ioc),
                           # OrderIntent has no post-only / fill-or-kill fields yet; honour them
                           # when present.
@@ -194,6 +198,7 @@ class OrderManager:
             orders: these, and only these, may go on to a venue.
         """
         verdicts = _as_records(verdicts, wire.VERDICT)
+        self.version += 1
         accepted: list[Order] = []
         with self._atomic():
             for v in verdicts:
@@ -211,19 +216,12 @@ class OrderManager:
     @staticmethod
     def requests_for(orders: Iterable[Order]) -> np.ndarray:
         """``ORDER_REQUEST`` records for ``orders`` as they were sent."""
-        orders = list(orders)
-        out = wire.ORDER_REQUEST.array(len(orders))
-        for rec, o in zip(out, orders):
-            rec["client_order_id"] = o.client_order_id
-            rec["orig_client_order_id"] = o.target
-            rec["price"] = o.price
-            rec["quantity"] = o.quantity
-            rec["slot"] = o.slot
-            rec["kind"] = int(o.kind)
-            rec["flags"] = ((_REQ_SELL if o.side is Side.SELL else 0)
-                            | (_REQ_IOC if o.ioc else 0) | (_REQ_FOK if o.fok else 0)
-                            | (_REQ_POST_ONLY if o.post_only else 0))
-        return out
+        # One array from a list of tuples (the dtype's field order): far cheaper than setting
+        # record fields one by one.
+        return np.array([(o.client_order_id, o.target, o.price, o.quantity, o.slot, int(o.kind),
+                          (_REQ_SELL if o.side is Side.SELL else 0) | (_REQ_IOC if o.ioc else 0)
+                          | (_REQ_FOK if o.fok else 0) | (_REQ_POST_ONLY if o.post_only else 0),
+                          0) for o in orders], dtype=wire.ORDER_REQUEST.dtype)
 
     # ----------------------------------------------------------------------------------------
     # Venue reports
@@ -236,6 +234,7 @@ class OrderManager:
             ``wire.FILL.dtype`` records of the fills, to forward to the gate.
         """
         events = list(events)
+        self.version += 1
         fills: list[Fill] = []
         with self._atomic():
             for ev in events:
@@ -255,6 +254,16 @@ class OrderManager:
                     order = self._order(ev.client_order_id, "cancel")
                     self._move(order, OrderState.CANCELLED)
                     self.counters["cancels"] += 1
+                elif isinstance(ev, Replaced):
+                    order = self._order(ev.client_order_id, "replaced")
+                    replacement = self._order(ev.replacement_id, "replacement")
+                    if (replacement.kind != OrderKind.REPLACE
+                            or replacement.target != order.client_order_id):
+                        raise IllegalTransition(
+                            order.client_order_id, order.state, OrderState.REPLACED,
+                            f"order {ev.replacement_id} is not a replace of it")
+                    self._move(order, OrderState.REPLACED)
+                    self.counters["replaced"] += 1
                 else:
                     raise TypeError(f"not a venue event: {ev!r}")
         return self.fill_records(fills)
@@ -266,19 +275,14 @@ class OrderManager:
     @staticmethod
     def fill_records(fills: Sequence[Fill]) -> np.ndarray:
         """``wire.FILL.dtype`` records of ``fills``."""
-        out = wire.FILL.array(len(fills))
-        for rec, f in zip(out, fills):
-            rec["client_order_id"] = f.client_order_id
-            rec["price"] = f.price
-            rec["quantity"] = f.quantity
-            rec["slot"] = f.slot
-            rec["flags"] = ((_FILL_SELL if Side(f.side) is Side.SELL else 0)
-                            | (_FILL_DONE if f.done else 0))
-        return out
+        return np.array([(f.client_order_id, f.price, f.quantity, f.slot,
+                          (_FILL_SELL if Side(f.side) is Side.SELL else 0)
+                          | (_FILL_DONE if f.done else 0), 0, 0) for f in fills],
+                        dtype=wire.FILL.dtype)
 
     def _apply_fill(self, fill: Fill) -> None:
         order = self._order(fill.client_order_id, "fill")
-        if order.kind != OrderKind.NEW:
+        if not order.trades:
             raise Overfill(f"fill for order {order.client_order_id}, which is a "
                            f"{order.kind.name} request")
         if fill.slot != order.slot or Side(fill.side) is not order.side:
@@ -301,15 +305,28 @@ class OrderManager:
         """Update marks from ``wire.BBO_UPDATE`` records (mid of bid and ask, floored)."""
         records = _as_records(records, wire.BBO_UPDATE)
         both = _BBO_BID_VALID | _BBO_ASK_VALID
-        for r in records:
-            if int(r["flags"]) & both == both:
-                self.marks[int(r["slot"])] = mid_price(int(r["bid_price"]), int(r["ask_price"]))
+        two_sided = records[(records["flags"] & both) == both]
+        if len(two_sided):
+            # mid_price(), over the whole batch at once
+            mids = (two_sided["bid_price"].astype(np.int64) + two_sided["ask_price"]) // 2
+            # In record order: each slot keeps the mid of its last two-sided record.
+            self.marks.update(zip(two_sided["slot"].tolist(), mids.tolist()))
 
     # ----------------------------------------------------------------------------------------
     # Queries
     def open_orders(self, slot: int | None = None) -> list[Order]:
-        """Live orders (kind NEW), oldest first, optionally of one slot."""
+        """Live orders that trade (new orders and replacements), oldest first, optionally of
+        one slot. A target and its replacement are both live until the venue answers the
+        replace."""
         return [o for o in self._live.values() if slot is None or o.slot == slot]
+
+    def intended_orders(self) -> list[Order]:
+        """Live orders as a strategy should see them: a target whose replace is still on its
+        way (not yet answered by the venue) is left out, its replacement stands for it."""
+        replacing = {o.target for o in self._live.values()
+                     if o.kind == OrderKind.REPLACE
+                     and o.state in (OrderState.NEW, OrderState.RISK_ACCEPTED)}
+        return [o for o in self._live.values() if o.client_order_id not in replacing]
 
     def position(self, slot: int) -> Position:
         """The slot's position (flat if it never traded)."""
@@ -357,7 +374,7 @@ class OrderManager:
         for d in state["orders"]:
             o = Order.from_dict(d)
             om.orders[o.client_order_id] = o
-            if o.kind == OrderKind.NEW and o.is_live:
+            if o.trades and o.is_live:
                 om._live[o.client_order_id] = o
         for d in state["positions"]:
             p = Position.from_dict(d)
@@ -384,17 +401,17 @@ class OrderManager:
             if self._undo is not None:
                 self._undo["new_positions"].append(slot)
         elif self._undo is not None and slot not in self._undo["positions"]:
-            self._undo["positions"][slot] = copy.deepcopy(pos)
+            self._undo["positions"][slot] = pos.copy()
         return pos
 
     def _move(self, order: Order, to: OrderState) -> None:
         order.transition(to)
-        if order.kind == OrderKind.NEW and not order.is_live:
+        if order.trades and not order.is_live:
             self._live.pop(order.client_order_id, None)
 
     def _touch(self, order: Order) -> None:
         if self._undo is not None and order.client_order_id not in self._undo["orders"]:
-            self._undo["orders"][order.client_order_id] = copy.copy(order)
+            self._undo["orders"][order.client_order_id] = order.copy()
 
     class _Atomic:
         def __init__(self, om: "OrderManager"):
@@ -411,7 +428,7 @@ class OrderManager:
                 return False
             for coid, saved in undo["orders"].items():
                 om.orders[coid] = saved
-                if saved.kind == OrderKind.NEW and saved.is_live:
+                if saved.trades and saved.is_live:
                     om._live[coid] = saved
                 else:
                     om._live.pop(coid, None)

@@ -1,20 +1,30 @@
 """One order's life: the states, the legal transitions between them, and the order record.
 
-Every order request the host sends (a new order or a cancel) is an :class:`Order` with a client
-order id. Its state only moves along the edges of :data:`TRANSITIONS`; any other move raises
-:class:`IllegalTransition`, because an out-of-order or duplicated message from the gate or the
-venue means our picture of the order is wrong, and trading on a wrong picture is worse than stopping.
+Every order request the host sends (a new order, a cancel or a replace) is an :class:`Order`
+with a client order id. Its state only moves along the edges of :data:`TRANSITIONS`; any other
+move raises :class:`IllegalTransition`, because an out-of-order or duplicated message from the
+gate or the venue means our picture of the order is wrong, and trading on a wrong picture is worse
+than stopping.
 
 ::
 
     NEW ──► RISK_ACCEPTED ──► ACKNOWLEDGED ──► PARTIALLY_FILLED ──► FILLED
-     │            │                │  │  │            │  │
-     ▼            ▼                │  │  └──► FILLED  │  └──► CANCELLED
-    RISK_REJECTED REJECTED         │  └──► CANCELLED  └──► PARTIALLY_FILLED (another fill)
+     │            │                │  │  │  │         │  │  │
+     ▼            ▼                │  │  │  │         │  │  └──► REPLACED
+    RISK_REJECTED REJECTED         │  │  │  └► FILLED │  └──► CANCELLED
+                                   │  │  └──► CANCELLED └──► PARTIALLY_FILLED (another fill)
+                                   │  └──► REPLACED
                                    └──► (cancel requests stop here: the venue accepted the cancel)
 
 A cancel request is itself an order record of kind CANCEL: NEW → RISK_ACCEPTED → ACKNOWLEDGED when
 the venue cancels its target, or → REJECTED when the target was no longer live there.
+
+A replace request is an order record of kind REPLACE that *is* the replacement order: the same
+side and symbol as its target, its own client order id, price and quantity (the quantity it
+leaves open). It is live from submission, like a new order. When the venue acknowledges it, the
+target moves to REPLACED (terminal: whatever it had filled stays filled) and the replacement
+trades on under its own id; when the venue rejects it (the target was already gone), the target
+stays as it was.
 """
 
 from __future__ import annotations
@@ -37,17 +47,19 @@ class OrderState(enum.IntEnum):
     FILLED = 5
     CANCELLED = 6
     REJECTED = 7
+    REPLACED = 8
 
 
 S = OrderState
 TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     S.NEW: frozenset({S.RISK_ACCEPTED, S.RISK_REJECTED}),
     S.RISK_ACCEPTED: frozenset({S.ACKNOWLEDGED, S.REJECTED}),
-    S.ACKNOWLEDGED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED}),
-    S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED}),
+    S.ACKNOWLEDGED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.REPLACED}),
+    S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.REPLACED}),
     S.FILLED: frozenset(),
     S.CANCELLED: frozenset(),
     S.REJECTED: frozenset(),
+    S.REPLACED: frozenset(),
     S.RISK_REJECTED: frozenset(),
 }
 del S
@@ -96,9 +108,9 @@ class Order:
     quantity : int
         Ordered quantity.
     kind : OrderKind
-        NEW or CANCEL.
+        NEW, CANCEL or REPLACE (the replacement order itself).
     target : int
-        For a cancel, the client order id it cancels; 0 otherwise.
+        For a cancel or a replace, the client order id it cancels or replaces; 0 otherwise.
     ioc, post_only, fok : bool
         Time-in-force and execution flags, as sent in ``ORDER_REQUEST.flags``.
     state : OrderState
@@ -134,8 +146,22 @@ class Order:
         return self.quantity - self.filled
 
     @property
+    def trades(self) -> bool:
+        """The order can execute (a new order or a replacement; not a cancel request)."""
+        return self.kind != OrderKind.CANCEL
+
+    @property
     def is_live(self) -> bool:
         return self.state in LIVE_STATES
+
+    def copy(self) -> "Order":
+        """A copy (every field is an immutable value)."""
+        return Order(client_order_id=self.client_order_id, strategy=self.strategy,
+                     slot=self.slot, side=self.side, price=self.price, quantity=self.quantity,
+                     kind=self.kind, target=self.target, ioc=self.ioc,
+                     post_only=self.post_only, fok=self.fok, state=self.state,
+                     filled=self.filled, gate_reasons=self.gate_reasons,
+                     venue_reason=self.venue_reason)
 
     def transition(self, to_state: OrderState) -> None:
         """Move to ``to_state`` or raise :class:`IllegalTransition`."""

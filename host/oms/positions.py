@@ -111,6 +111,11 @@ class Position:
         self.realised += realised
         return realised
 
+    def copy(self) -> "Position":
+        """An independent copy (its lots are copied too)."""
+        return Position(self.slot, self.quantity, self.cost, self.realised,
+                        deque([lot[:] for lot in self.lots]))
+
     def unrealised(self, mark: int) -> int:
         """Unrealised P&L of the open position against ``mark`` (integer price units)."""
         return self.quantity * int(mark) - self.cost

@@ -5,6 +5,13 @@ host, with the host's fuller picture (open orders not yet acknowledged, per-stra
 gives a reason for every refusal. An intent it refuses never becomes an order request.
 
 All limits are integers: a notional is price × quantity in price units × shares, exactly.
+
+A replace is checked as the new order it is, with its target still counted among the open
+orders: until the venue answers, the target may still fill (its whole open quantity) and the
+replacement may then fill too, so the worst case holds both. This is the bound the gateware's
+risk gate applies (it holds the target open until the host reports the venue's answer with a
+release), so the host never passes what the gate must refuse for position. A replace that only
+shrinks an order can therefore be refused near a position limit; a cancel never is.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from host.types import OrderIntent, OrderKind, Side
 
@@ -30,8 +38,20 @@ class PreTradeReason(enum.IntFlag):
     POSITION_SHORT = 1 << 4      #: -position + open sells + quantity above max_short
     OPEN_ORDERS = 1 << 5         #: as many live orders as max_open_orders already
     SYMBOL_DISABLED = 1 << 6     #: the slot is not enabled for trading
-    UNKNOWN_TARGET = 1 << 7      #: a cancel for an order that is not ours or not live
-    UNSUPPORTED_KIND = 1 << 8    #: REPLACE: send a cancel and a new order instead
+    UNKNOWN_TARGET = 1 << 7      #: a cancel or replace of an order not ours or not live (or,
+    #:                              for a replace, on another symbol or side)
+    UNSUPPORTED_KIND = 1 << 8    #: a request kind the host does not know
+
+
+_INVALID = int(PreTradeReason.INVALID)
+_ORDER_QUANTITY = int(PreTradeReason.ORDER_QUANTITY)
+_NOTIONAL = int(PreTradeReason.NOTIONAL)
+_POSITION_LONG = int(PreTradeReason.POSITION_LONG)
+_POSITION_SHORT = int(PreTradeReason.POSITION_SHORT)
+_OPEN_ORDERS = int(PreTradeReason.OPEN_ORDERS)
+_SYMBOL_DISABLED = int(PreTradeReason.SYMBOL_DISABLED)
+_UNKNOWN_TARGET = int(PreTradeReason.UNKNOWN_TARGET)
+_UNSUPPORTED_KIND = int(PreTradeReason.UNSUPPORTED_KIND)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,14 +118,15 @@ class PreTradeRejection:
     reasons: PreTradeReason
 
 
-@dataclass(frozen=True, slots=True)
-class Exposure:
-    """What the check needs to know about a slot and the book of live orders."""
+class Exposure(NamedTuple):
+    """What the check needs to know about a slot and the book of live orders (a named tuple:
+    one is made per intent, on the path to the gate)."""
     position: int          #: signed position of the slot
     open_buy: int          #: open quantity of live buy orders of the slot
     open_sell: int         #: open quantity of live sell orders of the slot
     open_orders: int       #: live orders over all slots
-    target_live: bool      #: for a cancel: its target is one of our live orders
+    target_live: bool      #: cancel / replace: its target is one of our live orders (a
+    #:                        replace: on the same symbol and side)
 
 
 class PreTradeCheck:
@@ -129,29 +150,36 @@ class PreTradeCheck:
             The slot's position and live orders before this intent.
         """
         cfg = self.config
-        r = PreTradeReason(0)
+        # Plain integers while checking (an IntFlag operation costs a microsecond), one
+        # PreTradeReason at the end.
+        r = 0
         if cfg.enabled_slots is not None and intent.slot not in cfg.enabled_slots:
-            r |= PreTradeReason.SYMBOL_DISABLED
+            r |= _SYMBOL_DISABLED
         if not 0 <= intent.slot <= 0xFFFF:
-            r |= PreTradeReason.INVALID
-        if intent.kind == OrderKind.CANCEL:
+            r |= _INVALID
+        kind = intent.kind
+        if kind == OrderKind.CANCEL:
             if not exposure.target_live:
-                r |= PreTradeReason.UNKNOWN_TARGET
-            return r
-        if intent.kind != OrderKind.NEW:
-            return r | PreTradeReason.UNSUPPORTED_KIND
-        if not (0 < intent.quantity <= _U32 and 0 < intent.price <= _U32):
-            return r | PreTradeReason.INVALID
-        if intent.quantity > cfg.max_order_quantity:
-            r |= PreTradeReason.ORDER_QUANTITY
-        if intent.price * intent.quantity > cfg.max_notional:
-            r |= PreTradeReason.NOTIONAL
-        if Side(intent.side) is Side.BUY:
-            if exposure.position + exposure.open_buy + intent.quantity > cfg.max_long:
-                r |= PreTradeReason.POSITION_LONG
+                r |= _UNKNOWN_TARGET
+            return PreTradeReason(r)
+        if kind == OrderKind.REPLACE:
+            if not exposure.target_live:
+                r |= _UNKNOWN_TARGET
+        elif kind != OrderKind.NEW:
+            return PreTradeReason(r | _UNSUPPORTED_KIND)
+        qty, price = intent.quantity, intent.price
+        if not (0 < qty <= _U32 and 0 < price <= _U32):
+            return PreTradeReason(r | _INVALID)
+        if qty > cfg.max_order_quantity:
+            r |= _ORDER_QUANTITY
+        if price * qty > cfg.max_notional:
+            r |= _NOTIONAL
+        if intent.side == Side.BUY:
+            if exposure.position + exposure.open_buy + qty > cfg.max_long:
+                r |= _POSITION_LONG
         else:
-            if -exposure.position + exposure.open_sell + intent.quantity > cfg.max_short:
-                r |= PreTradeReason.POSITION_SHORT
+            if -exposure.position + exposure.open_sell + qty > cfg.max_short:
+                r |= _POSITION_SHORT
         if exposure.open_orders >= cfg.max_open_orders:
-            r |= PreTradeReason.OPEN_ORDERS
-        return r
+            r |= _OPEN_ORDERS
+        return PreTradeReason(r)

@@ -20,7 +20,7 @@ from host.strategy.api import (BOTH_VALID, Strategy, StrategyContext, quote_side
 from host.strategy.summary import BatchSummary, last_record_for_slot
 from host.types import OrderIntent, Side
 
-__all__ = ["MarketMaker", "ImbalanceMomentum", "MlSignal", "Kernel"]
+__all__ = ["MarketMaker", "ImbalanceMomentum", "MlSignal", "Kernel", "RowKernel"]
 
 
 def _positive_int(name: str, value: object, minimum: int = 1) -> int:
@@ -56,6 +56,42 @@ class Kernel:
         return np.fromiter((ctx.position(int(s)) for s in self.slot), np.int64, self.slot.size)
 
 
+class RowKernel(Kernel):
+    """A kernel whose instances can also decide from their slot's last record alone.
+
+    A numpy call costs about a microsecond whatever the size of its arrays, and a kernel makes
+    a few dozen: below :attr:`VECTOR_FROM` instances it is faster to let each instance decide
+    from :meth:`BatchSummary.row` in plain integers (``strategy.on_row``), sharing the one
+    pass over the batch; from there on, one numpy pass over all instances
+    (:meth:`evaluate_vector`). Both give the instances' own ``on_bbo`` intents.
+    """
+
+    #: Instances from which the numpy pass is used: on this machine class the two break even
+    #: near 32 instances of a class (host/strategy/README.md).
+    VECTOR_FROM = 32
+
+    def __init__(self, strategies: list[Strategy]):
+        super().__init__(strategies)
+        self.vector = len(self.strategies) >= self.VECTOR_FROM
+
+    def evaluate(self, summary, ctx):
+        if self.vector:
+            return self.evaluate_vector(summary, ctx)
+        row = summary.row
+        return [s.on_row(row(s.slot), ctx) for s in self.strategies]
+
+    def evaluate_vector(self, summary: BatchSummary,
+                        ctx: StrategyContext) -> list[list[OrderIntent]]:
+        raise NotImplementedError
+
+
+def _row_of(rec) -> tuple[int, int, int, int, int] | None:
+    if rec is None:
+        return None
+    return (int(rec["bid_price"]), int(rec["ask_price"]), int(rec["bid_size"]),
+            int(rec["ask_size"]), int(rec["flags"]))
+
+
 # ------------------------------------------------------------------------------------------
 # Market maker
 # ------------------------------------------------------------------------------------------
@@ -71,6 +107,19 @@ def _mm_quotes(bid, ask, pos, tick, half_spread_ticks, skew_unit, quote_qty, max
     bid_q = np.minimum(bid_q, ((ask - 1) // tick) * tick)
     ask_q = np.maximum(ask_q, -((-(bid + 1)) // tick) * tick)
     want_bid = (pos + quote_qty <= max_position) & (bid_q > 0)
+    want_ask = pos - quote_qty >= -max_position
+    return bid_q, ask_q, want_bid, want_ask
+
+
+def _mm_quotes_int(bid, ask, pos, tick, half_spread_ticks, skew_unit, quote_qty, max_position):
+    """:func:`_mm_quotes` for one instance in Python integers (same arithmetic)."""
+    skew_ticks = abs(pos) // skew_unit * (1 if pos >= 0 else -1)
+    fair2 = bid + ask - 2 * skew_ticks * tick
+    bid_q = ((fair2 - 2 * half_spread_ticks * tick) // (2 * tick)) * tick
+    ask_q = -((-(fair2 + 2 * half_spread_ticks * tick)) // (2 * tick)) * tick
+    bid_q = min(bid_q, ((ask - 1) // tick) * tick)
+    ask_q = max(ask_q, -((-(bid + 1)) // tick) * tick)
+    want_bid = pos + quote_qty <= max_position and bid_q > 0
     want_ask = pos - quote_qty >= -max_position
     return bid_q, ask_q, want_bid, want_ask
 
@@ -111,13 +160,17 @@ class MarketMaker(Strategy):
         self.max_position = _positive_int("max_position", max_position, 0)
 
     def on_bbo(self, batch: np.ndarray, ctx: StrategyContext) -> list[OrderIntent]:
-        rec = last_record_for_slot(batch, self.slot)
-        if rec is None:
+        return self.on_row(_row_of(last_record_for_slot(batch, self.slot)), ctx)
+
+    def on_row(self, row: tuple[int, int, int, int, int] | None,
+               ctx: StrategyContext) -> list[OrderIntent]:
+        """Decide from the slot's last record of the batch (:meth:`BatchSummary.row`)."""
+        if row is None:
             return []
-        bid, ask = int(rec["bid_price"]), int(rec["ask_price"])
-        if int(rec["flags"]) & BOTH_VALID != BOTH_VALID or bid >= ask:
+        bid, ask, _, _, flags = row
+        if flags & BOTH_VALID != BOTH_VALID or bid >= ask:
             return []  # one-sided or crossed book: no fair price, leave quotes alone
-        bid_q, ask_q, want_bid, want_ask = _mm_quotes(
+        bid_q, ask_q, want_bid, want_ask = _mm_quotes_int(
             bid, ask, ctx.position(self.slot), self.tick_size, self.half_spread_ticks,
             self.skew_unit, self.quote_qty, self.max_position)
         return (quote_side_intents(self.name, self.slot, Side.BUY, bool(want_bid), int(bid_q),
@@ -127,7 +180,7 @@ class MarketMaker(Strategy):
                                      ctx.open_order(self.name, self.slot, Side.SELL)))
 
 
-class _MarketMakerKernel(Kernel):
+class _MarketMakerKernel(RowKernel):
     def __init__(self, strategies):
         super().__init__(strategies)
         col = lambda attr: np.array([getattr(s, attr) for s in strategies], np.int64)  # noqa: E731
@@ -137,7 +190,7 @@ class _MarketMakerKernel(Kernel):
         self.skew_unit = col("skew_unit")
         self.max_pos = col("max_position")
 
-    def evaluate(self, summary, ctx):
+    def evaluate_vector(self, summary, ctx):
         out: list[list[OrderIntent]] = [[] for _ in self.strategies]
         present, idx = summary.locate(self.slot)
         bid, ask = summary.bid_price[idx], summary.ask_price[idx]
@@ -207,14 +260,19 @@ class ImbalanceMomentum(Strategy):
         self.prev_mid2 = int(state.get("prev_mid2", 0))
 
     def on_bbo(self, batch: np.ndarray, ctx: StrategyContext) -> list[OrderIntent]:
-        rec = last_record_for_slot(batch, self.slot)
-        if rec is None or int(rec["flags"]) & BOTH_VALID != BOTH_VALID:
+        return self.on_row(_row_of(last_record_for_slot(batch, self.slot)), ctx)
+
+    def on_row(self, row: tuple[int, int, int, int, int] | None,
+               ctx: StrategyContext) -> list[OrderIntent]:
+        """Decide from the slot's last record of the batch (:meth:`BatchSummary.row`)."""
+        if row is None or row[4] & BOTH_VALID != BOTH_VALID:
             return []
-        bid, ask = int(rec["bid_price"]), int(rec["ask_price"])
+        bid, ask, bid_size, ask_size, _ = row
         mid2 = bid + ask
         delta = mid2 - self.prev_mid2 if self.prev_mid2 else 0
         self.prev_mid2 = mid2
-        imb, total = _imbalance_bp(int(rec["bid_size"]), int(rec["ask_size"]))
+        total = bid_size + ask_size
+        imb = (bid_size - ask_size) * 10_000 // max(total, 1)
         if total == 0 or ctx.orders_of(self.name, self.slot):
             return []
         pos = ctx.position(self.slot)
@@ -232,7 +290,7 @@ def _momentum_intent(name, slot, imb, delta, pos, threshold, qty, max_pos, bid, 
     return []
 
 
-class _MomentumKernel(Kernel):
+class _MomentumKernel(RowKernel):
     def __init__(self, strategies):
         super().__init__(strategies)
         self.qty = np.array([s.quantity for s in strategies], np.int64)
@@ -240,7 +298,7 @@ class _MomentumKernel(Kernel):
         self.max_pos = np.array([s.max_position for s in strategies], np.int64)
         self.prev_mid2 = np.array([s.prev_mid2 for s in strategies], np.int64)
 
-    def evaluate(self, summary, ctx):
+    def evaluate_vector(self, summary, ctx):
         out: list[list[OrderIntent]] = [[] for _ in self.strategies]
         present, idx = summary.locate(self.slot)
         active = present & ((summary.flags[idx] & BOTH_VALID) == BOTH_VALID)
@@ -323,12 +381,13 @@ class MlSignal(Strategy):
 
     def on_bbo(self, batch: np.ndarray, ctx: StrategyContext) -> list[OrderIntent]:
         self._model.maybe_reload()
-        features, valid = self._features.update(batch)
         hits = np.flatnonzero(batch["slot"] == self.slot)
-        if hits.size == 0 or not valid[hits[-1]]:
+        rows = [int(hits[-1])] if hits.size else []
+        features, valid = self._features.update_rows(batch, rows)   # state advances always
+        if not rows or not valid[0]:
             return []
-        last = hits[-1]
-        p = float(self._model.predict(features[last:last + 1])[0])
+        last = rows[0]
+        p = float(self._model.predict(features)[0])
         if ctx.orders_of(self.name, self.slot):
             return []
         return _ml_intent(self.name, self.slot, p, ctx.position(self.slot), self.buy_above,
@@ -353,33 +412,31 @@ class _MlKernel(Kernel):
         super().__init__(strategies)
         self._features = FeatureExtractor()
         self.models = [shared_model(s.model_path) for s in strategies]
+        self.slots = [s.slot for s in strategies]
 
     def evaluate(self, summary, ctx):
         out: list[list[OrderIntent]] = [[] for _ in self.strategies]
-        features, valid = self._features.update(summary.batch)
-        present, idx = summary.locate(self.slot)
-        rows = summary.last_index[idx]
-        active = present & valid[rows]
-        if not active.any():
-            return out
-        p = np.zeros(len(self.strategies), np.float32)
-        by_model: dict[int, list[int]] = {}
-        for i in np.flatnonzero(active).tolist():
-            by_model.setdefault(id(self.models[i]), []).append(i)
+        last = summary.last
+        rows = sorted({last[slot] for slot in self.slots if slot in last})
+        # The features advance every batch (each slot's previous mid), used or not.
+        features, valid = self._features.update_rows(summary.batch, rows)
+        at = {r: k for k, r in enumerate(rows) if valid[k]}
+        by_model: dict[int, list[tuple[int, int]]] = {}
+        for i, slot in enumerate(self.slots):
+            r = last.get(slot)
+            if r is not None and r in at:
+                by_model.setdefault(id(self.models[i]), []).append((i, at[r]))
         for members in by_model.values():
-            model = self.models[members[0]]
+            model = self.models[members[0][0]]
             model.maybe_reload()
-            p[members] = model.predict(features[rows[members]])
-        pos = self._positions(ctx)
-        batch = summary.batch
-        for i in np.flatnonzero(active).tolist():
-            s, name, slot = self.strategies[i], self.names[i], int(self.slot[i])
-            if ctx.orders_of(name, slot):
-                continue
-            r = int(rows[i])
-            out[i] = _ml_intent(name, slot, float(p[i]), int(pos[i]), s.buy_above,
-                                s.sell_below, s.quantity, s.max_position,
-                                int(batch["bid_price"][r]), int(batch["ask_price"][r]))
+            p = model.predict(features[[k for _, k in members]]).tolist()
+            for (i, _), p_up in zip(members, p):
+                s, slot = self.strategies[i], self.slots[i]
+                if ctx.orders_of(s.name, slot):
+                    continue
+                bid, ask = summary.row(slot)[:2]
+                out[i] = _ml_intent(s.name, slot, p_up, ctx.position(slot), s.buy_above,
+                                    s.sell_below, s.quantity, s.max_position, bid, ask)
         return out
 
 

@@ -4,9 +4,10 @@ Three evaluators with one interface (``evaluate(batch, ctx) -> list[OrderIntent]
 ``on_fill``, ``on_timer``, ``close``), giving the same intents in the same order (strategy order):
 
 * :class:`SerialEvaluator`: each strategy's own ``on_bbo`` in turn; the reference.
-* :class:`VectorisedEvaluator`: one :class:`BatchSummary` pass over the batch, then one numpy
-  kernel call per strategy class with the instances' parameters as arrays. Classes without a
-  kernel run serially.
+* :class:`VectorisedEvaluator`: one :class:`BatchSummary` pass over the batch, then one kernel
+  call per strategy class: a numpy pass over all its instances with their parameters as arrays
+  for large groups, each instance deciding from its slot's last record in plain integers for
+  small ones (:class:`host.strategy.builtin.RowKernel`). Classes without a kernel run serially.
 * :class:`ProcessPoolEvaluator`: strategies split across worker processes, each running its
   share serially; the batch goes to every worker and the results are joined in order.
 
@@ -35,11 +36,11 @@ __all__ = [
 
 # Measured with tools/bench_strategies.py (host/strategy/README.md): the vectorised evaluator
 # is faster than the process pool for 1, 8 and 32 strategies, because a round trip to a worker
-# process costs more than evaluating all strategies in-process. Below SERIAL_BELOW strategies
-# the fixed cost of the numpy pass exceeds plain per-strategy calls, so "auto" runs those
-# serially (also in-process).
+# process costs more than evaluating all strategies in-process. It shares one pass over the batch
+# between all strategies, so from two strategies on it is also faster than calling each one's
+# own on_bbo; "auto" runs a single strategy serially.
 DEFAULT_EVALUATOR = "vectorised"
-SERIAL_BELOW = 8
+SERIAL_BELOW = 2
 EVALUATORS = ("serial", "vectorised", "process")
 
 _log = logging.getLogger("ticklane.strategy")

@@ -18,7 +18,12 @@ def last_record_for_slot(batch: np.ndarray, slot: int) -> np.void | None:
 
 
 class BatchSummary:
-    """The top of book per slot at the end of a batch, as int64 columns.
+    """The top of book per slot at the end of a batch.
+
+    Two views of the same records: :meth:`row` gives one slot's last record as Python ints (what
+    a kernel evaluating a few instances wants: a numpy call costs about a microsecond however
+    small its array), and the int64 columns (``slots``, ``last_index``, ``bid_price`` ...)
+    serve kernels of many instances. The columns are built on first use.
 
     Parameters
     ----------
@@ -27,6 +32,8 @@ class BatchSummary:
 
     Attributes
     ----------
+    last : dict of int to int
+        Slot → index in ``batch`` of its last record.
     slots : numpy.ndarray
         Sorted distinct slots of the batch.
     last_index : numpy.ndarray
@@ -35,29 +42,55 @@ class BatchSummary:
         int64 columns of those last records, aligned with ``slots``.
     """
 
-    __slots__ = ("batch", "slots", "last_index", "bid_price", "ask_price", "bid_size",
-                 "ask_size", "flags")
+    __slots__ = ("batch", "last", "_rows", "_columns")
+
+    _COLUMNS = ("slots", "last_index", "bid_price", "ask_price", "bid_size", "ask_size",
+                "flags")
 
     def __init__(self, batch: np.ndarray):
         if batch.dtype != BBO_UPDATE.dtype:
             raise TypeError(f"BBO batch must have dtype BBO_UPDATE.dtype, got {batch.dtype!r}")
         self.batch = batch
-        n = batch.shape[0]
-        # np.unique on the reversed slots returns, per slot, its first index from the end.
-        slots, first_from_end = np.unique(batch["slot"][::-1], return_index=True)
-        self.slots = slots
-        self.last_index = (n - 1 - first_from_end).astype(np.int64)
-        last = batch[self.last_index]
+        # Later records overwrite earlier ones: each slot keeps its last index.
+        self.last = {slot: i for i, slot in enumerate(batch["slot"].tolist())}
+        self._rows: dict[int, tuple[int, int, int, int, int]] = {}
+        self._columns: dict[str, np.ndarray] | None = None
+
+    def row(self, slot: int) -> tuple[int, int, int, int, int] | None:
+        """``(bid_price, ask_price, bid_size, ask_size, flags)`` of the slot's last record, or
+        None when the batch has no record of the slot."""
+        i = self.last.get(slot)
+        if i is None:
+            return None
+        r = self._rows.get(i)
+        if r is None:
+            rec = self.batch[i]
+            r = self._rows[i] = (int(rec["bid_price"]), int(rec["ask_price"]),
+                                 int(rec["bid_size"]), int(rec["ask_size"]), int(rec["flags"]))
+        return r
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name not in BatchSummary._COLUMNS:
+            raise AttributeError(name)
+        if self._columns is None:
+            self._columns = self._build_columns()
+        return self._columns[name]
+
+    def _build_columns(self) -> dict[str, np.ndarray]:
+        slots = np.fromiter(sorted(self.last), np.int64, len(self.last))
+        last_index = np.fromiter((self.last[s] for s in slots.tolist()), np.int64, slots.size)
+        last = self.batch[last_index]
         # Sizes are u64 on the wire; real sizes stay far below 2**63, and int64 lets signed
         # arithmetic (imbalance, positions) run without wrap-around.
-        self.bid_price = last["bid_price"].astype(np.int64)
-        self.ask_price = last["ask_price"].astype(np.int64)
-        self.bid_size = last["bid_size"].astype(np.int64)
-        self.ask_size = last["ask_size"].astype(np.int64)
-        self.flags = last["flags"].astype(np.int64)
+        return {"slots": slots, "last_index": last_index,
+                "bid_price": last["bid_price"].astype(np.int64),
+                "ask_price": last["ask_price"].astype(np.int64),
+                "bid_size": last["bid_size"].astype(np.int64),
+                "ask_size": last["ask_size"].astype(np.int64),
+                "flags": last["flags"].astype(np.int64)}
 
     def locate(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Where each slot of ``wanted`` sits in the summary.
+        """Where each slot of ``wanted`` sits in the columns.
 
         Returns
         -------
@@ -66,9 +99,10 @@ class BatchSummary:
         index : numpy.ndarray of int64
             Index into the summary columns (meaningful where ``present``).
         """
-        if self.slots.size == 0:
+        slots = self.slots
+        if slots.size == 0:
             return np.zeros(wanted.shape, bool), np.zeros(wanted.shape, np.int64)
-        index = np.searchsorted(self.slots, wanted)
-        index = np.minimum(index, self.slots.size - 1)
-        present = self.slots[index] == wanted
+        index = np.searchsorted(slots, wanted)
+        index = np.minimum(index, slots.size - 1)
+        present = slots[index] == wanted
         return present, index.astype(np.int64)

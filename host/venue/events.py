@@ -11,16 +11,16 @@ from dataclasses import dataclass
 
 from host.types import Fill
 
-__all__ = ["VenueRejectReason", "Ack", "Reject", "Cancelled", "VenueEvent"]
+__all__ = ["VenueRejectReason", "Ack", "Reject", "Cancelled", "Replaced", "VenueEvent"]
 
 
 class VenueRejectReason(enum.IntEnum):
     NONE = 0
     POST_ONLY_WOULD_CROSS = 1   #: a post-only order would have taken liquidity
-    UNKNOWN_ORDER = 2           #: a cancel whose target is not live at the venue (filled, gone)
+    UNKNOWN_ORDER = 2           #: a cancel or replace whose target is not live at the venue
     DUPLICATE_ID = 3            #: a client order id the venue has already seen
-    INVALID = 4                 #: zero quantity or price
-    UNSUPPORTED = 5             #: a request kind the venue does not implement (replace)
+    INVALID = 4                 #: zero quantity or price; a replace that changes the side
+    UNSUPPORTED = 5             #: a request kind the venue does not implement
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,4 +55,21 @@ class Cancelled:
     ts_ns: int = 0
 
 
-VenueEvent = Ack | Reject | Cancelled | Fill
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replaced:
+    """An order was replaced: it no longer works; its replacement (acknowledged in the same
+    breath) works on under its own id.
+
+    Attributes
+    ----------
+    client_order_id : int
+        The order that was replaced.
+    replacement_id : int
+        The replace request, now the working order.
+    """
+    client_order_id: int
+    replacement_id: int
+    ts_ns: int = 0
+
+
+VenueEvent = Ack | Reject | Cancelled | Replaced | Fill

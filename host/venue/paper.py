@@ -10,7 +10,7 @@ Rules
   or before a BBO update's time are processed before that update; arrivals at equal times in
   submission order.
 * On arrival a new order is acknowledged (or rejected: a post-only order that would cross, a
-  reused client order id, a zero price or quantity, a replace). A buy priced at or above the best
+  reused client order id, a zero price or quantity). A buy priced at or above the best
   ask takes liquidity at the ask, up to the displayed ask size; a sell at or below the best bid
   likewise. Liquidity we took at a price stays taken while that price remains the best, so two of
   our orders cannot both take the same displayed size.
@@ -27,6 +27,15 @@ Rules
 * When the opposite best comes to or through a resting order's limit, the order takes liquidity
   as on arrival, at the opposite best price.
 * Among our own orders: price-time priority (best price first, then arrival order).
+* A replace names its target and carries the replacement's own client order id, price and
+  quantity (the quantity it leaves open; what the target filled before the replace arrived
+  stays filled). It is rejected when its target is no longer working (``UNKNOWN_ORDER``), when
+  it would change the side (``INVALID``) or, post-only, would cross; the target is then left
+  as it was. Otherwise the venue acknowledges the replacement and reports the target
+  ``Replaced``. As on NASDAQ, a replace that keeps the price and does not increase the open
+  quantity keeps the target's place in the queue (time priority and the volume estimated ahead);
+  one that changes the price or increases the quantity loses it and arrives as a new order
+  would: it may take liquidity, and it rests at the back of its level.
 
 All prices and quantities are integers. Given the same calls with the same arguments the venue
 produces the same events.
@@ -41,7 +50,7 @@ import numpy as np
 
 from hdl import wire
 from host.types import Fill, OrderKind, Side
-from host.venue.events import Ack, Cancelled, Reject, VenueEvent, VenueRejectReason
+from host.venue.events import Ack, Cancelled, Reject, Replaced, VenueEvent, VenueRejectReason
 
 __all__ = ["PaperVenueConfig", "PaperVenue", "WorkingOrder"]
 
@@ -51,6 +60,7 @@ _REQ_FOK = wire.ORDER_REQUEST.flag("flags", "fok")
 _REQ_POST_ONLY = wire.ORDER_REQUEST.flag("flags", "post_only")
 _BID_VALID = wire.BBO_UPDATE.flag("flags", "bid_valid")
 _ASK_VALID = wire.BBO_UPDATE.flag("flags", "ask_valid")
+_BBO_FIELDS = ["bid_price", "ask_price", "bid_size", "ask_size", "slot", "flags"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +132,10 @@ class _Top:
     taken_bid: tuple[int, int] = (0, 0)
     taken_ask: tuple[int, int] = (0, 0)
 
+    def copy(self) -> "_Top":
+        return _Top(self.bid, self.ask, self.bid_size, self.ask_size, self.bid_valid,
+                    self.ask_valid, self.taken_bid, self.taken_ask)
+
 
 @dataclass(order=True, slots=True)
 class _Pending:
@@ -152,9 +166,11 @@ class PaperVenue:
         self._arrivals = 0
         self._seen_ids: set[int] = set()
         self._working: dict[int, WorkingOrder] = {}
+        # The same orders by slot, so that a BBO update looks only at its own slot's orders.
+        self._by_slot: dict[int, dict[int, WorkingOrder]] = {}
         self._tops: dict[int, _Top] = {}
-        self.counters = {"requests": 0, "acks": 0, "rejects": 0, "cancels": 0, "fills": 0,
-                         "filled_quantity": 0, "bbo_updates": 0}
+        self.counters = {"requests": 0, "acks": 0, "rejects": 0, "cancels": 0, "replaced": 0,
+                         "fills": 0, "filled_quantity": 0, "bbo_updates": 0}
 
     # ----------------------------------------------------------------------------------------
     def submit(self, requests: np.ndarray, now_ns: int) -> list[VenueEvent]:
@@ -190,26 +206,33 @@ class PaperVenue:
         records = _records(records, wire.BBO_UPDATE)
         self._clock(now_ns)
         events = self._arrive_until(now_ns)
-        for r in records:
-            slot = int(r["slot"])
-            top = self._tops.setdefault(slot, _Top())
-            prev = dataclasses.replace(top)
-            flags = int(r["flags"])
+        # Only slots where we rest orders need the previous top and the matching pass; fills
+        # only ever remove orders, so the set cannot grow during the batch.
+        resting = {slot for slot, orders in self._by_slot.items() if orders}
+        tops = self._tops
+        for rec in records[_BBO_FIELDS].tolist():
+            bid, ask, bid_size, ask_size, slot, flags = rec
+            top = tops.get(slot)
+            if top is None:
+                top = tops[slot] = _Top()
+            prev = top.copy() if slot in resting else None
             top.bid_valid = bool(flags & _BID_VALID)
             top.ask_valid = bool(flags & _ASK_VALID)
-            top.bid, top.bid_size = int(r["bid_price"]), int(r["bid_size"])
-            top.ask, top.ask_size = int(r["ask_price"]), int(r["ask_size"])
+            top.bid, top.bid_size = bid, bid_size
+            top.ask, top.ask_size = ask, ask_size
             if not (top.bid_valid and top.bid == top.taken_bid[0]):
                 top.taken_bid = (0, 0)
             if not (top.ask_valid and top.ask == top.taken_ask[0]):
                 top.taken_ask = (0, 0)
-            self.counters["bbo_updates"] += 1
-            self._match_resting(slot, prev, events)
+            if prev is not None:
+                self._match_resting(slot, prev, events)
+        self.counters["bbo_updates"] += len(records)
         return events
 
     def working_orders(self, slot: int | None = None) -> list[WorkingOrder]:
-        """Our resting orders, in arrival order."""
-        return [o for o in self._working.values() if slot is None or o.slot == slot]
+        """Our resting orders, in arrival order (a replacement that kept its place, at it)."""
+        return sorted((o for o in self._working.values() if slot is None or o.slot == slot),
+                      key=lambda o: o.arrival)
 
     # ----------------------------------------------------------------------------------------
     def _clock(self, now_ns: int) -> None:
@@ -239,7 +262,7 @@ class PaperVenue:
         self._seen_ids.add(coid)
         kind = req["kind"]
         if kind == OrderKind.CANCEL:
-            target = self._working.pop(req["orig_client_order_id"], None)
+            target = self._unwork(req["orig_client_order_id"])
             if target is None:
                 self._reject(coid, VenueRejectReason.UNKNOWN_ORDER, ts, events)
                 return
@@ -249,9 +272,15 @@ class PaperVenue:
             self.counters["acks"] += 1
             self.counters["cancels"] += 1
             return
-        if kind != OrderKind.NEW:
+        if kind not in (OrderKind.NEW, OrderKind.REPLACE):
             self._reject(coid, VenueRejectReason.UNSUPPORTED, ts, events)
             return
+        target = None
+        if kind == OrderKind.REPLACE:
+            target = self._working.get(req["orig_client_order_id"])
+            if target is None or target.slot != req["slot"]:
+                self._reject(coid, VenueRejectReason.UNKNOWN_ORDER, ts, events)
+                return
         if req["price"] == 0 or req["quantity"] == 0:
             self._reject(coid, VenueRejectReason.INVALID, ts, events)
             return
@@ -260,14 +289,30 @@ class PaperVenue:
                              side=Side.SELL if flags & _REQ_SELL else Side.BUY,
                              price=req["price"], quantity=req["quantity"],
                              arrival=self._arrivals)
-        self._arrivals += 1
+        if target is not None and target.side is not order.side:
+            self._reject(coid, VenueRejectReason.INVALID, ts, events)
+            return
         top = self._tops.setdefault(order.slot, _Top())
         crossing = self._crosses(order, top)
         if flags & _REQ_POST_ONLY and crossing:
             self._reject(coid, VenueRejectReason.POST_ONLY_WOULD_CROSS, ts, events)
             return
+        self._arrivals += 1
         events.append(Ack(client_order_id=coid, ts_ns=ts))
         self.counters["acks"] += 1
+        if target is not None:
+            self._unwork(target.client_order_id)
+            events.append(Replaced(client_order_id=target.client_order_id, replacement_id=coid,
+                                   ts_ns=ts))
+            self.counters["replaced"] += 1
+            if (order.price == target.price and order.quantity <= target.leaves
+                    and not flags & (_REQ_IOC | _REQ_FOK)):
+                # Same price, no more shares: the replacement keeps the target's place. (An
+                # immediate-or-cancel replacement goes the new order's way: it cannot rest.)
+                order.arrival, order.ahead = target.arrival, target.ahead
+                order.behind_top = target.behind_top
+                self._work(order)
+                return
         if flags & _REQ_FOK and (not crossing or self._available(order, top) < order.quantity):
             self._cancel_remainder(order, ts, events)
             return
@@ -318,7 +363,7 @@ class PaperVenue:
         self.counters["fills"] += 1
         self.counters["filled_quantity"] += qty
         if done:
-            self._working.pop(order.client_order_id, None)
+            self._unwork(order.client_order_id)
 
     def _rest(self, order: WorkingOrder, top: _Top) -> None:
         best_valid, best, size = ((top.bid_valid, top.bid, top.bid_size)
@@ -333,25 +378,49 @@ class PaperVenue:
             order.ahead, order.behind_top = 0, False
         if order.ahead is not None:
             # Never ahead of our own earlier orders at the same price (time priority).
-            for o in self._working.values():
-                if (o.slot, o.side, o.price) == (order.slot, order.side, order.price) \
-                        and o.ahead is not None:
+            for o in self._by_slot.get(order.slot, {}).values():
+                if (o.side, o.price) == (order.side, order.price) and o.ahead is not None:
                     order.ahead = max(order.ahead, o.ahead)
+        self._work(order)
+
+    def _work(self, order: WorkingOrder) -> None:
         self._working[order.client_order_id] = order
+        self._by_slot.setdefault(order.slot, {})[order.client_order_id] = order
+
+    def _unwork(self, client_order_id: int) -> WorkingOrder | None:
+        order = self._working.pop(client_order_id, None)
+        if order is not None:
+            del self._by_slot[order.slot][client_order_id]
+        return order
 
     # ----------------------------------------------------------------------------------------
     def _match_resting(self, slot: int, prev: _Top, events: list) -> None:
         top = self._tops[slot]
         ts = self.now_ns
-        for side in (Side.BUY, Side.SELL):
-            orders = [o for o in self._working.values() if o.slot == slot and o.side is side]
-            if not orders:
+        # A side of the market that did not move cannot change anything it decides: our
+        # orders on the other side already took what its best offered (liquidity we took only
+        # comes back with a new price), and our orders on its own side already saw its queue.
+        bid_moved = (top.bid_valid, top.bid, top.bid_size) != (prev.bid_valid, prev.bid,
+                                                                prev.bid_size)
+        ask_moved = (top.ask_valid, top.ask, top.ask_size) != (prev.ask_valid, prev.ask,
+                                                                prev.ask_size)
+        buys: list[WorkingOrder] = []
+        sells: list[WorkingOrder] = []
+        for o in self._by_slot[slot].values():
+            (buys if o.side is Side.BUY else sells).append(o)
+        for side, orders, own_moved, other_moved in ((Side.BUY, buys, bid_moved, ask_moved),
+                                                     (Side.SELL, sells, ask_moved, bid_moved)):
+            if not orders or not (own_moved or other_moved):
                 continue
-            orders.sort(key=lambda o: (-o.price * side.sign, o.arrival))
+            if len(orders) > 1:
+                orders.sort(key=lambda o: (-o.price * side.sign, o.arrival))
             # Resting orders the opposite best has come to take liquidity there.
-            for o in orders:
-                if self._crosses(o, top):
-                    self._take(o, top, ts, events)
+            if other_moved:
+                for o in orders:
+                    if self._crosses(o, top):
+                        self._take(o, top, ts, events)
+            if not own_moved:
+                continue
             levels: dict[int, list[WorkingOrder]] = {}
             for o in orders:
                 if o.leaves and not self._crosses(o, top):

@@ -92,6 +92,13 @@ class FakeDevice:
             v["kind"] = reqs["kind"]
             self.pending["verdict_out"] += v.tobytes()
             self.pending["order_out"] += reqs.tobytes()
+        elif stream == "refill_in":
+            # The book stage answers each installed side batch with the symbol's new top.
+            levels = np.frombuffer(raw, wire.BOOK_REFILL_LEVEL.dtype)
+            last = levels[(levels["flags"] & wire.BOOK_REFILL_LEVEL.flag("flags", "last")) != 0]
+            bbo = wire.BBO_UPDATE.array(len(last))
+            bbo["seq"], bbo["slot"], bbo["locate"] = last["seq"], last["slot"], last["locate"]
+            self.pending["bbo_out"] += bbo.tobytes()
         self.deliver()
 
     def deliver(self):
@@ -336,3 +343,31 @@ def test_board_module_does_not_import_pynq_or_amaranth_at_import():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
     assert out.stdout.split()[0] == "False"
+
+
+def test_daemon_refills_the_gateware_book_through_the_refill_dma(board, tmp_path):
+    # Arrange: a daemon on the board link whose software book has a flagged symbol
+    from host.daemon import Daemon, demo_config
+    from host.link.board import BoardLink
+    from sim.gen.itchgen import generate
+    buf = generate(3, 600, n_symbols=2, target_live_orders=100)
+    link = BoardLink(board.bit, capacity=4)
+    daemon = Daemon(demo_config(journal_dir=str(tmp_path / "j")), link, feed=buf, slots=16)
+    daemon._refill_levels = 3
+    daemon._host_book.advance(daemon.plan.messages)
+    locate = next(iter(daemon.plan.slot_of_locate))
+    daemon._refill.carried.add(locate)
+    daemon._refill.slot[locate] = daemon.plan.slot_of_locate[locate]
+    want = daemon._host_book.refill_levels(locate, slot=daemon._refill.slot[locate], levels=3)
+
+    # Act
+    daemon._refill_gateware()
+
+    # Assert: both sides' levels went out on refill_in's own DMA, in buffer-sized transfers
+    assert b"".join(board.device.consumed["refill_in"]) == want.tobytes()
+    assert len(board.device.channels["refill_in"].transfers) == -(-len(want) // 4)
+    assert daemon.summary.refills_sent == 2 and daemon.summary.refills_abandoned == 0
+    answers = np.concatenate(daemon._pending_hw)
+    assert answers["locate"].tolist() == [locate, locate]
+    assert np.all(answers["seq"] == daemon.plan.messages)
+    daemon.stop(graceful=False)

@@ -448,3 +448,88 @@ def test_cli_recover_of_directory_without_journal_is_an_error(tmp_path, capsys):
     from host.cli import main
     assert main(["recover", str(tmp_path)]) == 2
     assert "no journal" in capsys.readouterr().err
+
+
+def test_quote_replaces_reach_the_gate_as_replace_and_their_targets_are_released(tmp_path):
+    # Arrange: watch the gate's order stream
+    link = ModelLink()
+    sent: list[np.ndarray] = []
+    send = link.send
+
+    def spy(stream, records):
+        if stream == "order_in":
+            sent.append(records.copy())
+        send(stream, records)
+
+    link.send = spy
+
+    # Act
+    _, link, oms, summary = _run(_config(tmp_path), link)
+
+    # Assert: one REPLACE request per replace, each target REPLACED, nothing left in the gate
+    requests = np.concatenate(sent)
+    replaces = requests[requests["kind"] == wire.ORDER_KIND_REPLACE]
+    replaced = {o.client_order_id for o in oms.orders.values()
+                if o.state is OrderState.REPLACED}
+    assert len(replaces) > 0 and replaced
+    assert replaced <= set(replaces["orig_client_order_id"].tolist())
+    assert len(requests) == summary.orders
+    assert link.gate.open_count() == 0
+    assert link.gate.counters["RISK_FILLS_UNKNOWN"] == 0
+    for slot, pos in oms.positions.items():
+        assert link.gate.position[slot] == pos.quantity
+
+
+_SIZED = """
+from host.strategy.api import Strategy
+from host.types import OrderIntent, Side
+
+class Sized(Strategy):
+    def __init__(self, *, name, slot=0):
+        super().__init__(name=name)
+        self.slot = slot
+
+    def on_bbo(self, batch, ctx):
+        return [OrderIntent(strategy=self.name, slot=self.slot, side=Side.BUY, price=100,
+                            quantity={quantity})]
+"""
+
+
+def test_strategy_module_edited_while_running_is_reloaded_between_batches(tmp_path):
+    # Arrange: a strategy module file whose intents say which version made them
+    import os
+    path = tmp_path / "sized_strategy.py"
+    path.write_text(_SIZED.format(quantity=1))
+    strategies = config_from_mapping({"strategies": [
+        {"module": str(path), "class": "Sized", "name": "sized"}]}).strategies
+    daemon = Daemon(_config(tmp_path, strategies=strategies), ModelLink())
+    daemon.start()
+    made: list[list[int]] = []
+    drain = daemon.strategies.drain_intents
+
+    def spy(*args):
+        out = drain(*args)
+        if out:
+            made.append([i.quantity for i in out])
+        return out
+
+    daemon.strategies.drain_intents = spy
+
+    def step_until_intents():
+        n = len(made)
+        while len(made) == n:
+            daemon.step()
+
+    # Act: a batch with version 1, the file changes, then two more batches
+    step_until_intents()
+    path.write_text(_SIZED.format(quantity=2))
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    step_until_intents()
+    step_until_intents()
+    daemon.stop()
+
+    # Assert: the batch after the edit still ran the running version (the check comes after
+    # a batch's orders are out), the next one the new version; nothing failed
+    assert made == [[1], [1], [2]]
+    assert daemon.strategies.reloads == 1 and daemon.strategies.last_error is None

@@ -112,7 +112,7 @@ def test_recovery_from_snapshot_plus_tail_equals_full_replay(tmp_path):
 
     assert state.report.snapshot_seq > 0 and state.report.torn_tail is None
     assert state.oms.to_state() == full.to_state()
-    assert state.oms.counters["fills"] > 0
+    assert state.oms.counters["fills"] > 0 and state.oms.counters["replaced"] > 0
     state.journal.close()
 
 
@@ -210,3 +210,28 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing_acknowledged(tmp_
         expected = OrderManager()
         replay(expected, reference[:state.report.last_seq])
         assert state.oms.to_state() == expected.to_state()
+
+
+def test_replaced_event_round_trips_through_the_journal_codec():
+    from host.journal import codec
+    from host.venue.events import Replaced
+    events = [Replaced(client_order_id=7, replacement_id=9, ts_ns=123)]
+
+    assert codec.decode_events(codec.encode_events(events)) == events
+
+
+def test_intents_round_trip_through_the_journal_codec_with_every_field():
+    import dataclasses
+
+    from host.journal import codec
+    from host.types import OrderIntent, OrderKind, Side
+    intents = [OrderIntent(strategy="mm-1", slot=3, side=Side.SELL, price=1_234_500,
+                           quantity=700, kind=OrderKind.REPLACE, target=42, ioc=True, fok=True,
+                           post_only=True),
+               OrderIntent(strategy="x", slot=0, side=Side.BUY, price=1, quantity=1)]
+
+    payload = codec.encode_intents(intents)
+
+    assert codec.decode_intents(payload) == intents
+    import json
+    assert sorted(json.loads(payload)[0]) == sorted(f.name for f in dataclasses.fields(OrderIntent))

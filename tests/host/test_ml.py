@@ -177,3 +177,25 @@ def test_ml_strategy_orders_at_integer_bbo_prices(tmp_path):
 
     assert intent.price == 1_000_100 and type(intent.price) is int
     assert intent.side.name == "BUY" and intent.ioc and intent.quantity == 10
+
+
+def test_features_of_the_last_rows_equal_the_full_pass_bit_for_bit():
+    # Arrange: two extractors over the same random stream, batches of varying size
+    from host.strategy.summary import BatchSummary
+    records = synthetic_bbo(300 * 40, slots=5, seed=13)
+    full, rows_only = FeatureExtractor(), FeatureExtractor()
+    start, checked = 0, 0
+    for size in [1, 7, 40, 64, 3] * 60:
+        batch = records[start:start + size]
+        start += size
+
+        # Act
+        features, valid = full.update(batch)
+        rows = sorted(BatchSummary(batch).last.values())
+        got, ok = rows_only.update_rows(batch, rows)
+
+        # Assert
+        assert ok == [bool(valid[r]) for r in rows]
+        assert np.array_equal(got, np.where(valid[rows][:, None], features[rows], 0))
+        checked += sum(ok)
+    assert full._prev_mid2 == rows_only._prev_mid2 and checked > 500

@@ -10,7 +10,7 @@ from host.oms import (IllegalTransition, OrderManager, OrderState, Overfill, Pre
                       PreTradeReason, UnknownOrder, mid_price)
 from host.oms.positions import Position
 from host.types import Fill, OrderIntent, OrderKind, Side
-from host.venue.events import Ack, Cancelled, Reject, VenueRejectReason
+from host.venue.events import Ack, Cancelled, Reject, Replaced, VenueRejectReason
 
 ACCEPTED = wire.VERDICT.flag("flags", "accepted")
 
@@ -205,7 +205,7 @@ def test_max_open_orders_and_disabled_symbol_are_rejected_with_reasons():
     assert om.last_rejections[1].reasons & PreTradeReason.SYMBOL_DISABLED
 
 
-def test_cancel_of_unknown_or_finished_order_is_rejected_by_the_precheck():
+def test_cancel_or_replace_of_unknown_or_finished_order_is_rejected_by_the_precheck():
     om = OrderManager()
     coid = live_order(om)
     om.on_venue_events([fill(coid, 1_000_000, 100, done=True)])
@@ -217,7 +217,7 @@ def test_cancel_of_unknown_or_finished_order_is_rejected_by_the_precheck():
     assert len(out) == 0
     assert [r.reasons for r in om.last_rejections] == [
         PreTradeReason.UNKNOWN_TARGET, PreTradeReason.UNKNOWN_TARGET,
-        PreTradeReason.UNSUPPORTED_KIND]
+        PreTradeReason.UNKNOWN_TARGET]
 
 
 def test_config_rejects_unknown_fields_and_negative_limits():
@@ -325,3 +325,162 @@ def test_wrong_record_dtype_is_refused():
 
     with pytest.raises(TypeError, match="expected an array of Verdict records"):
         om.on_verdicts(np.zeros(1, dtype=wire.FILL.dtype))
+
+
+# -- replace -------------------------------------------------------------------------------
+
+def _replace(om, target, **kw):
+    req = om.submit([intent(kind=OrderKind.REPLACE, target=target, **kw)])
+    return req, int(req["client_order_id"][0]) if len(req) else None
+
+
+def test_replace_is_one_request_whose_target_is_replaced_when_the_venue_confirms():
+    # Arrange: a live buy of 300, 100 filled
+    om = OrderManager()
+    old = live_order(om, quantity=300)
+    om.on_venue_events([fill(old, 1_000_000, 100)])
+
+    # Act
+    req, new = _replace(om, old, price=999_900, quantity=150)
+    accepted = om.on_verdicts(verdicts(req))
+    om.on_venue_events([Ack(client_order_id=new),
+                        Replaced(client_order_id=old, replacement_id=new)])
+
+    # Assert: one REPLACE request naming its target; target REPLACED keeping its fill
+    assert len(req) == 1 and int(req["kind"][0]) == wire.ORDER_KIND_REPLACE
+    assert int(req["orig_client_order_id"][0]) == old
+    assert accepted.tobytes() == req.tobytes()
+    assert om.orders[old].state is OrderState.REPLACED and om.orders[old].filled == 100
+    assert om.orders[old].leaves == 0
+    assert om.orders[new].state is OrderState.ACKNOWLEDGED
+    assert [o.client_order_id for o in om.open_orders()] == [new]
+    assert om.counters["replaced"] == 1
+    # The replacement trades under its own id
+    om.on_venue_events([fill(new, 999_900, 150, done=True)])
+    assert om.orders[new].state is OrderState.FILLED and om.position(0).quantity == 250
+
+
+def test_replace_in_flight_counts_target_and_replacement_against_position_limits():
+    # Arrange: max long 500, a live buy of 300
+    om = OrderManager(PreTradeConfig(max_long=500))
+    old = live_order(om, quantity=300)
+
+    # Act: a replace down to 200 passes (300 + 200 <= 500); one up to 250 does not
+    ok, new = _replace(om, old, quantity=200)
+    om.on_verdicts(verdicts(ok))
+    too_big, _ = _replace(om, old, quantity=250)
+
+    # Assert
+    assert len(ok) == 1 and len(too_big) == 0
+    assert om.last_rejections[0].reasons == PreTradeReason.POSITION_LONG
+    # Strategies see the replacement in place of the target while it is in flight
+    assert [o.client_order_id for o in om.intended_orders()] == [new]
+    # Once the venue confirms, only the replacement counts
+    om.on_venue_events([Ack(client_order_id=new),
+                        Replaced(client_order_id=old, replacement_id=new)])
+    after, _ = _replace(om, new, quantity=300)
+    assert len(after) == 1
+
+
+def test_replace_rejected_by_the_venue_leaves_the_target_working():
+    om = OrderManager()
+    old = live_order(om)
+    req, new = _replace(om, old, price=999_800)
+    om.on_verdicts(verdicts(req))
+
+    om.on_venue_events([Reject(client_order_id=new, reason=VenueRejectReason.UNKNOWN_ORDER)])
+
+    assert om.orders[new].state is OrderState.REJECTED
+    assert om.orders[old].state is OrderState.ACKNOWLEDGED
+    assert [o.client_order_id for o in om.open_orders()] == [old]
+
+
+def test_replace_on_the_other_side_or_of_a_cancel_request_is_refused():
+    om = OrderManager()
+    old = live_order(om)
+    cancel = om.submit([intent(kind=OrderKind.CANCEL, target=old)])
+    cancel_id = int(cancel["client_order_id"][0])
+
+    out = om.submit([intent(side=Side.SELL, kind=OrderKind.REPLACE, target=old),
+                     intent(kind=OrderKind.REPLACE, target=cancel_id)])
+
+    assert len(out) == 0
+    assert [r.reasons for r in om.last_rejections] == [PreTradeReason.UNKNOWN_TARGET] * 2
+
+
+def test_replaced_report_for_a_request_that_is_not_its_replace_is_illegal_and_changes_nothing():
+    om = OrderManager()
+    old = live_order(om)
+    other = live_order(om)
+    before = om.to_state()
+
+    with pytest.raises(IllegalTransition, match="not a replace"):
+        om.on_venue_events([Replaced(client_order_id=old, replacement_id=other)])
+
+    assert om.to_state() == before
+
+
+def test_replaced_order_is_terminal():
+    om = OrderManager()
+    old = live_order(om)
+    req, new = _replace(om, old)
+    om.on_verdicts(verdicts(req))
+    om.on_venue_events([Ack(client_order_id=new),
+                        Replaced(client_order_id=old, replacement_id=new)])
+
+    with pytest.raises(Overfill, match="0 open \\(REPLACED\\)"):
+        om.on_venue_events([fill(old, 1_000_000, 10)])
+
+
+def test_request_and_fill_records_carry_every_field_by_name():
+    # Arrange: orders and fills with every field distinct
+    om = OrderManager()
+    om.submit([intent(side=Side.SELL, price=123_400, quantity=77, slot=5, ioc=True)])
+    order = om.orders[1]
+    f = Fill(client_order_id=9, slot=3, side=Side.SELL, price=4_321, quantity=12, done=True)
+
+    # Act
+    req = OrderManager.requests_for([order])[0]
+    rec = OrderManager.fill_records([f])[0]
+
+    # Assert
+    flag = wire.ORDER_REQUEST.flag
+    assert (int(req["client_order_id"]), int(req["orig_client_order_id"]), int(req["price"]),
+            int(req["quantity"]), int(req["slot"]), int(req["kind"]), int(req["flags"])) == \
+        (1, 0, 123_400, 77, 5, wire.ORDER_KIND_NEW, flag("flags", "sell") | flag("flags", "ioc"))
+    assert (int(rec["client_order_id"]), int(rec["price"]), int(rec["quantity"]),
+            int(rec["slot"]), int(rec["flags"])) == \
+        (9, 4_321, 12, 3, wire.FILL.flag("flags", "sell") | wire.FILL.flag("flags", "done"))
+
+
+def test_marks_follow_the_last_two_sided_record_of_each_slot():
+    om = OrderManager()
+    recs = wire.BBO_UPDATE.array(4)
+    both = wire.BBO_UPDATE.flag("flags", "bid_valid") | wire.BBO_UPDATE.flag("flags", "ask_valid")
+    recs["slot"] = [1, 2, 1, 1]
+    recs["flags"] = [both, both, both, wire.BBO_UPDATE.flag("flags", "bid_valid")]
+    recs["bid_price"] = [100, 200, 101, 150]
+    recs["ask_price"] = [103, 204, 104, 0]
+
+    om.on_bbo(recs)
+
+    assert om.marks == {1: 102, 2: 202}
+
+
+def test_order_and_position_copies_carry_every_field_and_are_independent():
+    import dataclasses
+
+    from host.oms.order import Order
+    order = Order(
+        client_order_id=3, strategy="s", slot=2, side=Side.SELL, price=5, quantity=9,
+        kind=OrderKind.REPLACE, target=1, ioc=True, post_only=True, fok=True,
+        state=OrderState.PARTIALLY_FILLED, filled=4, gate_reasons=6, venue_reason=7)
+    pos = Position(1)
+    pos.apply_fill(Side.BUY, 100, 10)
+
+    o2, p2 = order.copy(), pos.copy()
+    p2.apply_fill(Side.SELL, 101, 5)
+
+    assert dataclasses.asdict(o2) == dataclasses.asdict(order)
+    assert pos.to_dict() == {"slot": 1, "quantity": 10, "cost": 1000, "realised": 0,
+                             "lots": [[100, 10]]}

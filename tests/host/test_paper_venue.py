@@ -7,6 +7,7 @@ import pytest
 from hdl import wire
 from host.types import Fill, OrderKind, Side
 from host.venue import Ack, Cancelled, Reject, VenueRejectReason
+from host.venue.events import Replaced
 from host.venue.paper import PaperVenue, PaperVenueConfig
 
 BID = wire.BBO_UPDATE.flag("flags", "bid_valid")
@@ -174,15 +175,84 @@ def test_cancel_of_working_order_is_acknowledged_and_a_late_cancel_is_rejected()
     assert late == [Reject(client_order_id=4, reason=VenueRejectReason.UNKNOWN_ORDER, ts_ns=1)]
 
 
-def test_reused_client_order_id_and_replace_are_rejected():
+def test_reused_client_order_id_is_rejected():
     v = PaperVenue()
     v.submit(order(1, Side.BUY, 98, 100), 0)
 
     dup = v.submit(order(1, Side.BUY, 98, 100), 0)
-    rep = v.submit(order(2, Side.BUY, 97, 100, kind=OrderKind.REPLACE, target=1), 0)
 
     assert dup[0].reason is VenueRejectReason.DUPLICATE_ID
-    assert rep[0].reason is VenueRejectReason.UNSUPPORTED
+
+
+def _queue(v, slot=0):
+    return [(o.client_order_id, o.price, o.leaves, o.ahead) for o in v.working_orders(slot)]
+
+
+def _two_bids_behind_40():
+    # Our two bids of 100 at 99 behind 100 displayed; 60 trade: 40 left ahead of both.
+    v = PaperVenue()
+    v.on_bbo(bbo(99, 100, 101, 300), 0)
+    v.submit(order(1, Side.BUY, 99, 100), 0)
+    v.submit(order(2, Side.BUY, 99, 100), 0)
+    v.on_bbo(bbo(99, 40, 101, 300), 1)
+    return v
+
+
+def test_replace_that_shrinks_an_order_keeps_its_place_in_the_queue():
+    # Arrange
+    v = _two_bids_behind_40()
+
+    # Act: the first order shrinks to 60 at the same price
+    events = v.submit(order(3, Side.BUY, 99, 60, kind=OrderKind.REPLACE, target=1), 2)
+
+    # Assert: acknowledged, target replaced, still first with the same volume ahead
+    assert events == [Ack(client_order_id=3, ts_ns=2),
+                      Replaced(client_order_id=1, replacement_id=3, ts_ns=2)]
+    assert _queue(v) == [(3, 99, 60, 40), (2, 99, 100, 40)]
+    # Others join behind (40 -> 500), then 100 trade: the 40 ahead, then all of order 3
+    v.on_bbo(bbo(99, 500, 101, 300), 3)
+    assert fills(v.on_bbo(bbo(99, 400, 101, 300), 4)) == [(3, 99, 60, True)]
+
+
+def test_replace_that_grows_an_order_goes_to_the_back_of_the_queue():
+    # Arrange
+    v = _two_bids_behind_40()
+
+    # Act: the first order grows to 150 at the same price
+    events = v.submit(order(3, Side.BUY, 99, 150, kind=OrderKind.REPLACE, target=1), 2)
+
+    # Assert: it now waits behind order 2, which takes the first 60 after the 40 ahead
+    assert Replaced(client_order_id=1, replacement_id=3, ts_ns=2) in events
+    assert [o.client_order_id for o in v.working_orders()] == [2, 3]
+    v.on_bbo(bbo(99, 500, 101, 300), 3)
+    assert fills(v.on_bbo(bbo(99, 400, 101, 300), 4)) == [(2, 99, 60, False)]
+
+
+def test_replace_to_a_new_price_loses_priority_and_may_take_liquidity():
+    v = PaperVenue()
+    v.on_bbo(bbo(99, 500, 101, 300), 0)
+    v.submit(order(1, Side.BUY, 99, 100), 0)
+
+    events = v.submit(order(2, Side.BUY, 101, 400, kind=OrderKind.REPLACE, target=1), 1)
+
+    assert events[:2] == [Ack(client_order_id=2, ts_ns=1),
+                          Replaced(client_order_id=1, replacement_id=2, ts_ns=1)]
+    assert fills(events) == [(2, 101, 300, False)]
+    assert _queue(v) == [(2, 101, 100, 0)]
+
+
+def test_replace_of_a_filled_order_or_across_sides_is_rejected_and_target_stays():
+    v = PaperVenue()
+    v.on_bbo(bbo(99, 500, 101, 300), 0)
+    v.submit(order(1, Side.BUY, 98, 100), 0)
+    v.submit(order(2, Side.SELL, 99, 500), 0)   # filled at once
+
+    gone = v.submit(order(3, Side.SELL, 100, 10, kind=OrderKind.REPLACE, target=2), 1)
+    side = v.submit(order(4, Side.SELL, 100, 10, kind=OrderKind.REPLACE, target=1), 1)
+
+    assert gone == [Reject(client_order_id=3, reason=VenueRejectReason.UNKNOWN_ORDER, ts_ns=1)]
+    assert side == [Reject(client_order_id=4, reason=VenueRejectReason.INVALID, ts_ns=1)]
+    assert _queue(v) == [(1, 98, 100, None)]
 
 
 def test_venue_time_going_backwards_is_an_error():

@@ -14,6 +14,7 @@ from host.strategy import (ImbalanceMomentum, MarketMaker, MlSignal, OpenOrder,
                            StrategyError, StrategyHost, StrategySpec, VectorisedEvaluator,
                            empty_context, make_evaluator)
 from host.strategy.engine import SERIAL_BELOW
+from host.strategy.builtin import RowKernel
 from host.types import OrderIntent, OrderKind, Side
 
 
@@ -129,8 +130,11 @@ def test_context_positions_cannot_be_written_by_a_strategy():
 
 # -- evaluators ---------------------------------------------------------------------------
 
-def test_vectorised_evaluator_gives_same_intents_as_serial_on_random_stream():
-    # Arrange
+@pytest.mark.parametrize("vector_from", [1, 10**9], ids=["numpy-pass", "per-row"])
+def test_vectorised_evaluator_gives_same_intents_as_serial_on_random_stream(vector_from,
+                                                                           monkeypatch):
+    # Arrange: kernels in either mode (one numpy pass over all instances, or row by row)
+    monkeypatch.setattr(RowKernel, "VECTOR_FROM", vector_from)
     records = synthetic_bbo(200 * 48, slots=3, seed=21)
     serial = SerialEvaluator(_mixed_strategies())
     vectorised = VectorisedEvaluator(_mixed_strategies())

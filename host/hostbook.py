@@ -1,0 +1,219 @@
+"""The host's full book in software, and what the daemon publishes from it.
+
+The gateware's book stage holds the exact top ``BOOK_LEVELS`` levels of each side of each
+subscribed symbol. When a best level must come from beyond them (or the order table is full) it
+cannot publish that symbol exactly: its BBO record carries ``refill`` (``hdl/wire.py``,
+``BBO_UPDATE``). The host keeps every symbol's whole book (:class:`HostBook`, the reference model
+:class:`sim.model.book.BookModel` fed message by message) and, while a symbol is flagged,
+publishes that symbol's changes from its own book instead (:class:`RefillMerge`), then reloads the
+gateware's levels through the link's ``refill_in`` stream (:meth:`HostBook.refill_levels`), after
+which the gateware publishes the symbol itself again. The published stream equals the reference
+model's, record for record, which is what ``ticklane replay`` checks in one piece
+(:func:`sim.model.book_hw.merge_with_host_book`); :class:`RefillMerge` is the same rule kept
+batch by batch.
+
+Ref: ``hdl/wire.py`` ``BOOK_REFILL_LEVEL`` (the refill batch contract: built from every message up
+to its ``seq``, and only from a ``seq`` the stage has reached).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable
+
+import numpy as np
+
+from hdl import wire
+from host.feed.itch import decode_message
+from sim.model.book import ASK, BID, BboChange, BookModel
+from sim.model.book_hw import refill_batch
+
+__all__ = ["HostBook", "RefillMerge", "changes_to_records"]
+
+# Directory messages name symbols; the others move the book.
+_APPLIED_TYPES = np.frombuffer(b"RAFECXDU", np.uint8)
+_BID_VALID = wire.BBO_UPDATE.flag("flags", "bid_valid")
+_ASK_VALID = wire.BBO_UPDATE.flag("flags", "ask_valid")
+_CROSSED = wire.BBO_UPDATE.flag("flags", "crossed")
+_REFILL = wire.BBO_UPDATE.flag("flags", "refill")
+
+Top = tuple  # (bid_price, bid_size, ask_price, ask_size), None for an absent side
+
+
+class HostBook:
+    """Every symbol's full book, advanced over a historical buffer message by message.
+
+    Parameters
+    ----------
+    buf : bytes
+        The feed (historical framing: a 2-byte big-endian length before each message).
+    offsets : numpy.ndarray
+        Start offset of every message in ``buf``; message ``i`` has sequence number ``i + 1``.
+    """
+
+    def __init__(self, buf: bytes, offsets: np.ndarray):
+        self.model = BookModel()
+        self._buf = buf
+        raw = np.frombuffer(buf, np.uint8)
+        types = raw[offsets + 2] if len(offsets) else raw[:0]
+        self._index = np.flatnonzero(np.isin(types, _APPLIED_TYPES))
+        self._pos = offsets[self._index].tolist()
+        self._next = 0          # entry of _index not yet applied
+        self.applied = 0        # every message with index < applied is in the book
+
+    def advance(self, upto: int, publish: Container[int] = ()) -> list[BboChange]:
+        """Apply messages up to index ``upto`` (exclusive); return the changes of the locates in
+        ``publish``, in message order."""
+        if upto <= self.applied:
+            return []
+        stop = int(np.searchsorted(self._index, upto))
+        buf, apply = self._buf, self.model.apply
+        changes = []
+        for k in range(self._next, stop):
+            pos = self._pos[k]
+            n = (buf[pos] << 8) | buf[pos + 1]
+            change = apply(decode_message(buf[pos + 2:pos + 2 + n]), int(self._index[k]) + 1)
+            if change is not None and change.locate in publish:
+                changes.append(change)
+        self._next = stop
+        self.applied = upto
+        return changes
+
+    def top(self, locate: int) -> Top:
+        """The symbol's best bid and ask now."""
+        return tuple(self.model.bbo(locate))
+
+    def refill_levels(self, locate: int, *, slot: int, levels: int) -> np.ndarray:
+        """Both sides' best ``levels`` levels of a symbol as ``BOOK_REFILL_LEVEL`` records, exact
+        as of the last applied message (two batches: bids, then asks)."""
+        seq = self.applied
+        return np.concatenate([refill_batch(self.model, locate, slot=slot, side=side, seq=seq,
+                                            levels=levels) for side in (BID, ASK)])
+
+
+def changes_to_records(changes: Iterable[BboChange], slot_of: dict[int, int]) -> np.ndarray:
+    """``BBO_UPDATE`` records of software-book changes (no cycle stamps: not the gateware's).
+
+    Parameters
+    ----------
+    changes : iterable of BboChange
+    slot_of : dict of int to int
+        Locate → the slot the record names.
+    """
+    changes = list(changes)
+    out = wire.BBO_UPDATE.array(len(changes))
+    if not changes:
+        return out
+    bid = [c.bid_price for c in changes]
+    ask = [c.ask_price for c in changes]
+    out["seq"] = [c.seq for c in changes]
+    out["bid_price"] = [p or 0 for p in bid]
+    out["ask_price"] = [p or 0 for p in ask]
+    out["bid_size"] = [c.bid_size or 0 for c in changes]
+    out["ask_size"] = [c.ask_size or 0 for c in changes]
+    out["slot"] = [slot_of[c.locate] for c in changes]
+    out["locate"] = [c.locate for c in changes]
+    out["flags"] = [(_BID_VALID if b is not None else 0) | (_ASK_VALID if a is not None else 0)
+                    | (_CROSSED if b is not None and a is not None and b >= a else 0)
+                    for b, a in zip(bid, ask)]
+    return out
+
+
+def _record_top(rec) -> Top:
+    f = int(rec["flags"])
+    bid, ask = f & _BID_VALID, f & _ASK_VALID
+    return (int(rec["bid_price"]) if bid else None, int(rec["bid_size"]) if bid else None,
+            int(rec["ask_price"]) if ask else None, int(rec["ask_size"]) if ask else None)
+
+
+class RefillMerge:
+    """Which gateware symbols the host publishes from its own book, batch after batch.
+
+    A symbol is *carried* from a gateware record with ``refill`` until the next one without it.
+    While carried, its gateware records are dropped and the software book's changes published
+    instead; the record that ends the period is dropped too when it repeats the top already
+    published (a refill that left the top where it was). Symbols never flagged pass through
+    untouched, without per-record work.
+
+    Attributes
+    ----------
+    carried : set of int
+        Locates carried now.
+    slot : dict of int to int
+        Gateware slot of each locate seen flagged.
+    """
+
+    def __init__(self):
+        self.carried: set[int] = set()
+        self.slot: dict[int, int] = {}
+        self._last: dict[int, Top] = {}
+
+    def involved(self, hw: np.ndarray) -> set[int]:
+        """Locates whose records in ``hw`` need the merge: carried, or flagged in ``hw``."""
+        flagged = hw["locate"][(hw["flags"] & _REFILL) != 0]
+        if flagged.size == 0:
+            return set(self.carried)
+        return self.carried | set(flagged.tolist())
+
+    def begin(self, locate: int, top: Top) -> None:
+        """Note the top published for ``locate`` before this batch (the software book's, which
+        equals the gateware's while the symbol is not flagged)."""
+        self._last.setdefault(locate, top)
+
+    def merge(self, hw: np.ndarray, changes: list[BboChange],
+              involved: set[int]) -> tuple[np.ndarray, int, int]:
+        """The records to publish for one batch.
+
+        Parameters
+        ----------
+        hw : numpy.ndarray
+            The gateware's records of the batch (``BBO_UPDATE.dtype``), in output order.
+        changes : list of BboChange
+            The software book's changes of the ``involved`` locates over the same messages.
+        involved : set of int
+            From :meth:`involved`, before the software book was advanced (and :meth:`begin`
+            called for the newly flagged ones).
+
+        Returns
+        -------
+        (numpy.ndarray, int, int)
+            The records in sequence order, how many of them came from the software book, and
+            how many carried periods ended.
+        """
+        if not involved:
+            return hw, 0, 0
+        mine = np.isin(hw["locate"], np.fromiter(involved, np.uint16, len(involved)))
+        events: list[tuple[int, int, int, object]] = []
+        for k, rec in zip(np.flatnonzero(mine).tolist(), hw[mine]):
+            events.append((int(rec["seq"]), 0, k, rec))
+        for k, c in enumerate(changes):
+            events.append((c.seq, 1, k, c))
+        events.sort(key=lambda e: (e[0], e[1], e[2]))   # gateware first at the same seq
+        keep_hw: list[int] = []
+        publish: list[BboChange] = []
+        cleared = 0
+        for seq, source, k, item in events:
+            if source == 0:
+                locate = int(item["locate"])
+                self.slot[locate] = int(item["slot"])
+                if int(item["flags"]) & _REFILL:
+                    self.carried.add(locate)
+                    continue
+                if locate in self.carried:
+                    self.carried.discard(locate)
+                    cleared += 1
+                top = _record_top(item)
+                if self._last.get(locate) != top:
+                    keep_hw.append(k)
+                self._last[locate] = top
+            else:
+                top = (item.bid_price, item.bid_size, item.ask_price, item.ask_size)
+                if item.locate in self.carried and self._last.get(item.locate) != top:
+                    publish.append(item)
+                self._last[item.locate] = top
+        # Symbols no longer carried need no memory: their next records are the gateware's own.
+        for locate in involved - self.carried:
+            self._last.pop(locate, None)
+        ours = changes_to_records(publish, self.slot)
+        parts = [hw[~mine], hw[np.asarray(keep_hw, np.int64)], ours]
+        out = np.concatenate(parts)
+        return out[np.argsort(out["seq"], kind="stable")], len(ours), cleared
