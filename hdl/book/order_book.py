@@ -504,18 +504,27 @@ class OrderBook(wiring.Component):
         m.d.comb += side.eq(Mux(op_sell, base.ask, base.bid))
         new_side = self._side_update(m, side, op_sell, op_price, op_qty, op_join, op_leave,
                                      op_set, op_del, op_leaves, is_level)
-        new_row = Signal(self.row_layout)
-        m.d.comb += new_row.eq(base)
+        # The new row is assembled from separate parts: the published top is computed from the
+        # new sides, and a row that fed its own top back into itself would be a (false)
+        # combinational loop that the simulator resolves by evaluating the logic again.
+        new_bid = Signal(self.side_layout, name="new_bid")
+        new_ask = Signal(self.side_layout, name="new_ask")
+        new_in_snapshot = Signal(name="new_in_snapshot")
+        new_last_seq = Signal(64, name="new_last_seq")
+        new_pub = Signal(self.top_layout, name="new_pub")
+        m.d.comb += [new_bid.eq(base.bid), new_ask.eq(base.ask),
+                     new_in_snapshot.eq(base.in_snapshot), new_last_seq.eq(base.last_seq),
+                     new_pub.eq(base.pub)]
         with m.If(op_sell):
-            m.d.comb += new_row.ask.eq(new_side)
+            m.d.comb += new_ask.eq(new_side)
         with m.Else():
-            m.d.comb += new_row.bid.eq(new_side)
+            m.d.comb += new_bid.eq(new_side)
         with m.If(is_level & flags[_LEVEL_BEGIN]):
-            m.d.comb += new_row.in_snapshot.eq(1)
+            m.d.comb += new_in_snapshot.eq(1)
         with m.If(is_level & flags[_LEVEL_END]):
-            m.d.comb += new_row.in_snapshot.eq(0)
+            m.d.comb += new_in_snapshot.eq(0)
         with m.If(is_book):
-            m.d.comb += new_row.last_seq.eq(ex.seq)
+            m.d.comb += new_last_seq.eq(ex.seq)
 
         # ---- execute: refill install (no event is in execute with it)
         inst_rejected = ex_inst & (~inst_slot_ok | st_bad | lost.bit_select(slot, 1))
@@ -529,15 +538,15 @@ class OrderBook(wiring.Component):
         ]
         with m.If(inst_ok):
             with m.If(st_sell):
-                m.d.comb += new_row.ask.eq(st_side)
+                m.d.comb += new_ask.eq(st_side)
             with m.Else():
-                m.d.comb += new_row.bid.eq(st_side)
+                m.d.comb += new_bid.eq(st_side)
 
         # ---- execute: the published top
         lost_now = (lost | lost_set).bit_select(slot, 1)
-        bid0, ask0 = new_row.bid.lv[0], new_row.ask.lv[0]
-        bid_blind = ~bid0.valid & (new_row.bid.deep != 0)
-        ask_blind = ~ask0.valid & (new_row.ask.deep != 0)
+        bid0, ask0 = new_bid.lv[0], new_ask.lv[0]
+        bid_blind = ~bid0.valid & (new_bid.deep != 0)
+        ask_blind = ~ask0.valid & (new_ask.deep != 0)
         top = Signal(self.top_layout)
         m.d.comb += [
             top.bid_valid.eq(bid0.valid & ~lost_now),
@@ -548,11 +557,14 @@ class OrderBook(wiring.Component):
             top.ask_price.eq(Mux(top.ask_valid, ask0.price, 0)),
             top.ask_size.eq(Mux(top.ask_valid, ask0.size, 0)),
         ]
-        reports = ((is_book & ~replace_first) | inst_ok) & ~new_row.in_snapshot
+        reports = ((is_book & ~replace_first) | inst_ok) & ~new_in_snapshot
         changed = Signal()
         m.d.comb += changed.eq(reports & (top.as_value() != row.pub.as_value()))
         with m.If(changed):
-            m.d.comb += new_row.pub.eq(top)
+            m.d.comb += new_pub.eq(top)
+        new_row = Signal(self.row_layout)
+        m.d.comb += [new_row.bid.eq(new_bid), new_row.ask.eq(new_ask), new_row.pub.eq(new_pub),
+                     new_row.in_snapshot.eq(new_in_snapshot), new_row.last_seq.eq(new_last_seq)]
 
         with m.If(is_book | inst_ok):
             m.d.comb += [row_wr.addr.eq(slot), row_wr.data.eq(new_row), row_wr.en.eq(1)]
