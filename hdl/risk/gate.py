@@ -342,22 +342,16 @@ class PreTradeRisk(wiring.Component):
             m.d.sync += position[f_idx].eq(
                 position[f_idx] + Mux(fill.flags.sell, -fill.quantity, fill.quantity))
 
-        # A booking fills the free entry, a fill updates the hit one (never the same entry: one is
-        # valid, the other not); each entry's write is decoded under its strobe.
-        with m.If(books):
-            with m.Switch(free):
-                for j in range(N):
-                    with m.Case(j):
-                        m.d.sync += [t_valid[j].eq(1), t_id[j].eq(s2.client_order_id),
-                                     t_slot[j].eq(idx), t_sell[j].eq(sell),
-                                     t_price[j].eq(price), t_rem[j].eq(qty)]
-        with m.If(fill_hit):
-            with m.Switch(hit):
-                for j in range(N):
-                    with m.Case(j):
-                        m.d.sync += t_rem[j].eq(t_rem[j] - released)
-                        with m.If(fill.flags.done):
-                            m.d.sync += t_valid[j].eq(0)
+        with m.If(books | fill_hit):
+            for j in range(N):
+                with m.If(books & (free == j)):
+                    m.d.sync += [t_valid[j].eq(1), t_id[j].eq(s2.client_order_id),
+                                 t_slot[j].eq(idx), t_sell[j].eq(sell), t_price[j].eq(price),
+                                 t_rem[j].eq(qty)]
+                with m.If(fill_hit & (hit == j)):
+                    m.d.sync += t_rem[j].eq(t_rem[j] - released)
+                    with m.If(fill.flags.done):
+                        m.d.sync += t_valid[j].eq(0)
 
         # Open quantity: the decision adds, the fill releases; both may hit one counter.
         o_key = Cat(sell, idx)
