@@ -4,6 +4,7 @@ Usage::
 
     python -m tools.bench_harness                 # example designs
     python -m tools.bench_harness --top           # also hdl.top.Top on generated ITCH flow
+    python -m tools.bench_harness --top-only      # only hdl.top.Top (the issue #7 figure)
     python -m tools.bench_harness --records 2000000 --idle-cycles 20000000
 
 Prints one table row per scenario: records in and out, cycles clocked, wall seconds, millions of
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="cycles of the no-traffic scenario (default 10,000,000)")
     parser.add_argument("--repeats", type=int, default=3, help="best of N per scenario")
     parser.add_argument("--top", action="store_true", help="also measure hdl.top.Top")
+    parser.add_argument("--top-only", action="store_true",
+                        help="measure hdl.top.Top only, not the example designs")
     parser.add_argument("--top-messages", type=int, default=100_000,
                         help="generated ITCH messages for the top (default 100,000)")
     args = parser.parse_args(argv)
@@ -116,14 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     designs = (("BboFifo", BboLoopback(depth=16, registers=False), "depth16-noregs"),
                ("BboLoopback", BboLoopback(depth=16), "depth16"),
                ("BboCrossCheck", BboCrossCheck(latency=4), "latency4"))
-    for design, component, config in designs:
+    for design, component, config in designs if not args.top_only else ():
         h = Harness.build(component, f"bench_{design.lower()}", config, dtypes=dtypes)
         h.reset()
         rows.append(_idle_scenario(h, design, args.idle_cycles))
         rows += _stream_scenarios(h, design, args.records, "bbo_in", "bbo_out", records,
                                   args.repeats)
         h.close()
-    if args.top:
+    if args.top or args.top_only:
         rows += _top_rows(args.top_messages, max(args.idle_cycles // 10, 1))
 
     header = ("design", "scenario", "records in", "records out", "cycles", "wall s",

@@ -35,11 +35,12 @@ Pipeline (one event per cycle, a replace two)
   the last published one, the table entry and the row are written back and a changed top is
   written to the output FIFO, stamped with the egress cycle.
 
-A write at the end of execute lands on the same clock edge as the next event's read, so the row
-and the table entry written last are forwarded into the next execute (back-to-back messages on
-the same order, level or symbol need no stall). A replace runs as two micro-operations: the
-original leaves, then the new reference joins on the original's side; the second reads the new
-reference's set while the first writes, and takes the row by forwarding.
+A write at the end of execute lands on the same clock edge as the next event's read; the read
+ports are write-first (transparent to the write ports, as block RAM can be), so the row and the
+table entry written last reach the next execute (back-to-back messages on the same order, level
+or symbol need no stall, and no forwarding register is needed). A replace runs as two
+micro-operations: the original leaves, then the new reference joins on the original's side; the
+second reads the new reference's set and the original's row while the first writes them.
 
 Input is accepted only while the output FIFO has room for everything in flight, so a slow reader
 backpressures the feed instead of losing records.
@@ -260,10 +261,11 @@ class OrderBook(wiring.Component):
             mem = Memory(shape=self.entry_layout, depth=self.order_sets, init=[])
             m.submodules[f"orders_way{w}"] = mem
             tbl_wr.append(mem.write_port())
-            tbl_rd.append(mem.read_port())
+            # write-first: a read in the cycle of a write to its address returns the new entry
+            tbl_rd.append(mem.read_port(transparent_for=(tbl_wr[-1],)))
         m.submodules.level_rows = rows = Memory(shape=self.row_layout, depth=self.slots, init=[])
         row_wr = rows.write_port()
-        row_rd = rows.read_port()
+        row_rd = rows.read_port(transparent_for=(row_wr,))
         lost = Signal(self.slots)       # symbols the host's book carries (sticky)
 
         m.submodules.fifo = fifo = SyncFIFO(width=wire.BBO_UPDATE.width, depth=self.fifo_depth)
@@ -352,10 +354,18 @@ class OrderBook(wiring.Component):
             m.d.sync += st_wait.eq(st_wait + 1)
         key_next = Mux(replace_first, ex.new_order_ref, in_ev.order_ref)
         set_next = order_set_index_hdl(key_next, self.set_bits)
+        # The table set and the row are read only for a cycle that will have an event or an
+        # install in execute: nothing else reads them.
+        read = Signal()
+        m.d.comb += read.eq(take | replace_first | inst_go)
         for w in range(ways):
-            m.d.comb += [tbl_rd[w].addr.eq(set_next), tbl_rd[w].en.eq(1)]
-        m.d.comb += [row_rd.addr.eq(Mux(inst_go, st_slot[:self.slot_bits],
-                                        in_ev.slot[:self.slot_bits])), row_rd.en.eq(1)]
+            m.d.comb += [tbl_rd[w].addr.eq(set_next), tbl_rd[w].en.eq(read)]
+        # the joining half of a replace reads its own slot again: the row the leaving half writes
+        # on this edge comes back through the write-first read port
+        m.d.comb += [row_rd.addr.eq(Mux(replace_first, ex.slot[:self.slot_bits],
+                                        Mux(inst_go, st_slot[:self.slot_bits],
+                                            in_ev.slot[:self.slot_bits]))),
+                     row_rd.en.eq(read)]
 
         with m.If(replace_first):
             m.d.sync += [ex_valid.eq(1), ex_second.eq(1)]
@@ -364,224 +374,237 @@ class OrderBook(wiring.Component):
             with m.If(take):
                 m.d.sync += ex.eq(in_ev)
 
-        # ---- forwarding registers: what the previous execute wrote on this edge
-        fwd_row_valid = Signal()
-        fwd_row_slot = Signal(self.slot_bits)
-        fwd_row = Signal(self.row_layout)
-        fwd_tbl_valid = Signal()
-        fwd_tbl_set = Signal(self.set_bits)
-        fwd_tbl_way = Signal(range(ways))
-        fwd_tbl = Signal(self.entry_layout)
 
-        # ---- execute: order table
-        slot = Signal(self.slot_bits)
-        m.d.comb += slot.eq(Mux(ex_inst, st_slot[:self.slot_bits], ex.slot[:self.slot_bits]))
-        slot_ok = (ex.slot < self.slots) if self.slot_bits < 16 else Const(1)
-        inst_slot_ok = (st_slot < self.slots) if self.slot_bits < 16 else Const(1)
-        key = Mux(ex_second, ex.new_order_ref, ex.order_ref)
-        key_set = order_set_index_hdl(key, self.set_bits)
-        key_tag = key[self.set_bits:]
-        entries = []
-        for w in range(ways):
-            e = Signal(self.entry_layout, name=f"entry{w}")
-            use_fwd = fwd_tbl_valid & (fwd_tbl_set == key_set) & (fwd_tbl_way == w)
-            m.d.comb += e.eq(Mux(use_fwd, fwd_tbl, tbl_rd[w].data))
-            entries.append(e)
-        hit = Cat(*[e.valid & (e.tag == key_tag) for e in entries])
-        free = Cat(*[~e.valid for e in entries])
-        hit_way = Signal(range(ways))
-        free_way = Signal(range(ways))
-        for w in reversed(range(ways)):
-            with m.If(hit[w]):
-                m.d.comb += hit_way.eq(w)
-            with m.If(free[w]):
-                m.d.comb += free_way.eq(w)
-        entry = Signal(self.entry_layout)
-        for w in range(ways):
-            with m.If(hit_way == w):
-                m.d.comb += entry.eq(entries[w])
-
-        kind = ex.kind
-        is_add = ex_valid & slot_ok & ((kind == EventKind.ADD) | ((kind == EventKind.REPLACE)
-                                                                  & ex_second & u_ok))
-        is_reduce = ex_valid & slot_ok & ((kind == EventKind.EXECUTE) | (kind == EventKind.CANCEL))
-        is_remove = ex_valid & slot_ok & ((kind == EventKind.DELETE)
-                                          | ((kind == EventKind.REPLACE) & ~ex_second))
-        is_level = ex_valid & slot_ok & (kind == EventKind.LEVEL)
-        is_clear = ex_valid & slot_ok & (kind == EventKind.CLEAR)
-        is_book = ex_valid & slot_ok & (kind != EventKind.NONE) & (kind != EventKind.DIRECTORY)
-        m.d.comb += self.count_bad_slot.eq(ex_valid & ~slot_ok & (kind != EventKind.NONE)
-                                           & (kind != EventKind.DIRECTORY))
-
-        tbl_we = Signal()
-        tbl_way = Signal(range(ways))
-        tbl_data = Signal(self.entry_layout)
-        lost_set = Signal(self.slots)     # slots to mark lost this cycle
-        live = Signal(32)
-        m.d.comb += self.orders_live.eq(live)
-
-        # the side operation to apply to this slot's row
-        op_join, op_leave, op_set, op_del = Signal(), Signal(), Signal(), Signal()
-        op_sell = Signal()
-        op_price = Signal(32)
-        op_qty = Signal(64)
-        op_leaves = Signal()
-
-        add_sell = Mux(ex_second, u_sell, ex.sell)
-        with m.If(is_add):
-            with m.If(hit.any()):
-                m.d.comb += self.count_duplicate.eq(1)
-                with m.If(ex_second):
-                    # the original has left already: the book no longer equals the model's
-                    m.d.comb += lost_set.eq(Const(1, self.slots) << slot)
-            with m.Elif(ex.shares == 0):
-                pass
-            with m.Elif(free.any()):
-                m.d.comb += [
-                    tbl_we.eq(1), tbl_way.eq(free_way),
-                    tbl_data.valid.eq(1), tbl_data.tag.eq(key_tag), tbl_data.slot.eq(slot),
-                    tbl_data.sell.eq(add_sell), tbl_data.price.eq(ex.price),
-                    tbl_data.shares.eq(ex.shares),
-                    op_join.eq(1), op_sell.eq(add_sell), op_price.eq(ex.price),
-                    op_qty.eq(ex.shares),
-                ]
-                m.d.sync += live.eq(live + 1)
-            with m.Else():
-                m.d.comb += [self.count_table_full.eq(1), lost_set.eq(Const(1, self.slots) << slot)]
-
-        remaining = entry.shares
-        whole = is_remove | (ex.shares >= remaining)
-        with m.If(is_reduce | is_remove):
-            with m.If(~hit.any()):
-                m.d.comb += self.count_unknown.eq(1)
-            with m.Elif(is_reduce & (ex.shares == 0)):
-                pass
-            with m.Else():
-                m.d.comb += [tbl_we.eq(1), tbl_way.eq(hit_way), tbl_data.eq(entry)]
-                with m.If(whole):
-                    m.d.comb += tbl_data.valid.eq(0)
-                    m.d.sync += live.eq(live - 1)
-                with m.Else():
-                    m.d.comb += tbl_data.shares.eq(remaining - ex.shares)
-                with m.If(entry.slot != slot):
-                    # the order belongs to another symbol: both books are handed to the host
-                    m.d.comb += [self.count_mismatch.eq(1),
-                                 lost_set.eq((Const(1, self.slots) << slot)
-                                                  | (Const(1, self.slots) << entry.slot))]
-                with m.Else():
-                    m.d.comb += [
-                        op_leave.eq(1), op_sell.eq(entry.sell), op_price.eq(entry.price),
-                        op_qty.eq(Mux(whole, remaining, ex.shares)), op_leaves.eq(whole),
-                    ]
-        with m.If(is_remove & (kind == EventKind.REPLACE)):
-            m.d.sync += [u_ok.eq(hit.any() & (entry.slot == slot)), u_sell.eq(entry.sell)]
-
-        flags = ex.level_flags
-        with m.If(is_level):
-            m.d.comb += [op_sell.eq(flags[_LEVEL_SELL] | ex.sell), op_price.eq(ex.price),
-                         op_qty.eq(ex.shares)]
-            with m.If(flags[_LEVEL_DELETE] | (ex.shares == 0)):
-                m.d.comb += op_del.eq(1)
-            with m.Else():
-                m.d.comb += op_set.eq(1)
-
-        with m.If(tbl_we):
+        # ---- execute
+        # All of execute is computed under ``active`` and is zero without an event or install in
+        # it: no write, record or count happens then. On the board that is a few enables; in
+        # simulation the idle cycles skip the order table and the row logic entirely.
+        active = Signal()
+        m.d.comb += active.eq(ex_valid | ex_inst)
+        lost_count = Signal(range(self.slots + 1))   # popcount(lost), kept as lost grows
+        m.d.comb += self.slots_lost.eq(lost_count)
+        with m.If(active):
+            # ---- execute: order table
+            slot = Signal(self.slot_bits)
+            m.d.comb += slot.eq(Mux(ex_inst, st_slot[:self.slot_bits], ex.slot[:self.slot_bits]))
+            slot_ok = (ex.slot < self.slots) if self.slot_bits < 16 else Const(1)
+            inst_slot_ok = (st_slot < self.slots) if self.slot_bits < 16 else Const(1)
+            key = Mux(ex_second, ex.new_order_ref, ex.order_ref)
+            key_set = order_set_index_hdl(key, self.set_bits)
+            key_tag = key[self.set_bits:]
+            entries = []
             for w in range(ways):
-                m.d.comb += [tbl_wr[w].addr.eq(key_set), tbl_wr[w].data.eq(tbl_data),
-                             tbl_wr[w].en.eq(tbl_way == w)]
-        m.d.sync += [fwd_tbl_valid.eq(tbl_we), fwd_tbl_set.eq(key_set), fwd_tbl_way.eq(tbl_way),
-                     fwd_tbl.eq(tbl_data)]
+                e = Signal(self.entry_layout, name=f"entry{w}")
+                m.d.comb += e.eq(tbl_rd[w].data)
+                entries.append(e)
+            hit = Cat(*[e.valid & (e.tag == key_tag) for e in entries])
+            free = Cat(*[~e.valid for e in entries])
+            hit_way = Signal(range(ways))
+            free_way = Signal(range(ways))
+            for w in reversed(range(ways)):
+                with m.If(hit[w]):
+                    m.d.comb += hit_way.eq(w)
+                with m.If(free[w]):
+                    m.d.comb += free_way.eq(w)
+            entry = Signal(self.entry_layout)
+            for w in range(ways):
+                with m.If(hit_way == w):
+                    m.d.comb += entry.eq(entries[w])
 
-        # ---- execute: levels
-        row = Signal(self.row_layout)
-        m.d.comb += row.eq(Mux(fwd_row_valid & (fwd_row_slot == slot), fwd_row, row_rd.data))
-        base = Signal(self.row_layout)
-        clearing = is_clear | (is_level & flags[_LEVEL_BEGIN])
-        m.d.comb += base.eq(row)
-        with m.If(clearing):
-            m.d.comb += [base.bid.eq(0), base.ask.eq(0)]
-        side = Signal(self.side_layout)
-        m.d.comb += side.eq(Mux(op_sell, base.ask, base.bid))
-        new_side = self._side_update(m, side, op_sell, op_price, op_qty, op_join, op_leave,
-                                     op_set, op_del, op_leaves, is_level)
-        new_row = Signal(self.row_layout)
-        m.d.comb += new_row.eq(base)
-        with m.If(op_sell):
-            m.d.comb += new_row.ask.eq(new_side)
-        with m.Else():
-            m.d.comb += new_row.bid.eq(new_side)
-        with m.If(is_level & flags[_LEVEL_BEGIN]):
-            m.d.comb += new_row.in_snapshot.eq(1)
-        with m.If(is_level & flags[_LEVEL_END]):
-            m.d.comb += new_row.in_snapshot.eq(0)
-        with m.If(is_book):
-            m.d.comb += new_row.last_seq.eq(ex.seq)
+            kind = ex.kind
+            is_add = ex_valid & slot_ok & ((kind == EventKind.ADD) | ((kind == EventKind.REPLACE)
+                                                                      & ex_second & u_ok))
+            is_reduce = ex_valid & slot_ok & ((kind == EventKind.EXECUTE) | (kind == EventKind.CANCEL))
+            is_remove = ex_valid & slot_ok & ((kind == EventKind.DELETE)
+                                              | ((kind == EventKind.REPLACE) & ~ex_second))
+            is_level = ex_valid & slot_ok & (kind == EventKind.LEVEL)
+            is_clear = ex_valid & slot_ok & (kind == EventKind.CLEAR)
+            is_book = ex_valid & slot_ok & (kind != EventKind.NONE) & (kind != EventKind.DIRECTORY)
+            m.d.comb += self.count_bad_slot.eq(ex_valid & ~slot_ok & (kind != EventKind.NONE)
+                                               & (kind != EventKind.DIRECTORY))
 
-        # ---- execute: refill install (no event is in execute with it)
-        inst_rejected = ex_inst & (~inst_slot_ok | st_bad | lost.bit_select(slot, 1))
-        inst_stale = ex_inst & ~inst_rejected & (row.last_seq > st_seq)
-        inst_ok = Signal()
-        m.d.comb += [
-            inst_ok.eq(ex_inst & ~inst_rejected & ~inst_stale),
-            self.count_refill_applied.eq(inst_ok),
-            self.count_refill_stale.eq(inst_stale),
-            self.count_refill_rejected.eq(inst_rejected),
-        ]
-        with m.If(inst_ok):
-            with m.If(st_sell):
-                m.d.comb += new_row.ask.eq(st_side)
+            tbl_we = Signal()
+            tbl_way = Signal(range(ways))
+            tbl_data = Signal(self.entry_layout)
+            lost_set = Signal(self.slots)     # slots to mark lost this cycle
+            live = Signal(32)
+            m.d.comb += self.orders_live.eq(live)
+
+            # the side operation to apply to this slot's row
+            op_join, op_leave, op_set, op_del = Signal(), Signal(), Signal(), Signal()
+            op_sell = Signal()
+            op_price = Signal(32)
+            op_qty = Signal(64)
+            op_leaves = Signal()
+
+            add_sell = Mux(ex_second, u_sell, ex.sell)
+            with m.If(is_add):
+                with m.If(hit.any()):
+                    m.d.comb += self.count_duplicate.eq(1)
+                    with m.If(ex_second):
+                        # the original has left already: the book no longer equals the model's
+                        m.d.comb += lost_set.eq(Const(1, self.slots) << slot)
+                with m.Elif(ex.shares == 0):
+                    pass
+                with m.Elif(free.any()):
+                    m.d.comb += [
+                        tbl_we.eq(1), tbl_way.eq(free_way),
+                        tbl_data.valid.eq(1), tbl_data.tag.eq(key_tag), tbl_data.slot.eq(slot),
+                        tbl_data.sell.eq(add_sell), tbl_data.price.eq(ex.price),
+                        tbl_data.shares.eq(ex.shares),
+                        op_join.eq(1), op_sell.eq(add_sell), op_price.eq(ex.price),
+                        op_qty.eq(ex.shares),
+                    ]
+                    m.d.sync += live.eq(live + 1)
+                with m.Else():
+                    m.d.comb += [self.count_table_full.eq(1), lost_set.eq(Const(1, self.slots) << slot)]
+
+            remaining = entry.shares
+            whole = is_remove | (ex.shares >= remaining)
+            with m.If(is_reduce | is_remove):
+                with m.If(~hit.any()):
+                    m.d.comb += self.count_unknown.eq(1)
+                with m.Elif(is_reduce & (ex.shares == 0)):
+                    pass
+                with m.Else():
+                    m.d.comb += [tbl_we.eq(1), tbl_way.eq(hit_way), tbl_data.eq(entry)]
+                    with m.If(whole):
+                        m.d.comb += tbl_data.valid.eq(0)
+                        m.d.sync += live.eq(live - 1)
+                    with m.Else():
+                        m.d.comb += tbl_data.shares.eq(remaining - ex.shares)
+                    with m.If(entry.slot != slot):
+                        # the order belongs to another symbol: both books are handed to the host
+                        m.d.comb += [self.count_mismatch.eq(1),
+                                     lost_set.eq((Const(1, self.slots) << slot)
+                                                      | (Const(1, self.slots) << entry.slot))]
+                    with m.Else():
+                        m.d.comb += [
+                            op_leave.eq(1), op_sell.eq(entry.sell), op_price.eq(entry.price),
+                            op_qty.eq(Mux(whole, remaining, ex.shares)), op_leaves.eq(whole),
+                        ]
+            with m.If(is_remove & (kind == EventKind.REPLACE)):
+                m.d.sync += [u_ok.eq(hit.any() & (entry.slot == slot)), u_sell.eq(entry.sell)]
+
+            flags = ex.level_flags
+            with m.If(is_level):
+                m.d.comb += [op_sell.eq(flags[_LEVEL_SELL] | ex.sell), op_price.eq(ex.price),
+                             op_qty.eq(ex.shares)]
+                with m.If(flags[_LEVEL_DELETE] | (ex.shares == 0)):
+                    m.d.comb += op_del.eq(1)
+                with m.Else():
+                    m.d.comb += op_set.eq(1)
+
+            with m.If(tbl_we):
+                for w in range(ways):
+                    m.d.comb += [tbl_wr[w].addr.eq(key_set), tbl_wr[w].data.eq(tbl_data),
+                                 tbl_wr[w].en.eq(tbl_way == w)]
+
+            # ---- execute: levels
+            row = Signal(self.row_layout)
+            m.d.comb += row.eq(row_rd.data)
+            base = Signal(self.row_layout)
+            clearing = is_clear | (is_level & flags[_LEVEL_BEGIN])
+            m.d.comb += base.eq(row)
+            with m.If(clearing):
+                m.d.comb += [base.bid.eq(0), base.ask.eq(0)]
+            side = Signal(self.side_layout)
+            m.d.comb += side.eq(Mux(op_sell, base.ask, base.bid))
+            new_side = self._side_update(m, side, op_sell, op_price, op_qty, op_join, op_leave,
+                                         op_set, op_del, op_leaves, is_level)
+            # The new row is assembled from separate parts: the published top is computed from the
+            # new sides, and a row that fed its own top back into itself would be a (false)
+            # combinational loop that the simulator resolves by evaluating the logic again.
+            new_bid = Signal(self.side_layout, name="new_bid")
+            new_ask = Signal(self.side_layout, name="new_ask")
+            new_in_snapshot = Signal(name="new_in_snapshot")
+            new_last_seq = Signal(64, name="new_last_seq")
+            new_pub = Signal(self.top_layout, name="new_pub")
+            m.d.comb += [new_bid.eq(base.bid), new_ask.eq(base.ask),
+                         new_in_snapshot.eq(base.in_snapshot), new_last_seq.eq(base.last_seq),
+                         new_pub.eq(base.pub)]
+            with m.If(op_sell):
+                m.d.comb += new_ask.eq(new_side)
             with m.Else():
-                m.d.comb += new_row.bid.eq(st_side)
+                m.d.comb += new_bid.eq(new_side)
+            with m.If(is_level & flags[_LEVEL_BEGIN]):
+                m.d.comb += new_in_snapshot.eq(1)
+            with m.If(is_level & flags[_LEVEL_END]):
+                m.d.comb += new_in_snapshot.eq(0)
+            with m.If(is_book):
+                m.d.comb += new_last_seq.eq(ex.seq)
 
-        # ---- execute: the published top
-        lost_now = (lost | lost_set).bit_select(slot, 1)
-        bid0, ask0 = new_row.bid.lv[0], new_row.ask.lv[0]
-        bid_blind = ~bid0.valid & (new_row.bid.deep != 0)
-        ask_blind = ~ask0.valid & (new_row.ask.deep != 0)
-        top = Signal(self.top_layout)
-        m.d.comb += [
-            top.bid_valid.eq(bid0.valid & ~lost_now),
-            top.ask_valid.eq(ask0.valid & ~lost_now),
-            top.refill.eq(lost_now | bid_blind | ask_blind),
-            top.bid_price.eq(Mux(top.bid_valid, bid0.price, 0)),
-            top.bid_size.eq(Mux(top.bid_valid, bid0.size, 0)),
-            top.ask_price.eq(Mux(top.ask_valid, ask0.price, 0)),
-            top.ask_size.eq(Mux(top.ask_valid, ask0.size, 0)),
-        ]
-        reports = ((is_book & ~replace_first) | inst_ok) & ~new_row.in_snapshot
-        changed = Signal()
-        m.d.comb += changed.eq(reports & (top.as_value() != row.pub.as_value()))
-        with m.If(changed):
-            m.d.comb += new_row.pub.eq(top)
+            # ---- execute: refill install (no event is in execute with it)
+            inst_rejected = ex_inst & (~inst_slot_ok | st_bad | lost.bit_select(slot, 1))
+            inst_stale = ex_inst & ~inst_rejected & (row.last_seq > st_seq)
+            inst_ok = Signal()
+            m.d.comb += [
+                inst_ok.eq(ex_inst & ~inst_rejected & ~inst_stale),
+                self.count_refill_applied.eq(inst_ok),
+                self.count_refill_stale.eq(inst_stale),
+                self.count_refill_rejected.eq(inst_rejected),
+            ]
+            with m.If(inst_ok):
+                with m.If(st_sell):
+                    m.d.comb += new_ask.eq(st_side)
+                with m.Else():
+                    m.d.comb += new_bid.eq(st_side)
 
-        with m.If(is_book | inst_ok):
-            m.d.comb += [row_wr.addr.eq(slot), row_wr.data.eq(new_row), row_wr.en.eq(1)]
-        m.d.sync += [fwd_row_valid.eq(is_book | inst_ok), fwd_row_slot.eq(slot),
-                     fwd_row.eq(new_row)]
-        m.d.sync += lost.eq(lost | lost_set)
-        m.d.comb += self.slots_lost.eq(popcount(lost))
+            # ---- execute: the published top
+            lost_now = (lost | lost_set).bit_select(slot, 1)
+            bid0, ask0 = new_bid.lv[0], new_ask.lv[0]
+            bid_blind = ~bid0.valid & (new_bid.deep != 0)
+            ask_blind = ~ask0.valid & (new_ask.deep != 0)
+            # the valid bits are signals of their own: fields computed from other fields of the
+            # same signal would be a (false) combinational loop for the simulator
+            bid_valid, ask_valid = Signal(name="top_bid_valid"), Signal(name="top_ask_valid")
+            m.d.comb += [bid_valid.eq(bid0.valid & ~lost_now), ask_valid.eq(ask0.valid & ~lost_now)]
+            top = Signal(self.top_layout)
+            m.d.comb += [
+                top.bid_valid.eq(bid_valid),
+                top.ask_valid.eq(ask_valid),
+                top.refill.eq(lost_now | bid_blind | ask_blind),
+                top.bid_price.eq(Mux(bid_valid, bid0.price, 0)),
+                top.bid_size.eq(Mux(bid_valid, bid0.size, 0)),
+                top.ask_price.eq(Mux(ask_valid, ask0.price, 0)),
+                top.ask_size.eq(Mux(ask_valid, ask0.size, 0)),
+            ]
+            reports = ((is_book & ~replace_first) | inst_ok) & ~new_in_snapshot
+            changed = Signal()
+            m.d.comb += changed.eq(reports & (top.as_value() != row.pub.as_value()))
+            with m.If(changed):
+                m.d.comb += new_pub.eq(top)
+            new_row = Signal(self.row_layout)
+            m.d.comb += [new_row.bid.eq(new_bid), new_row.ask.eq(new_ask), new_row.pub.eq(new_pub),
+                         new_row.in_snapshot.eq(new_in_snapshot), new_row.last_seq.eq(new_last_seq)]
 
-        record = Signal(wire.BBO_UPDATE.layout)
-        m.d.comb += [
-            record.seq.eq(Mux(ex_inst, st_seq, ex.seq)),
-            record.bid_price.eq(top.bid_price),
-            record.bid_size.eq(top.bid_size),
-            record.ask_price.eq(top.ask_price),
-            record.ask_size.eq(top.ask_size),
-            record.ingress_cycle.eq(Mux(ex_inst, st_ingress, ex.ingress)),
-            record.egress_cycle.eq(self.cycle[:wire.CYCLE_STAMP_BITS]),
-            record.slot.eq(slot),
-            record.flags.bid_valid.eq(top.bid_valid),
-            record.flags.ask_valid.eq(top.ask_valid),
-            record.flags.refill.eq(top.refill),
-            record.flags.crossed.eq(top.bid_valid & top.ask_valid
-                                    & (top.bid_price >= top.ask_price)),
-            record.locate.eq(Mux(ex_inst, st_locate, ex.locate)),
-            fifo.w_data.eq(record),
-            fifo.w_en.eq(changed),
-            self.count_bbo.eq(changed),
-            self.count_refill.eq(changed & top.refill & ~row.pub.refill),
-        ]
+            with m.If(is_book | inst_ok):
+                m.d.comb += [row_wr.addr.eq(slot), row_wr.data.eq(new_row), row_wr.en.eq(1)]
+            with m.If(lost_set.any()):
+                m.d.sync += [lost.eq(lost | lost_set), lost_count.eq(popcount(lost | lost_set))]
+
+            record = Signal(wire.BBO_UPDATE.layout)
+            m.d.comb += [
+                record.seq.eq(Mux(ex_inst, st_seq, ex.seq)),
+                record.bid_price.eq(top.bid_price),
+                record.bid_size.eq(top.bid_size),
+                record.ask_price.eq(top.ask_price),
+                record.ask_size.eq(top.ask_size),
+                record.ingress_cycle.eq(Mux(ex_inst, st_ingress, ex.ingress)),
+                record.egress_cycle.eq(self.cycle[:wire.CYCLE_STAMP_BITS]),
+                record.slot.eq(slot),
+                record.flags.bid_valid.eq(bid_valid),
+                record.flags.ask_valid.eq(ask_valid),
+                record.flags.refill.eq(top.refill),
+                record.flags.crossed.eq(bid_valid & ask_valid
+                                        & (top.bid_price >= top.ask_price)),
+                record.locate.eq(Mux(ex_inst, st_locate, ex.locate)),
+                fifo.w_data.eq(record),
+                fifo.w_en.eq(changed),
+                self.count_bbo.eq(changed),
+                self.count_refill.eq(changed & top.refill & ~row.pub.refill),
+            ]
+
         return m
 
 

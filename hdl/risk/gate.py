@@ -195,31 +195,46 @@ class PreTradeRisk(wiring.Component):
         opening = (kind == wire.ORDER_KIND_NEW) | is_replace
         known_kind = opening | is_cancel
 
-        ctl = act["symbol_control"][idx]
-        pos = position[idx]
-        open_same_side = open_qty[Cat(sell, idx)]
+        # Every value of the decision is computed under ``s2_valid`` and is zero without a
+        # request: nothing reads it then, and a simulator skips the whole decision on the cycles
+        # (most of them) that carry no request.
+        ctl = Signal(32)
+        pos = Signal(signed(64))
+        open_same_side = Signal(open_bits)
+        with m.If(s2_valid):
+            m.d.comb += [ctl.eq(act["symbol_control"][idx]), pos.eq(position[idx]),
+                         open_same_side.eq(open_qty[Cat(sell, idx)])]
         worst_buy = pos + open_same_side + qty
         worst_sell = pos - open_same_side - qty
 
         dup_hit = Signal()
-        m.d.comb += dup_hit.eq(Cat(d_valid[k] & (d_id[k] == s2.client_order_id)
-                                   for k in range(D)).any())
         orig_hit = Signal()
-        m.d.comb += orig_hit.eq(Cat(t_valid[j] & (t_id[j] == s2.orig_client_order_id)
-                                    for j in range(N)).any())
         crosses_own = Signal()
-        m.d.comb += crosses_own.eq(Cat(
-            t_valid[j] & (t_slot[j] == idx) & (t_sell[j] != sell)
-            & Mux(sell, t_price[j] >= price, t_price[j] <= price) for j in range(N)).any())
+        with m.If(s2_valid):
+            m.d.comb += [
+                dup_hit.eq(Cat(d_valid[k] & (d_id[k] == s2.client_order_id)
+                               for k in range(D)).any()),
+                orig_hit.eq(Cat(t_valid[j] & (t_id[j] == s2.orig_client_order_id)
+                                for j in range(N)).any()),
+                crosses_own.eq(Cat(
+                    t_valid[j] & (t_slot[j] == idx) & (t_sell[j] != sell)
+                    & Mux(sell, t_price[j] >= price, t_price[j] <= price)
+                    for j in range(N)).any()),
+            ]
 
         # Collar against the live BBO of the symbol.
         cfg = act["collar_config"]
         band = Signal(self.band_bits)
         m.d.comb += band.eq(Mux(act["collar_band"][self.band_bits:] != 0,
                                 (1 << self.band_bits) - 1, act["collar_band"][:self.band_bits]))
-        ref = Mux(sell, bid[idx], ask[idx])
-        side_valid = Mux(sell, bid_valid[idx], ask_valid[idx])
-        age = (cycle - bbo_stamp[idx])[:64]
+        ref = Signal(PB)
+        side_valid = Signal()
+        stamp = Signal(64)
+        with m.If(s2_valid):
+            m.d.comb += [ref.eq(Mux(sell, bid[idx], ask[idx])),
+                         side_valid.eq(Mux(sell, bid_valid[idx], ask_valid[idx])),
+                         stamp.eq(bbo_stamp[idx])]
+        age = (cycle - stamp)[:64]
         stale = (act["bbo_max_age"] != 0) & (age > act["bbo_max_age"])
         inside_ticks = Mux(sell, price + band >= ref, price <= ref + band)
         ref_bps, ref_band = ref * BPS_ONE, ref * band
@@ -250,7 +265,8 @@ class PreTradeRisk(wiring.Component):
         }
         assert set(reason) == set(wire.RISK_REASONS)
         reasons = Signal(len(wire.RISK_REASONS))
-        m.d.comb += reasons.eq(Cat(reason[name] for name in wire.RISK_REASONS))
+        with m.If(s2_valid):
+            m.d.comb += reasons.eq(Cat(reason[name] for name in wire.RISK_REASONS))
         accept = Signal()
         decide = Signal()      # the request in stage 2 leaves it on this edge
         books = Signal()       # ... and opens an order in the table
@@ -291,45 +307,57 @@ class PreTradeRisk(wiring.Component):
                 with m.If(d_next == k):
                     m.d.sync += [d_valid[k].eq(1), d_id[k].eq(s2.client_order_id)]
 
-        free = Signal(entry_bits)          # lowest free table entry
-        for j in reversed(range(N)):
-            with m.If(~t_valid[j]):
-                m.d.comb += free.eq(j)
+        free = Signal(entry_bits)          # lowest free table entry (read only when booking)
+        with m.If(s2_valid):
+            for j in reversed(range(N)):
+                with m.If(~t_valid[j]):
+                    m.d.comb += free.eq(j)
 
         # ---- fills -----------------------------------------------------------------------
         fill = self.fill_in.payload
         m.d.comb += self.fill_in.ready.eq(1)
         fill_ok = Signal()
         m.d.comb += fill_ok.eq(self.fill_in.valid & (fill.slot < S))
-        fill_hits = Cat(t_valid[j] & (t_id[j] == fill.client_order_id) for j in range(N))
+        # The search and everything after it is computed only with a fill offered (zero
+        # otherwise), like the decision.
+        fill_hits = Signal(N)
         fill_hit = Signal()
-        m.d.comb += fill_hit.eq(fill_ok & fill_hits.any())
         hit = Signal(entry_bits)           # lowest matching entry
-        for j in reversed(range(N)):
-            with m.If(fill_hits[j]):
-                m.d.comb += hit.eq(j)
-        e_rem = t_rem[hit]
+        e_rem = Signal(QB)
         released = Signal(QB)
-        m.d.comb += released.eq(Mux(fill.flags.done | (fill.quantity >= e_rem),
-                                    e_rem, fill.quantity))
+        with m.If(self.fill_in.valid):
+            m.d.comb += [
+                fill_hits.eq(Cat(t_valid[j] & (t_id[j] == fill.client_order_id)
+                                 for j in range(N))),
+                fill_hit.eq(fill_ok & fill_hits.any()),
+                e_rem.eq(t_rem[hit]),
+                released.eq(Mux(fill.flags.done | (fill.quantity >= e_rem),
+                                e_rem, fill.quantity)),
+            ]
+            for j in reversed(range(N)):
+                with m.If(fill_hits[j]):
+                    m.d.comb += hit.eq(j)
         with m.If(fill_ok):
             f_idx = fill.slot[:slot_bits]
             m.d.sync += position[f_idx].eq(
                 position[f_idx] + Mux(fill.flags.sell, -fill.quantity, fill.quantity))
 
-        for j in range(N):
-            with m.If(books & (free == j)):
-                m.d.sync += [t_valid[j].eq(1), t_id[j].eq(s2.client_order_id),
-                             t_slot[j].eq(idx), t_sell[j].eq(sell), t_price[j].eq(price),
-                             t_rem[j].eq(qty)]
-            with m.If(fill_hit & (hit == j)):
-                m.d.sync += t_rem[j].eq(t_rem[j] - released)
-                with m.If(fill.flags.done):
-                    m.d.sync += t_valid[j].eq(0)
+        with m.If(books | fill_hit):
+            for j in range(N):
+                with m.If(books & (free == j)):
+                    m.d.sync += [t_valid[j].eq(1), t_id[j].eq(s2.client_order_id),
+                                 t_slot[j].eq(idx), t_sell[j].eq(sell), t_price[j].eq(price),
+                                 t_rem[j].eq(qty)]
+                with m.If(fill_hit & (hit == j)):
+                    m.d.sync += t_rem[j].eq(t_rem[j] - released)
+                    with m.If(fill.flags.done):
+                        m.d.sync += t_valid[j].eq(0)
 
         # Open quantity: the decision adds, the fill releases; both may hit one counter.
         o_key = Cat(sell, idx)
-        f_key = Cat(t_sell[hit], t_slot[hit])
+        f_key = Signal(slot_bits + 1)
+        with m.If(self.fill_in.valid):
+            m.d.comb += f_key.eq(Cat(t_sell[hit], t_slot[hit]))
         same = o_key == f_key
         with m.If(books):
             m.d.sync += open_qty[o_key].eq(

@@ -18,8 +18,10 @@ TOKEN_BITS = 16
 def refill_tick(cycle: Value, shift_register: Value) -> Value:
     """1 on cycles where the bucket gains a token; the shift is the register's bits 0-5."""
     shift = shift_register[:6]
-    mask = (Const(1, 65) << shift) - 1
-    return (cycle & mask[:64]) == 0
+    # the low ``shift`` bits, as a right shift of all ones (a left shift by a signal would widen
+    # the mask to 127 bits, which a simulator then handles as a multi-word value every cycle)
+    mask = Const(2**64 - 1, 64) >> (Const(64, 7) - shift)[:7]
+    return (cycle[:64] & mask) == 0
 
 
 def saturated_burst(burst_register: Value) -> Value:

@@ -42,6 +42,13 @@ OPT = "-O2"
 ARCH = os.environ.get("TICKLANE_SIM_ARCH", "-march=native")
 
 
+# Verilator's dataflow pass (DFG) rewrites the gateware's ``if`` blocks into masked expressions
+# that are evaluated on every cycle; without it the logic the stages compute only under a valid
+# signal (the book's execute, the risk decision) stays behind a branch and idle cycles skip it.
+# On the full top: 1.06 M cycles per CPU second without DFG, 0.89 with it.
+HARNESS_VERILATOR_FLAGS = ("-fno-dfg",)
+
+
 def _fast_flags() -> str:
     return f"{OPT} {ARCH}".strip()
 
@@ -394,8 +401,8 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2) -> H
     vfile = folder / f"{name}.v"
     _check_ports(verilog_ports(vfile.read_text(), name), streams, has_csr)
 
-    vflags = [*toolchain.verilator_build_args(), "--prefix", "Vtop", "-CFLAGS", "-fPIC",
-              "--no-timing"]
+    vflags = [*toolchain.verilator_build_args(), *HARNESS_VERILATOR_FLAGS, "--prefix", "Vtop",
+              "-CFLAGS", "-fPIC", "--no-timing"]
     stamp = f"verilator {' '.join(vflags)}; OPT={_fast_flags()}"
     if ARCH:
         stamp += f"; cpu {_cpu_identity()}"
