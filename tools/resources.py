@@ -11,6 +11,7 @@ committed report (:func:`print_section`) unless asked to measure afresh.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -102,6 +103,7 @@ def empty_report() -> dict:
                  "bram36": XC7Z020.bram36, "dsp": XC7Z020.dsp, "source": XC7Z020.source},
         "stages": {},
         "fmax": {},
+        "notes": [],
     }
 
 
@@ -199,15 +201,17 @@ def print_section(stages: list[str] | None = None, *, fresh: bool = False,
                   fmax: bool = False, path: Path = REPORT_JSON, log=print) -> dict:
     """Print the resources of ``stages`` (all by default) for a benchmark.
 
-    From the committed report, or measured now when ``fresh`` (then also place and route the
-    stages asked for when ``fmax``). Returns the report printed.
+    From the committed report, or measured now when ``fresh`` (then, when ``fmax``, also place
+    and route the stages given, or the :data:`FMAX_STAGES` when none are). Returns the report
+    printed.
     """
+    fmax_stages = FMAX_STAGES if stages is None else stages
     stages = list(STAGES) if stages is None else stages
     if fresh:
         report = empty_report()
         for stage in stages:
             run_stage(report, stage, log=lambda *_: None)
-            if fmax:
+            if fmax and stage in fmax_stages:
                 run_fmax(report, stage, log=lambda *_: None)
         source = "measured in this run"
     elif Path(path).exists():
@@ -223,6 +227,22 @@ def print_section(stages: list[str] | None = None, *, fresh: bool = False,
     log(format_report(report))
     log(f"({source})")
     return report
+
+
+def _memory_groups(u: dict) -> list:
+    """``[(names, via, cells)]``: memories that differ only in a trailing number (the ways of
+    the order table) and map alike, grouped in numeric order."""
+    groups: dict = {}
+    for mem, via in u.get("memories", {}).items():
+        cells = u.get("memory_cells", {}).get(mem, {})
+        m = re.match(r"(.*?)(\d+)$", mem)
+        stem, num = (m.group(1), int(m.group(2))) if m else (mem, -1)
+        key = (stem, via, json.dumps(cells, sort_keys=True))
+        groups.setdefault(key, []).append((num, mem))
+    out = []
+    for (stem, via, cells), mems in sorted(groups.items()):
+        out.append(([name for _, name in sorted(mems)], via, json.loads(cells)))
+    return out
 
 
 def render_markdown(report: dict) -> str:
@@ -277,11 +297,15 @@ def render_markdown(report: dict) -> str:
             continue
         u = entry["utilization"]
         out.append(f"- **{name}**: {entry['what']}.")
-        for mem, via in sorted(u.get("memories", {}).items()):
-            cells = u.get("memory_cells", {}).get(mem, {})
+        for mems, via, cells in _memory_groups(u):
             kind = "flip-flops (no RAM primitive fits)" if via == "FF" else f"`{via}`"
             cells_text = ", ".join(f"{n} {c}" for c, n in sorted(cells.items()))
-            out.append(f"  - memory `{mem}`: {kind}{': ' + cells_text if cells_text else ''}")
+            if len(mems) > 1:
+                name = f"{mems[0]} … {mems[-1]}` ({len(mems)} memories, each"
+                out.append(f"  - memory `{name}): {kind}: {cells_text}")
+            else:
+                out.append(f"  - memory `{mems[0]}`: {kind}"
+                           f"{': ' + cells_text if cells_text else ''}")
     ot = report["stages"].get("book", {}).get("order_table")
     if ot:
         out += [
@@ -291,16 +315,18 @@ def render_markdown(report: dict) -> str:
             f"Default capacity for the Zynq-7020: {ot['ways']} ways x {ot['sets']} sets = "
             f"**{ot['capacity']:,} orders**, each entry {ot['entry_bits']} bits (tag, slot, side, "
             f"price, remaining shares). Measured cost: **{ot['bram36']:g} BRAM36** "
-            f"({100 * ot['bram36'] / part['bram36']:.1f}% of the part): one 512 x 72 block RAM "
-            f"holds half an entry of a way, so each way takes two. The level store ({ot['level_row_bits']:,}-bit "
+            f"({100 * ot['bram36'] / part['bram36']:.1f}% of the part): each way ({ot['sets']} "
+            f"entries x {ot['entry_bits']} bits) takes {ot['bram36'] / ot['ways']:g} BRAM36. The "
+            f"level store ({ot['level_row_bits']:,}-bit "
             f"rows, one per symbol slot) takes {ot['level_store_bram36']:g} BRAM36.",
         ]
     out += ["", "## fmax estimate", "",
             f"Label: **{FMAX_LABEL}**. There is no open place-and-route for the Zynq-7000; "
             "this is nextpnr-ecp5's achieved clock for the block placed out of context "
             "(ports left unplaced, register-to-register paths only) on a Lattice ECP5 "
-            "LFE5U-85F, speed grade 6. A 7-series part is faster than an ECP5 of the same "
-            "design, so read it as a lower bound on the Zynq's clock, not as the Zynq's clock.",
+            "LFE5U-85F, speed grade 6. It is not the clock the Zynq build will meet (the "
+            "7-series fabric, with 6-input LUTs and faster carry chains, differs); it shows which "
+            "paths are long and how long relative to each other.",
             "",
             "| block | fmax (MHz) | clock | target | ECP5 LUT4 | tool | command | time |",
             "|---|---:|---|---:|---:|---|---|---:|"]
@@ -314,8 +340,18 @@ def render_markdown(report: dict) -> str:
                        f"| {f['seconds']:.0f} s |")
         else:
             out.append(f"| {name} | not measured | | | | | {f['error']} | |")
+    for name in STAGES:
+        f = report.get("fmax", {}).get(name, {})
+        if f.get("critical_path"):
+            ns = f.get("critical_path_ns", {})
+            split = (f" ({ns['logic']:.1f} ns logic, {ns['routing']:.1f} ns routing)"
+                     if ns else "")
+            out.append(f"\nCritical path of **{name}**{split}: "
+                       + " → ".join(f"`{src}`" for src in f["critical_path"]) + ".")
     missing = [n for n in STAGES if n in report["stages"] and n not in report.get("fmax", {})]
     if missing:
-        out += ["", "Not placed and routed: " + ", ".join(missing) + " (see below)."]
+        out += ["", "Not placed and routed: " + ", ".join(missing) + "."]
+    if report.get("notes"):
+        out += ["", "## Findings", ""] + [f"- {note}" for note in report["notes"]]
     out.append("")
     return "\n".join(out)

@@ -271,6 +271,10 @@ class FmaxEstimate:
         ``{clock: fmax_mhz}`` for every clock nextpnr timed.
     ecp5_luts : int
         LUT4s of the design after ``synth_ecp5`` (the LFE5U-85F has 83,640).
+    critical_path : list
+        Source lines (``hdl/…py:N``) of the slowest path, from its start to its end.
+    critical_path_ns : dict
+        ``{"logic": ns, "routing": ns}`` of the slowest path.
     tool : str
         nextpnr and Yosys versions.
     command : str
@@ -289,6 +293,8 @@ class FmaxEstimate:
     target_mhz: float
     all_clocks: dict
     ecp5_luts: int = 0
+    critical_path: list = field(default_factory=list)
+    critical_path_ns: dict = field(default_factory=dict)
     tool: str = "nextpnr-ecp5"
     command: str = ""
     seconds: float = 0.0
@@ -591,6 +597,7 @@ def fmax_estimate(design, top_name: str, *, target_mhz: float = 250.0, clock: st
               "-q", "-l", "nextpnr.log"], work, "nextpnr-ecp5", left, log="nextpnr.log")
         seconds = time.perf_counter() - t0
         report = json.loads((work / "report.json").read_text())
+        path, split = critical_path_from_log((work / "nextpnr.log").read_text(errors="replace"))
     clocks = {name: float(v["achieved"]) for name, v in report.get("fmax", {}).items()}
     if not clocks:
         raise SynthesisError(f"nextpnr timed no clock in {top_name!r}: the design has no "
@@ -601,9 +608,30 @@ def fmax_estimate(design, top_name: str, *, target_mhz: float = 250.0, clock: st
         raise SynthesisError(f"nextpnr has no clock {clock!r}; it timed {sorted(clocks)!r}")
     return FmaxEstimate(clock=clock, fmax_mhz=round(clocks[clock], 2),
                         target_mhz=float(target_mhz), all_clocks=clocks, ecp5_luts=ecp5_luts,
+                        critical_path=path, critical_path_ns=split,
                         tool=f"{nextpnr.describe()}; synth_ecp5 by {yosys.describe()}",
                         command="nextpnr-ecp5 " + " ".join(args),
                         seconds=round(seconds, 1), date=_now())
+
+
+_SOURCE_LINE = re.compile(r"(?:^|/)((?:hdl|tools|sim)/[\w/]+\.py:\d+)")
+_PATH_SPLIT = re.compile(r"Info: ([\d.]+) ns logic, ([\d.]+) ns routing")
+
+
+def critical_path_from_log(log: str) -> tuple[list, dict]:
+    """Source lines along the last critical path nextpnr reported, and its logic / routing ns."""
+    start = log.rfind("Critical path report for clock")
+    if start < 0:
+        return [], {}
+    section = log[start:]
+    m = _PATH_SPLIT.search(section)
+    if m:
+        section = section[:m.end()]
+    lines: list = []
+    for src in _SOURCE_LINE.findall(section):
+        if src not in lines:
+            lines.append(src)
+    return lines, ({"logic": float(m.group(1)), "routing": float(m.group(2))} if m else {})
 
 
 def _load_top(spec: str):
@@ -631,6 +659,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fmax", action="store_true",
                     help="also place and route on ECP5 (the stages in resources.FMAX_STAGES, "
                          "or the --stage / --top given)")
+    ap.add_argument("--no-synth", action="store_true",
+                    help="with --fmax: keep the stages' xc7 counts in the report, only place "
+                         "and route")
     ap.add_argument("--target-mhz", type=float, default=250.0)
     ap.add_argument("--timeout", type=float, default=1800.0, help="per yosys run, seconds")
     ap.add_argument("--fmax-timeout", type=float, default=900.0, help="per stage, seconds")
@@ -665,7 +696,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.json or resources.REPORT_JSON
     report = resources.load_report(out) if out.exists() else resources.empty_report()
     fmax_stages = [s for s in stages if s in resources.FMAX_STAGES] if args.all else stages
-    for stage in stages:
+    for stage in ([] if args.no_synth else stages):
         resources.run_stage(report, stage, timeout_s=args.timeout, workdir=args.workdir,
                             log=print)
         resources.save_report(report, out)
