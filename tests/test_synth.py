@@ -238,6 +238,7 @@ def test_committed_order_table_cost_matches_the_book_geometry():
 
     ot = resources.load_report()["stages"]["book"]["order_table"]
     book = OrderBook()
+    book._MustUse__silence = True   # built for its layouts only
     assert (ot["ways"], ot["sets"]) == (DEFAULT_ORDER_WAYS, DEFAULT_ORDER_SETS)
     assert ot["capacity"] == DEFAULT_ORDER_WAYS * DEFAULT_ORDER_SETS
     assert ot["entry_bits"] == book.entry_layout.size

@@ -121,6 +121,7 @@ def save_report(report: dict, path: Path = REPORT_JSON) -> None:
 def _order_table(util: Utilization) -> dict:
     from hdl.book.order_book import DEFAULT_ORDER_SETS, DEFAULT_ORDER_WAYS, OrderBook
     book = OrderBook()
+    book._MustUse__silence = True   # built for its layouts only, never elaborated
     return {
         "ways": DEFAULT_ORDER_WAYS, "sets": DEFAULT_ORDER_SETS, "capacity": book.capacity,
         "entry_bits": book.entry_layout.size,
