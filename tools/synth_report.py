@@ -73,7 +73,8 @@ FMAX_LABEL = "nextpnr-ecp5 on LFE5U-85F (a different FPGA family), not the xc7z0
 
 # -flatten: one module, so `stat` counts the whole design once. -noiopad / -noclkbuf: the design
 # becomes an IP inside a block design, where Vivado adds no IO buffers around it, so none are
-# counted.
+# counted. The default ABC flow, not -abc9: Debian's Yosys 0.23 aborts in -abc9 on the feed stage
+# (std::out_of_range), and the default flow already takes the whole top in minutes.
 XILINX_SCRIPT = "synth_xilinx -family xc7 -flatten -noiopad -noclkbuf -top {top}"
 
 # LUTs a distributed-RAM or shift-register primitive occupies (Xilinx UG474, 7 Series CLB guide,
@@ -127,7 +128,7 @@ class Tool:
         return f"{self.version} ({kind}, {Path(self.path).name})"
 
 
-def _strip_kind(text: str) -> str:
+def _mapping_text(text: str) -> str:
     return {"FF": "flip-flops (no RAM primitive fits)"}.get(text, text)
 
 
@@ -247,7 +248,7 @@ class Utilization:
                 f"{'resource':<16}{'used':>10}{'available':>12}{'util':>10}")
         body = "\n".join(f"{a:<16}{b:>10}{c:>12}{d:>10}" for a, b, c, d in rows)
         mems = "\n".join(
-            f"  memory {name}: {_strip_kind(via)}"
+            f"  memory {name}: {_mapping_text(via)}"
             + "".join(f", {n} {c}" for c, n in sorted(self.memory_cells.get(name, {}).items()))
             for name, via in sorted(self.memories.items()))
         return (f"{head}\n{body}\n{mems}\n" if mems else f"{head}\n{body}\n") + (
