@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -90,10 +91,11 @@ STAGES = {
                  "the whole design: the stages, the bank, the port slices, the cycle counter"),
 }
 
-# Stages placed and routed on ECP5 by default: the stages that fit an LFE5U-85F and finish in
-# minutes with the WebAssembly nextpnr. The top (and the book, whose logic alone is larger than
-# the 83,640 LUT4s) do not fit.
-FMAX_STAGES = ("feed", "risk", "regs")
+# Stages placed and routed on ECP5 by default: each fits an LFE5U-85F (83,640 LUT4) alone; the
+# top does not (its stages' LUT4 counts add up to more) and is left out. With the WebAssembly
+# nextpnr the book and the risk gate take about 20 minutes each on a 2-core machine.
+FMAX_STAGES = ("feed", "book", "risk", "regs")
+ECP5_85F_LUTS = 83_640   # Lattice FPGA-DS-02012 ECP5 family data sheet, table 1.1, LFE5U-85
 
 
 def empty_report() -> dict:
@@ -131,6 +133,20 @@ def _order_table(util: Utilization) -> dict:
     }
 
 
+def design_version() -> str:
+    """The last commit that changed ``hdl/`` (the gateware measured), ``+changes`` when the
+    checkout's ``hdl/`` differs from it."""
+    try:
+        head = subprocess.run(["git", "log", "-1", "--format=%h", "--abbrev=12", "--", "hdl"],
+                              cwd=ROOT,
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hdl"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + ("+changes" if dirty else "")
+
+
 def run_stage(report: dict, stage: str, *, timeout_s: float | None = 1800.0,
               workdir: Path | None = None, log=print) -> Utilization:
     """Synthesize one stage for the xc7z020 and store its counts in ``report``."""
@@ -139,7 +155,8 @@ def run_stage(report: dict, stage: str, *, timeout_s: float | None = 1800.0,
     util = synthesize(spec.make(), f"ticklane_{stage}", timeout_s=timeout_s,
                       workdir=None if workdir is None else Path(workdir) / stage)
     log(util.table())
-    entry = {"build": spec.build, "what": spec.what, "utilization": util.to_dict()}
+    entry = {"build": spec.build, "what": spec.what, "design": design_version(),
+             "utilization": util.to_dict()}
     if stage == "book":
         entry["order_table"] = _order_table(util)
     report["stages"][stage] = entry
@@ -157,10 +174,11 @@ def run_fmax(report: dict, stage: str, *, target_mhz: float = 250.0,
                             timeout_s=timeout_s,
                             workdir=None if workdir is None else Path(workdir) / f"{stage}_ecp5")
     except SynthesisError as e:
-        report["fmax"][stage] = {"error": str(e).splitlines()[0], "label": FMAX_LABEL}
+        report["fmax"][stage] = {"error": str(e).splitlines()[0], "label": FMAX_LABEL,
+                                 "design": design_version()}
         log(f"  {stage}: {e}")
         return None
-    report["fmax"][stage] = est.to_dict()
+    report["fmax"][stage] = {**est.to_dict(), "design": design_version()}
     log(f"  {stage}: {est.fmax_mhz:.1f} MHz on {est.clock!r} ({est.label})")
     return est
 
@@ -261,10 +279,10 @@ def render_markdown(report: dict) -> str:
         f"Capacities of the {part['name']}: {part['luts']:,} LUTs, {part['ffs']:,} flip-flops, "
         f"{part['bram36']} BRAM36, {part['dsp']} DSP48E1 ({part['source']}).",
         "",
-        "| block | build | LUT | % | FF | % | BRAM36 | % | DSP | % | LUTRAM | CARRY4 | synth time |",
+        "| block | build | LUT | % | FF | % | BRAM36 | % | DSP | % | LUTRAM | CARRY4 | Yosys time |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    tools, dates = set(), set()
+    tools, dates, designs = set(), set(), set()
     for name in STAGES:
         entry = report["stages"].get(name)
         if entry is None:
@@ -278,6 +296,7 @@ def render_markdown(report: dict) -> str:
             f"| {u['lut_memory']:,} | {u['carry4']:,} | {u['seconds']:.0f} s |")
         tools.add(u["tool"])
         dates.add(u["date"][:10])
+        designs.add(entry.get("design", "unknown"))
     out += [
         "",
         "The top is synthesized as one design, so its row is the total; it is not the sum of the "
@@ -288,6 +307,7 @@ def render_markdown(report: dict) -> str:
         "- Command, after `read_rtlil` of Amaranth's RTLIL: `synth_xilinx -family xc7 -flatten "
         "-noiopad -noclkbuf -top <block>`, then `stat`",
         "- Date: " + ", ".join(sorted(dates)),
+        "- Gateware measured: commit " + ", ".join(f"`{d}`" for d in sorted(designs)),
         "",
         "## What each block holds",
         "",
@@ -349,9 +369,18 @@ def render_markdown(report: dict) -> str:
                      if ns else "")
             out.append(f"\nCritical path of **{name}**{split}: "
                        + " → ".join(f"`{src}`" for src in f["critical_path"]) + ".")
-    missing = [n for n in STAGES if n in report["stages"] and n not in report.get("fmax", {})]
-    if missing:
-        out += ["", "Not placed and routed: " + ", ".join(missing) + "."]
+    fmax = report.get("fmax", {})
+    missing = [n for n in STAGES if n in report["stages"] and n not in fmax]
+    parts = [n for n in STAGES if n != "top" and "ecp5_luts" in fmax.get(n, {})]
+    need = sum(fmax[n]["ecp5_luts"] for n in parts)
+    for name in missing:
+        why = ""
+        if name == "top" and need > 0.9 * ECP5_85F_LUTS:
+            terms = " + ".join(f"{n} {fmax[n]['ecp5_luts']:,}" for n in parts)
+            why = (f": its stages alone need {need:,} LUT4 after `synth_ecp5` ({terms}; LUT4 "
+                   f"cells plus two per CCU2C), against the {ECP5_85F_LUTS:,} of the LFE5U-85F, "
+                   f"so it does not fit, or not with room to place")
+        out += ["", f"Not placed and routed: {name}{why}."]
     if report.get("notes"):
         out += ["", "## Findings", ""] + [f"- {note}" for note in report["notes"]]
     out.append("")
