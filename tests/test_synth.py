@@ -247,3 +247,16 @@ def test_committed_order_table_cost_matches_the_book_geometry():
 
 def test_committed_markdown_is_the_rendering_of_the_committed_json():
     assert resources.REPORT_MD.read_text() == resources.render_markdown(resources.load_report())
+
+
+@needs_yosys
+def test_synthesis_out_of_time_raises_and_leaves_no_yosys_behind():
+    import subprocess
+
+    from hdl.feed.subscriptions import SubscriptionTable
+
+    with pytest.raises(SynthesisError, match="did not finish within 0.5 s"):
+        synthesize(SubscriptionTable(), "subscription_table_late", timeout_s=0.5)
+    running = subprocess.run(["pgrep", "-f", "subscription_table_late"], capture_output=True,
+                             text=True).stdout.split()
+    assert running == []
