@@ -692,8 +692,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nwrote {out}")
         return 0
 
-    stages = sorted(resources.STAGES, key=list(resources.STAGES).index) if args.all \
-        else args.stage
+    stages = list(resources.STAGES) if args.all else args.stage
     out = args.json or resources.REPORT_JSON
     report = resources.load_report(out) if out.exists() else resources.empty_report()
     fmax_stages = [s for s in stages if s in resources.FMAX_STAGES] if args.all else stages
