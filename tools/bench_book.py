@@ -9,12 +9,13 @@ Prints tables of measured numbers (nothing here passes or fails on timing):
 2. Latency through feed and book: a generated stream through the feed stage (which stamps the
    cycle of each message's last byte) into the book stage (slots resolved by the feed), records
    compared with the model, histogram in cycles and in ns at the clock given.
-3. Resources: Yosys ``synth_xilinx`` counts on the xc7z020 for the default build (``--synth``),
-   and the ECP5 fmax estimate (``--fmax``), each labelled with its source.
+3. Resources: Yosys ``synth_xilinx`` counts on the xc7z020 of the book stage as the top builds it,
+   and its ECP5 fmax estimate, each labelled with its source: from the committed
+   ``bitstreams/pynq_z2/resources.json``, or measured afresh with ``--synth`` (``--fmax``).
 
 Usage::
 
-    python -m tools.bench_book [--messages 1000000] [--symbols 64] [--synth] [--fmax]
+    python -m tools.bench_book [--messages 1000000] [--symbols 64] [--synth [--fmax]]
 """
 
 from __future__ import annotations
@@ -146,17 +147,10 @@ def _latency(args) -> None:
 
 
 def _resources(args) -> None:
-    from tools.synth_report import fmax_estimate, synthesize
+    from tools import resources
 
-    book = StandaloneBook()
-    if args.synth:
-        u = synthesize(book, "ticklane_book")
-        print(f"\n== resources of {book.config} (Yosys synth_xilinx, post-synthesis, xc7z020)")
-        print(f"  LUTs {u.luts:,} (logic {u.lut_logic:,}, memory {u.lut_memory:,})  "
-              f"FFs {u.ffs:,}  BRAM36 {u.bram36:g}  DSP {u.dsp}")
-    if args.fmax:
-        f = fmax_estimate(book, "ticklane_book")
-        print(f"  fmax: {f.label}")
+    print("\n== resources of the book stage as the top builds it")
+    resources.print_section(["book"], fresh=args.synth, fmax=args.fmax)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,15 +167,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="clock for the ns column (quote the synthesis estimate it rests on)")
     p.add_argument("--no-replay", action="store_true")
     p.add_argument("--no-latency", action="store_true")
-    p.add_argument("--synth", action="store_true")
-    p.add_argument("--fmax", action="store_true")
+    p.add_argument("--synth", action="store_true",
+                   help="synthesize the book now instead of printing the committed report")
+    p.add_argument("--fmax", action="store_true",
+                   help="with --synth, also place and route it on ECP5 (nextpnr-ecp5)")
     args = p.parse_args(argv)
     if not args.no_replay:
         _replay(args)
     if not args.no_latency:
         _latency(args)
-    if args.synth or args.fmax:
-        _resources(args)
+    _resources(args)
     return 0
 
 

@@ -7,9 +7,10 @@ Prints, for several real-like message mixes:
 * sustained beats and messages per cycle (cycles counted from the first beat to the last one
   accepted, input always offered);
 * with ``--fuzz N``, a long fuzz run of N frames per framing, scored against the model;
-* with ``--synth``, LUT/FF/BRAM of the feed stage for the xc7z020 (``tools/synth_report``).
+* LUT/FF/BRAM of the feed stage for the xc7z020 and its ECP5 fmax estimate (``tools/resources``):
+  the committed report, or measured afresh with ``--synth`` (and ``--fmax``).
 
-``python -m tools.bench_feed [--messages 200000] [--fuzz 20000] [--synth]``
+``python -m tools.bench_feed [--messages 200000] [--fuzz 20000] [--synth [--fmax]]``
 """
 
 from __future__ import annotations
@@ -113,7 +114,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=100_000, help="messages per mix")
     ap.add_argument("--fuzz", type=int, default=0, help="fuzz frames per framing (0: none)")
-    ap.add_argument("--synth", action="store_true", help="synthesize the feed stage (yosys)")
+    ap.add_argument("--synth", action="store_true",
+                    help="synthesize the feed stage now (yosys) instead of printing the "
+                         "committed bitstreams/pynq_z2/resources.json")
+    ap.add_argument("--fmax", action="store_true",
+                    help="with --synth, also place and route it on ECP5 (nextpnr-ecp5)")
     args = ap.parse_args(argv)
 
     harness = feed_harness(256)
@@ -129,16 +134,9 @@ def main(argv=None) -> int:
         print("\nfuzz (idle 0.2 on input, backpressure 0.3 on every output):")
         for line in fuzz(args.fuzz, harness):
             print(line)
-    if args.synth:
-        try:
-            from tools.synth_report import synthesize
-        except ImportError:
-            print("\nsynthesis: tools/synth_report.synthesize is not available")
-        else:
-            from hdl.feed.stage import FeedStage
-            u = synthesize(FeedStage(slots=256, host_streams=True), "ticklane_feed")
-            print(f"\nsynthesis of FeedStage(slots=256) for the {u.part} ({u.tool}):")
-            print(u.table())
+    print()
+    from tools import resources
+    resources.print_section(["feed"], fresh=args.synth, fmax=args.fmax)
     return 0
 
 
