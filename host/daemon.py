@@ -324,6 +324,10 @@ class DaemonSummary:
         Per batch: host path (BBO records in host memory → order requests handed to the link,
         link time excluded), strategy evaluation, and the whole cycle (link, venue and journal
         included).
+    cycle_cpu_us, link_cpu_us : numpy.ndarray
+        Per batch: CPU time of the daemon's thread over the whole cycle and in the link. On a
+        shared machine the wall-clock figures include the time the process waited for a core
+        (a preemption is milliseconds); these do not.
     link_us, journal_us : numpy.ndarray
         Per batch: time spent in the link (the simulated gateware runs in this process) and in
         the journal's calls on the batch's path (its writes, and its fsyncs under the ``batch``
@@ -359,6 +363,8 @@ class DaemonSummary:
     cycle_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
     link_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
     journal_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    cycle_cpu_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    link_cpu_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
     wall_s: float = 0.0
     rss_mb: float = 0.0
     rss_peak_mb: float = 0.0
@@ -404,6 +410,8 @@ class DaemonSummary:
             ("full cycle / batch (µs)", us(self.cycle_us) + "  (link included)"),
             ("  without the link", us(self.cycle_us - self.link_us)
              if len(self.cycle_us) == len(self.link_us) else "n/a"),
+            ("  without the link, CPU", us(self.cycle_cpu_us - self.link_cpu_us)
+             if len(self.cycle_cpu_us) == len(self.link_cpu_us) else "n/a"),
             ("wall time", f"{self.wall_s:.2f} s"),
             ("resident memory", f"{self.rss_mb:.1f} MB (peak {self.rss_peak_mb:.1f} MB)"),
             ("journal", self.journal_dir),
@@ -517,6 +525,9 @@ class Daemon:
         self._cycle_us: list[float] = []
         self._link_us: list[float] = []
         self._journal_us: list[float] = []
+        self._cycle_cpu_us: list[float] = []
+        self._link_cpu_us: list[float] = []
+        self._link_cpu_ns = 0
         self._link_s = 0.0
         self._t_records_in: int | None = None
         self._link_at_records_in = 0.0
@@ -622,7 +633,9 @@ class Daemon:
     def step(self) -> None:
         """One batch: the next chunk of the feed through the whole path."""
         t0 = time.perf_counter_ns()
+        c0 = time.thread_time_ns()
         link0 = self._link_s
+        link_cpu0 = self._link_cpu_ns
         journal0 = self.session.journal.busy_ns
         self._host_us_batch = None
         first = self._next_message
@@ -671,6 +684,8 @@ class Daemon:
             self.summary.alerts.append(alert)
         self.metrics.set_queue_depth("intents", self.strategies.pending)
         self._cycle_us.append((time.perf_counter_ns() - t0) / 1e3)
+        self._cycle_cpu_us.append((time.thread_time_ns() - c0) / 1e3)
+        self._link_cpu_us.append((self._link_cpu_ns - link_cpu0) / 1e3)
         self.summary.batches += 1
 
     # -- the stages ----------------------------------------------------------------------
@@ -678,19 +693,22 @@ class Daemon:
     # The link's own time (the simulated gateware runs in this process; the board moves DMA
     # buffers) is kept apart from the host's: sends, runs and receives all count as link time.
     def _send(self, stream: str, records: np.ndarray) -> None:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time_ns()
         self.link.send(stream, records)
+        self._link_cpu_ns += time.thread_time_ns() - c
         self._link_s += time.perf_counter() - t
 
     def _receive(self, stream: str) -> np.ndarray:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time_ns()
         out = self.link.receive(stream)
+        self._link_cpu_ns += time.thread_time_ns() - c
         self._link_s += time.perf_counter() - t
         return out
 
     def _run_link(self) -> None:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time_ns()
         stats = self.link.run()
+        self._link_cpu_ns += time.thread_time_ns() - c
         self._link_s += time.perf_counter() - t
         if not stats.drained:
             raise LinkError(f"the gateware did not drain within {stats.cycles} cycles")
@@ -919,6 +937,8 @@ class Daemon:
         s.cycle_us = np.asarray(self._cycle_us)
         s.link_us = np.asarray(self._link_us)
         s.journal_us = np.asarray(self._journal_us)
+        s.cycle_cpu_us = np.asarray(self._cycle_cpu_us)
+        s.link_cpu_us = np.asarray(self._link_cpu_us)
         s.rss_mb = _rss_mb()
         s.rss_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if self.plan.carry:
