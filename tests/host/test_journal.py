@@ -329,3 +329,16 @@ def test_intents_round_trip_through_the_journal_codec_with_every_field():
     assert codec.decode_intents(payload) == intents
     import json
     assert sorted(json.loads(payload)[0]) == sorted(f.name for f in dataclasses.fields(OrderIntent))
+
+
+def test_intents_payload_is_canonical_sorted_key_json():
+    import json
+
+    from host.journal import codec
+    from host.types import OrderIntent, Side
+    intents = [OrderIntent(strategy="mm", slot=1, side=Side.BUY, price=100, quantity=5)]
+
+    payload = codec.encode_intents(intents)
+
+    assert payload == json.dumps(json.loads(payload), sort_keys=True,
+                                 separators=(",", ":")).encode()
