@@ -645,11 +645,8 @@ class Daemon:
         now = self._now_ns
 
         batch, hw = self._market_data(first, last)
+        arrived_ns = time.monotonic_ns()
         self.summary.messages += last - first
-        self.metrics.record_messages(last - first)
-        self.metrics.record_bbo_batch(hw, time.monotonic_ns())
-        self._bbo_lat.append((hw["egress_cycle"].astype(np.int64)
-                              - hw["ingress_cycle"]) & _CYCLE_MASK)
 
         # The market moves first: resting orders may fill, and marks follow the book.
         self._venue_events(self.venue.on_bbo(batch, now))
@@ -669,8 +666,12 @@ class Daemon:
 
         self._orders(intents)
         self._orders_out()
-        # Off the path of this batch's orders: the CSV, the software book catches up, and the
-        # gateware's flagged symbols get their levels back.
+        # Off the path of this batch's orders: metrics, the CSV, the software book catches up,
+        # and the gateware's flagged symbols get their levels back.
+        self.metrics.record_messages(last - first)
+        self.metrics.record_bbo_batch(hw, arrived_ns)
+        self._bbo_lat.append((hw["egress_cycle"].astype(np.int64)
+                              - hw["ingress_cycle"]) & _CYCLE_MASK)
         if self._csv is not None:
             self._write_csv(batch)
         self.strategies.check_reload()
