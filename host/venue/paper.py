@@ -404,6 +404,8 @@ class PaperVenue:
                                                                 prev.bid_size)
         ask_moved = (top.ask_valid, top.ask, top.ask_size) != (prev.ask_valid, prev.ask,
                                                                 prev.ask_size)
+        if not (bid_moved or ask_moved):
+            return
         buys: list[WorkingOrder] = []
         sells: list[WorkingOrder] = []
         for o in self._by_slot[slot].values():
