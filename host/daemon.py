@@ -54,7 +54,7 @@ from host.config import Config, ConfigError, RiskConfig, config_from_mapping, lo
 from host.feed.framing import FramingError, scan_historical
 from host.journal import FsyncPolicy, Session
 from host.link.base import Link, LinkError
-from host.hostbook import HostBook, RefillMerge, changes_to_records
+from host.hostbook import HostBook, RefillMerge, changes_to_records, locate_mask
 from host.link.beats import frame_ends_on_messages, pack_beats
 from host.metrics import Alert, Metrics
 from host.oms.risk import PreTradeConfig, PreTradeReason
@@ -735,7 +735,7 @@ class Daemon:
             hw = np.concatenate(self._pending_hw + [hw])
             self._pending_hw = []
         if plan.carry:
-            hw = hw[~np.isin(hw["locate"], np.fromiter(plan.carry, np.uint16, len(plan.carry)))]
+            hw = hw[~locate_mask(hw["locate"], plan.carry)]
         refill = self._refill
         flagged = int(np.count_nonzero(hw["flags"] & _REFILL))
         involved = refill.involved(hw)

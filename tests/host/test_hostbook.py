@@ -69,3 +69,14 @@ def test_catch_up_publishes_exactly_the_reference_models_changes_as_publish_sets
     assert got == wanted and len(wanted) > 100
     for locate in locates:
         assert book.top(locate) == tuple(reference.bbo(locate))
+
+
+def test_locate_mask_equals_isin():
+    import numpy as np
+
+    from host.hostbook import locate_mask
+    locates = np.array([3, 7, 7, 1, 9, 3], np.uint16)
+
+    for wanted in ({7}, {3, 9}, set(), {1, 3, 7, 9, 11}, set(range(0, 40, 3))):
+        assert np.array_equal(locate_mask(locates, wanted),
+                              np.isin(locates, list(wanted)))
