@@ -158,12 +158,13 @@ class HostBook:
         stop = int(np.searchsorted(self._index, upto))
         model = self.model
         model.set_publish(frozenset(publish))
-        buf, apply, pos_of, seq_of = self._buf, model.apply, self._pos, self._seq
+        # BookModel.apply's own dispatch, without its call: every applied type has a handler.
+        buf, handlers, pos_of, seq_of = self._buf, model._handlers, self._pos, self._seq
         changes = []
         for k in range(self._next, stop):
             pos = pos_of[k]
-            change = apply(decode_book_fields(buf, pos + 2, (buf[pos] << 8) | buf[pos + 1]),
-                           seq_of[k])
+            msg = decode_book_fields(buf, pos + 2, (buf[pos] << 8) | buf[pos + 1])
+            change = handlers[msg["message_type"]](msg, seq_of[k])
             if change is not None:
                 changes.append(change)
         self._next = stop
