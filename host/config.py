@@ -225,14 +225,29 @@ class JournalConfig:
     ----------
     dir : str
         Default ``"journal"``: directory of journal segments and snapshots.
-    fsync : {"always", "batch", "never"}
-        Default ``"batch"``: fsync after every event, after every batch, or leave it to the OS.
+    fsync : {"group", "batch", "always", "never"}
+        Default ``"group"``: group commit; every record is written (one ``write``, so a killed
+        process loses nothing) before the order it records leaves, and a background thread
+        fsyncs every ``fsync_interval_ms`` or as soon as ``fsync_every_records`` records wait,
+        so a power loss loses at most that window. ``"batch"``: fsync at the end of every
+        batch, in the batch loop. ``"always"``: fsync after every record. ``"never"``: leave it
+        to the OS (fsync only at snapshots and shutdown).
+    fsync_interval_ms : int
+        Default ``10``: longest time between a record's write and its fsync under ``"group"``
+        (plus one fsync's duration).
+    fsync_every_records : int
+        Default ``64``: records waiting that start a group-commit fsync before the interval.
     snapshot_every : int
         Default ``100000``: events between snapshots.
     """
 
     dir: str = _f("journal", "directory of segments and snapshots")
-    fsync: str = _f("batch", "always, batch or never", choices=("always", "batch", "never"))
+    fsync: str = _f("group", "group, batch, always or never",
+                    choices=("group", "batch", "always", "never"))
+    fsync_interval_ms: int = _f(10, "group commit: most ms from a record's write to its fsync",
+                                minimum=1)
+    fsync_every_records: int = _f(64, "group commit: waiting records that start an fsync early",
+                                  minimum=1)
     snapshot_every: int = _f(100_000, "events between snapshots", minimum=1)
 
 

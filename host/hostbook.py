@@ -18,16 +18,18 @@ to its ``seq``, and only from a ``seq`` the stage has reached).
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+import struct
+from collections.abc import Iterable
 
 import numpy as np
 
 from hdl import wire
-from host.feed.itch import decode_message
+from host.feed.itch import MESSAGE_SPECS, decode_message
 from sim.model.book import ASK, BID, BboChange, BookModel
 from sim.model.book_hw import refill_batch
 
-__all__ = ["HostBook", "RefillMerge", "changes_to_records"]
+__all__ = ["HostBook", "RefillMerge", "changes_to_records", "decode_book_fields", "locate_mask",
+           "BOOK_FIELDS"]
 
 # Directory messages name symbols; the others move the book.
 _APPLIED_TYPES = np.frombuffer(b"RAFECXDU", np.uint8)
@@ -37,6 +39,93 @@ _CROSSED = wire.BBO_UPDATE.flag("flags", "crossed")
 _REFILL = wire.BBO_UPDATE.flag("flags", "refill")
 
 Top = tuple  # (bid_price, bid_size, ask_price, ask_size), None for an absent side
+
+#: The fields :class:`sim.model.book.BookModel` reads of each message type it applies.
+BOOK_FIELDS = {
+    "R": ("stock_locate", "stock"),
+    "A": ("stock_locate", "order_reference_number", "buy_sell_indicator", "shares", "stock",
+          "price"),
+    "F": ("stock_locate", "order_reference_number", "buy_sell_indicator", "shares", "stock",
+          "price"),
+    "E": ("stock_locate", "order_reference_number", "executed_shares"),
+    "C": ("stock_locate", "order_reference_number", "executed_shares"),
+    "X": ("stock_locate", "order_reference_number", "cancelled_shares"),
+    "D": ("stock_locate", "order_reference_number"),
+    "U": ("stock_locate", "original_order_reference_number", "new_order_reference_number",
+          "shares", "price"),
+}
+_INT_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+
+def _book_decoder(spec):
+    """A function ``(buf, pos) -> dict`` reading only the book's fields of ``spec``, laid out
+    from the specification's own offsets (:data:`host.feed.itch.MESSAGE_SPECS`)."""
+    wanted = [f for f in spec.fields if f.name in BOOK_FIELDS[spec.type]]
+    fmt, at = [">"], 0
+    for f in wanted:
+        fmt.append(f"{f.offset - at}x" if f.offset > at else "")
+        fmt.append(f"{f.length}s" if f.kind == "alpha" else _INT_FORMATS[f.length])
+        at = f.offset + f.length
+    args = [f"v{i}" for i in range(len(wanted))]
+    items = [f"'message_type': {spec.type!r}"] + [
+        f"{f.name!r}: {v}.decode('ascii').rstrip(' ')" if f.kind == "alpha" else f"{f.name!r}: {v}"
+        for f, v in zip(wanted, args)]
+    # One generated function per type: a dict display is the cheapest way to build the dict.
+    src = (f"def decode(buf, pos):\n    {', '.join(args)}, = unpack_from(buf, pos)\n"
+           f"    return {{{', '.join(items)}}}\n")
+    scope = {"unpack_from": struct.Struct("".join(fmt)).unpack_from}
+    exec(src, scope)
+    return spec.length, scope["decode"]
+
+
+_DECODERS = {ord(t): _book_decoder(MESSAGE_SPECS[t]) for t in BOOK_FIELDS}
+
+
+def decode_book_fields(buf: bytes, pos: int, length: int) -> dict:
+    """The fields of :data:`BOOK_FIELDS` of the message at ``buf[pos:pos + length]`` (type byte
+    first), equal to :func:`host.feed.itch.decode_message`'s for them.
+
+    The book's catch-up decodes every message of the feed; reading the few fields it uses
+    straight from the buffer is cheaper than a whole decode. Anything
+    :func:`~host.feed.itch.decode_message` refuses (a wrong length, a non-ASCII alpha byte, an
+    unknown type) goes to it, so it raises its own :class:`~host.feed.itch.ItchError`.
+    """
+    dec = _DECODERS.get(buf[pos])
+    if dec is None or dec[0] != length:
+        return decode_message(buf[pos:pos + length])
+    try:
+        return dec[1](buf, pos)
+    except UnicodeDecodeError:
+        return decode_message(buf[pos:pos + length])
+
+
+class _QuietBookModel(BookModel):
+    """The reference model, working out a symbol's top after a message only for the symbols
+    being published.
+
+    Most of the software book's work is the catch-up of symbols nobody reads (the gateware
+    publishes them): finding their best levels after every message (a heap walk per side) is
+    about half of :meth:`BookModel.apply`. It is skipped for locates outside :attr:`publish`;
+    when a locate joins it, its last reported top is set to its top then, so its first change
+    is judged against the top it really had (what the model would have reported, message by
+    message, all along).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.publish: frozenset[int] = frozenset()
+
+    def set_publish(self, locates: frozenset[int]) -> None:
+        for locate in locates - self.publish:
+            book = self._books.get(locate)
+            if book is not None:
+                book.last = book.top()
+        self.publish = locates
+
+    def _report(self, book, seq: int) -> BboChange | None:
+        if book.locate in self.publish:
+            return super()._report(book, seq)
+        return None
 
 
 class HostBook:
@@ -51,28 +140,32 @@ class HostBook:
     """
 
     def __init__(self, buf: bytes, offsets: np.ndarray):
-        self.model = BookModel()
+        self.model = _QuietBookModel()
         self._buf = buf
         raw = np.frombuffer(buf, np.uint8)
         types = raw[offsets + 2] if len(offsets) else raw[:0]
         self._index = np.flatnonzero(np.isin(types, _APPLIED_TYPES))
         self._pos = offsets[self._index].tolist()
+        self._seq = (self._index + 1).tolist()
         self._next = 0          # entry of _index not yet applied
         self.applied = 0        # every message with index < applied is in the book
 
-    def advance(self, upto: int, publish: Container[int] = ()) -> list[BboChange]:
+    def advance(self, upto: int, publish: Iterable[int] = ()) -> list[BboChange]:
         """Apply messages up to index ``upto`` (exclusive); return the changes of the locates in
         ``publish``, in message order."""
         if upto <= self.applied:
             return []
         stop = int(np.searchsorted(self._index, upto))
-        buf, apply = self._buf, self.model.apply
+        model = self.model
+        model.set_publish(frozenset(publish))
+        # BookModel.apply's own dispatch, without its call: every applied type has a handler.
+        buf, handlers, pos_of, seq_of = self._buf, model._handlers, self._pos, self._seq
         changes = []
         for k in range(self._next, stop):
-            pos = self._pos[k]
-            n = (buf[pos] << 8) | buf[pos + 1]
-            change = apply(decode_message(buf[pos + 2:pos + 2 + n]), int(self._index[k]) + 1)
-            if change is not None and change.locate in publish:
+            pos = pos_of[k]
+            msg = decode_book_fields(buf, pos + 2, (buf[pos] << 8) | buf[pos + 1])
+            change = handlers[msg["message_type"]](msg, seq_of[k])
+            if change is not None:
                 changes.append(change)
         self._next = stop
         self.applied = upto
@@ -88,6 +181,21 @@ class HostBook:
         seq = self.applied
         return np.concatenate([refill_batch(self.model, locate, slot=slot, side=side, seq=seq,
                                             levels=levels) for side in (BID, ASK)])
+
+
+def locate_mask(locates: np.ndarray, wanted: Iterable[int]) -> np.ndarray:
+    """``locates`` that are in ``wanted`` (a few locates), as a boolean mask.
+
+    One comparison per wanted locate: for the handful a batch involves this is several times
+    cheaper than :func:`numpy.isin`, which sorts or builds a lookup table first.
+    """
+    wanted = wanted if isinstance(wanted, (set, frozenset)) else set(wanted)
+    if len(wanted) > 16:
+        return np.isin(locates, np.fromiter(wanted, np.int64, len(wanted)))
+    mask = np.zeros(len(locates), bool)
+    for locate in wanted:
+        mask |= locates == locate
+    return mask
 
 
 def changes_to_records(changes: Iterable[BboChange], slot_of: dict[int, int]) -> np.ndarray:
@@ -118,11 +226,10 @@ def changes_to_records(changes: Iterable[BboChange], slot_of: dict[int, int]) ->
     return out
 
 
-def _record_top(rec) -> Top:
-    f = int(rec["flags"])
-    bid, ask = f & _BID_VALID, f & _ASK_VALID
-    return (int(rec["bid_price"]) if bid else None, int(rec["bid_size"]) if bid else None,
-            int(rec["ask_price"]) if ask else None, int(rec["ask_size"]) if ask else None)
+def _row_top(flags: int, bid_price: int, bid_size: int, ask_price: int, ask_size: int) -> Top:
+    bid, ask = flags & _BID_VALID, flags & _ASK_VALID
+    return (bid_price if bid else None, bid_size if bid else None,
+            ask_price if ask else None, ask_size if ask else None)
 
 
 class RefillMerge:
@@ -181,10 +288,16 @@ class RefillMerge:
         """
         if not involved:
             return hw, 0, 0
-        mine = np.isin(hw["locate"], np.fromiter(involved, np.uint16, len(involved)))
+        mine = locate_mask(hw["locate"], involved)
         events: list[tuple[int, int, int, object]] = []
-        for k, rec in zip(np.flatnonzero(mine).tolist(), hw[mine]):
-            events.append((int(rec["seq"]), 0, k, rec))
+        # Plain Python rows, one conversion per column: reading numpy records field by field
+        # costs a microsecond a field.
+        rows = hw[mine]
+        for k, row in zip(np.flatnonzero(mine).tolist(), zip(
+                rows["seq"].tolist(), rows["locate"].tolist(), rows["slot"].tolist(),
+                rows["flags"].tolist(), rows["bid_price"].tolist(), rows["bid_size"].tolist(),
+                rows["ask_price"].tolist(), rows["ask_size"].tolist())):
+            events.append((row[0], 0, k, row))
         for k, c in enumerate(changes):
             events.append((c.seq, 1, k, c))
         events.sort(key=lambda e: (e[0], e[1], e[2]))   # gateware first at the same seq
@@ -193,15 +306,15 @@ class RefillMerge:
         cleared = 0
         for seq, source, k, item in events:
             if source == 0:
-                locate = int(item["locate"])
-                self.slot[locate] = int(item["slot"])
-                if int(item["flags"]) & _REFILL:
+                _, locate, slot, flags, bid_price, bid_size, ask_price, ask_size = item
+                self.slot[locate] = slot
+                if flags & _REFILL:
                     self.carried.add(locate)
                     continue
                 if locate in self.carried:
                     self.carried.discard(locate)
                     cleared += 1
-                top = _record_top(item)
+                top = _row_top(flags, bid_price, bid_size, ask_price, ask_size)
                 if self._last.get(locate) != top:
                     keep_hw.append(k)
                 self._last[locate] = top

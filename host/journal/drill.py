@@ -1,6 +1,7 @@
 """A deterministic scripted trading session for crash drills.
 
-``python -m host.journal.drill DIR --steps N [--seed S] [--snapshot-every K]`` runs a session
+``python -m host.journal.drill DIR --steps N [--seed S] [--snapshot-every K] [--fsync MODE]`` runs
+a session
 against the paper venue with a simple stand-in for the risk gate, journaling into ``DIR``. After
 every journaled call it prints ``acked <seq>`` (flushed): every record up to ``seq`` has been
 handed to the OS. Kill it anywhere, then :func:`host.journal.recover` ``DIR``. The same seed gives
@@ -43,10 +44,10 @@ def gate_verdicts(requests: np.ndarray) -> np.ndarray:
 
 
 def run(directory: Path, steps: int, seed: int = 1, snapshot_every: int = 25,
-        on_ack: Callable[[int], None] | None = None) -> Session:
-    """Run the scripted session; return it (open)."""
+        on_ack: Callable[[int], None] | None = None, fsync: str = "never") -> Session:
+    """Run the scripted session with the journal's fsync ``mode`` ``fsync``; return it (open)."""
     rng = random.Random(seed)
-    session = Session.open(directory, policy=FsyncPolicy(mode="never"),
+    session = Session.open(directory, policy=FsyncPolicy(mode=fsync, every_ms=1, every_records=4),
                            config=PreTradeConfig(max_order_quantity=500, max_long=2_000,
                                                  max_short=2_000, max_open_orders=8),
                            snapshot_every=snapshot_every)
@@ -104,13 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--snapshot-every", type=int, default=25)
+    ap.add_argument("--fsync", default="never", help="the journal's fsync policy mode")
     args = ap.parse_args(argv)
 
     def ack(seq: int) -> None:
         sys.stdout.write(f"acked {seq}\n")
         sys.stdout.flush()
 
-    run(args.directory, args.steps, args.seed, args.snapshot_every, ack).close()
+    run(args.directory, args.steps, args.seed, args.snapshot_every, ack, args.fsync).close()
     sys.stdout.write("done\n")
     return 0
 

@@ -210,8 +210,10 @@ class PaperVenue:
         # only ever remove orders, so the set cannot grow during the batch.
         resting = {slot for slot, orders in self._by_slot.items() if orders}
         tops = self._tops
-        for rec in records[_BBO_FIELDS].tolist():
-            bid, ask, bid_size, ask_size, slot, flags = rec
+        # One list per column: a multi-field view of a structured array costs more to make
+        # than the whole batch's columns.
+        for bid, ask, bid_size, ask_size, slot, flags in zip(
+                *(records[name].tolist() for name in _BBO_FIELDS)):
             top = tops.get(slot)
             if top is None:
                 top = tops[slot] = _Top()
@@ -404,6 +406,8 @@ class PaperVenue:
                                                                 prev.bid_size)
         ask_moved = (top.ask_valid, top.ask, top.ask_size) != (prev.ask_valid, prev.ask,
                                                                 prev.ask_size)
+        if not (bid_moved or ask_moved):
+            return
         buys: list[WorkingOrder] = []
         sells: list[WorkingOrder] = []
         for o in self._by_slot[slot].values():

@@ -119,3 +119,11 @@ def test_every_field_documents_itself_and_appears_in_default_toml():
         assert rest.split("  # ", 1)[1].strip(), f"{key} has no doc"
         leaf = key.rsplit(".", 1)[-1]
         assert leaf in text, f"{key} missing from default.toml"
+
+
+def test_journal_defaults_to_group_commit_and_refuses_a_zero_fsync_interval():
+    assert parse_config("").journal.fsync == "group"
+    with pytest.raises(ConfigError, match="journal.fsync_interval_ms"):
+        parse_config("[journal]\nfsync_interval_ms = 0\n")
+    with pytest.raises(ConfigError, match="journal.fsync"):
+        parse_config('[journal]\nfsync = "sometimes"\n')

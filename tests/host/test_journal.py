@@ -5,12 +5,15 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from host.journal import (FsyncPolicy, Journal, JournalCorrupt, RecordKind, ReplayDivergence,
                           Session, recover, replay, scan)
+from host.journal import journal as journal_module
+from host.journal.journal import JournalSyncError
 from host.journal import drill
 from host.journal.framing import HEADER, TRAILER, frame
 from host.journal.journal import JOURNAL_FILE
@@ -103,6 +106,96 @@ def test_fsync_policy_always_syncs_each_record_and_interval_every_n(tmp_path):
     every3.close()
 
 
+def _wait_for(predicate, timeout_s=5.0):
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def test_group_commit_writes_every_record_before_append_returns_and_fsyncs_off_the_caller(
+        tmp_path):
+    j = Journal(tmp_path / "g", next_seq=1,
+                policy=FsyncPolicy(mode="group", every_records=1000, every_ms=60_000))
+    payloads = [bytes([i]) * 10 for i in range(5)]
+    for p in payloads:
+        j.append(RecordKind.BBO, p)
+
+    # Written (a killed process loses nothing), not yet fsynced (the interval is a minute).
+    assert [r.payload for r in scan(tmp_path / "g").records] == payloads
+    assert j.fsyncs == 0 and j.durable_seq == 0
+    j.sync()
+    assert j.fsyncs == 1 and j.durable_seq == 5
+    j.close()
+
+
+def test_group_commit_thread_fsyncs_within_the_interval_and_at_the_record_count(tmp_path):
+    by_time = Journal(tmp_path / "t", next_seq=1,
+                      policy=FsyncPolicy(mode="group", every_records=1000, every_ms=5))
+    by_count = Journal(tmp_path / "c", next_seq=1,
+                       policy=FsyncPolicy(mode="group", every_records=3, every_ms=60_000))
+    for _ in range(3):
+        by_time.append(RecordKind.BBO, b"x")
+        by_count.append(RecordKind.BBO, b"x")
+
+    assert _wait_for(lambda: by_time.durable_seq == 3)
+    assert _wait_for(lambda: by_count.durable_seq == 3)
+    by_time.close()
+    by_count.close()
+
+
+def test_group_commit_close_stops_the_thread_and_leaves_everything_durable(tmp_path):
+    j = Journal(tmp_path / "g", next_seq=1,
+                policy=FsyncPolicy(mode="group", every_records=1000, every_ms=60_000))
+    thread = j._thread
+    for _ in range(7):
+        j.append(RecordKind.BBO, b"y")
+
+    j.close()
+
+    assert not thread.is_alive()
+    assert j.durable_seq == 7 and j.fsyncs == 1
+    assert scan(tmp_path / "g").last_seq == 7
+    j.close()   # idempotent
+    with pytest.raises(ValueError, match="closed"):
+        j.append(RecordKind.BBO, b"z")
+
+
+def test_group_commit_fsync_error_is_raised_by_the_next_append_sync_and_close(
+        tmp_path, monkeypatch):
+    def failing_fsync(fd):
+        raise OSError(5, "Input/output error")
+
+    j = Journal(tmp_path / "g", next_seq=1,
+                policy=FsyncPolicy(mode="group", every_records=1, every_ms=60_000))
+    thread = j._thread
+    monkeypatch.setattr(journal_module.os, "fsync", failing_fsync)
+    j.append(RecordKind.BBO, b"a")   # wakes the thread, whose fsync fails
+
+    assert _wait_for(lambda: not thread.is_alive())
+    with pytest.raises(JournalSyncError, match="records after 0 may not be durable"):
+        j.append(RecordKind.BBO, b"b")
+    with pytest.raises(JournalSyncError):
+        j.sync()
+    with pytest.raises(JournalSyncError):
+        j.close()
+    assert j.durable_seq == 0 and scan(tmp_path / "g").last_seq == 1
+    j.close()   # closed: nothing more to raise
+
+
+def test_session_on_a_group_commit_journal_recovers_the_same_state(tmp_path):
+    session = drill.run(tmp_path, steps=80, seed=3, snapshot_every=30, fsync="group")
+    assert session.journal._thread.is_alive()
+    expected = session.oms.to_state()
+    session.close()
+
+    state = recover(tmp_path)
+    assert state.oms.to_state() == expected
+    state.journal.close()
+
+
 def test_recovery_from_snapshot_plus_tail_equals_full_replay(tmp_path):
     drill.run(tmp_path, steps=120, seed=5, snapshot_every=40).close()
 
@@ -167,7 +260,8 @@ def test_newest_snapshot_corrupt_falls_back_to_the_older_one(tmp_path):
     state.journal.close()
 
 
-def test_sigkill_at_random_points_loses_and_duplicates_nothing_acknowledged(tmp_path):
+@pytest.mark.parametrize("fsync", ["never", "group"])
+def test_sigkill_at_random_points_loses_and_duplicates_nothing_acknowledged(tmp_path, fsync):
     steps, seed = 150, 9
     reference_dir = tmp_path / "reference"
     drill.run(reference_dir, steps=steps, seed=seed, snapshot_every=30).close()
@@ -180,7 +274,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing_acknowledged(tmp_
         kill_after = rng.randint(1, 300)
         proc = subprocess.Popen(
             [sys.executable, "-m", "host.journal.drill", str(run_dir), "--steps", str(steps),
-             "--seed", str(seed), "--snapshot-every", "30"],
+             "--seed", str(seed), "--snapshot-every", "30", "--fsync", fsync],
             stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
         acked = 0
         for n, line in enumerate(proc.stdout, 1):
@@ -235,3 +329,16 @@ def test_intents_round_trip_through_the_journal_codec_with_every_field():
     assert codec.decode_intents(payload) == intents
     import json
     assert sorted(json.loads(payload)[0]) == sorted(f.name for f in dataclasses.fields(OrderIntent))
+
+
+def test_intents_payload_is_canonical_sorted_key_json():
+    import json
+
+    from host.journal import codec
+    from host.types import OrderIntent, Side
+    intents = [OrderIntent(strategy="mm", slot=1, side=Side.BUY, price=100, quantity=5)]
+
+    payload = codec.encode_intents(intents)
+
+    assert payload == json.dumps(json.loads(payload), sort_keys=True,
+                                 separators=(",", ":")).encode()
