@@ -14,7 +14,7 @@ full sets, full sides, lost symbols, refills in any order. For any input and any
   cycle).
 
 This is a bounded proof: every input sequence of :data:`BMC_DEPTH` cycles from reset, at this
-geometry enough to fill a set of the order table, a side's held levels and the output FIFO.
+geometry enough to fill a set of the order table and a side's held levels and go deep.
 k-induction does not close without invariants on the output FIFO's internal pointers (from an
 unreachable state with inconsistent pointers its output can change), so it is not claimed here.
 
