@@ -43,9 +43,13 @@ _BOOK_TYPES = frozenset(b"AFECXDU")
 DEMO_STREAM = Path(__file__).resolve().parent / "data" / "demo.itch"
 
 #: The clock latencies are converted to nanoseconds at: the PYNQ-Z2 build's target clock.
+#: Not timing-closed (no Vivado here), and the only open timing estimate says the design as it
+#: stands will not meet it: see bitstreams/pynq_z2/RESOURCES.md.
 CLOCK_MHZ = 100.0
-CLOCK_SOURCE = ("PYNQ-Z2 build target, FCLK_CLK0 = 100 MHz (not timing-closed: Vivado is not "
-                "available here)")
+CLOCK_SOURCE = ("PYNQ-Z2 build target, FCLK_CLK0 = 100 MHz; not timing-closed (no Vivado). "
+                "nextpnr-ecp5 on a different FPGA family estimates the book stage far below it "
+                "(bitstreams/pynq_z2/RESOURCES.md): these ns hold only once its execute stage is "
+                "pipelined")
 
 _BID_VALID = wire.BBO_UPDATE.flag("flags", "bid_valid")
 _ASK_VALID = wire.BBO_UPDATE.flag("flags", "ask_valid")

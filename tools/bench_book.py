@@ -90,7 +90,7 @@ class _FeedAndBook:
 
         class FeedAndBook(wiring.Component):
             def __init__(self):
-                self.feed = FeedStage(slots=slots)
+                self.feed = FeedStage(slots=slots, host_streams=True)
                 self.book = BookStage(slots=slots, assign_slots=False)
                 members = {"md_in": In(stream.Signature(wire.MD_BEAT.layout)),
                            "bbo_out": Out(stream.Signature(wire.BBO_UPDATE.layout))}
@@ -141,9 +141,32 @@ def _latency(args) -> None:
     print(f"\n== latency, last byte in -> BBO record out, through feed and book "
           f"({len(got):,} records equal to the model, {len(msgs):,} messages, "
           f"{len(beats):,} beats in {cycles:,} cycles)")
-    print(f"  {'cycles':>6} {'ns @' + str(args.clock_mhz) + 'MHz':>12} {'records':>9}")
+    est = _slowest_estimate(("feed", "book"))
+    head = f"  {'cycles':>6} {'ns @' + str(args.clock_mhz) + 'MHz':>12}"
+    if est:
+        head += f" {'ns @' + format(est[0], '.1f') + 'MHz':>14}"
+    print(head + f" {'records':>9}")
     for v, c in zip(values.tolist(), counts.tolist()):
-        print(f"  {v:>6} {v * 1000 / args.clock_mhz:>12.1f} {c:>9,}")
+        row = f"  {v:>6} {v * 1000 / args.clock_mhz:>12.1f}"
+        if est:
+            row += f" {v * 1000 / est[0]:>14.1f}"
+        print(row + f" {c:>9,}")
+    print(f"  ns @{args.clock_mhz:g}MHz: the PYNQ-Z2 build target (not timing-closed: no Vivado)")
+    if est:
+        print(f"  ns @{est[0]:.1f}MHz: the slower of the feed and book stages' fmax, {est[1]}, "
+              f"gateware {est[2]} (bitstreams/pynq_z2/RESOURCES.md)")
+
+
+def _slowest_estimate(stages) -> tuple[float, str, str] | None:
+    """(MHz, label, design) of the slowest committed fmax estimate among ``stages``."""
+    from tools import resources
+
+    fmax = resources.load_report().get("fmax", {})
+    found = [fmax[s] for s in stages if s in fmax and fmax[s].get("fmax_mhz")]
+    if not found:
+        return None
+    slowest = min(found, key=lambda f: f["fmax_mhz"])
+    return float(slowest["fmax_mhz"]), slowest["label"], slowest.get("design", "?")
 
 
 def _resources(args) -> None:
