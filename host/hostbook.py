@@ -18,13 +18,12 @@ to its ``seq``, and only from a ``seq`` the stage has reached).
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable
 
 import numpy as np
 
 from hdl import wire
-from host.feed.itch import MESSAGE_SPECS, decode_message
+from host.feed.itch import MESSAGE_SPECS, decode_message, field_decoder
 from sim.model.book import ASK, BID, BboChange, BookModel
 from sim.model.book_hw import refill_batch
 
@@ -54,31 +53,9 @@ BOOK_FIELDS = {
     "U": ("stock_locate", "original_order_reference_number", "new_order_reference_number",
           "shares", "price"),
 }
-_INT_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
-
-
-def _book_decoder(spec):
-    """A function ``(buf, pos) -> dict`` reading only the book's fields of ``spec``, laid out
-    from the specification's own offsets (:data:`host.feed.itch.MESSAGE_SPECS`)."""
-    wanted = [f for f in spec.fields if f.name in BOOK_FIELDS[spec.type]]
-    fmt, at = [">"], 0
-    for f in wanted:
-        fmt.append(f"{f.offset - at}x" if f.offset > at else "")
-        fmt.append(f"{f.length}s" if f.kind == "alpha" else _INT_FORMATS[f.length])
-        at = f.offset + f.length
-    args = [f"v{i}" for i in range(len(wanted))]
-    items = [f"'message_type': {spec.type!r}"] + [
-        f"{f.name!r}: {v}.decode('ascii').rstrip(' ')" if f.kind == "alpha" else f"{f.name!r}: {v}"
-        for f, v in zip(wanted, args)]
-    # One generated function per type: a dict display is the cheapest way to build the dict.
-    src = (f"def decode(buf, pos):\n    {', '.join(args)}, = unpack_from(buf, pos)\n"
-           f"    return {{{', '.join(items)}}}\n")
-    scope = {"unpack_from": struct.Struct("".join(fmt)).unpack_from}
-    exec(src, scope)
-    return spec.length, scope["decode"]
-
-
-_DECODERS = {ord(t): _book_decoder(MESSAGE_SPECS[t]) for t in BOOK_FIELDS}
+# Only the fields the book reads, laid out from the specification's table.
+_DECODERS = {ord(t): (MESSAGE_SPECS[t].length, field_decoder(MESSAGE_SPECS[t], BOOK_FIELDS[t]))
+             for t in BOOK_FIELDS}
 
 
 def decode_book_fields(buf: bytes, pos: int, length: int) -> dict:

@@ -55,15 +55,15 @@ def tools_env() -> dict:
     return env
 
 
-def run_sby(rtlil_text: str, name: str, task: str, *, depth: int, induction: int,
+def run_sby(design, name: str, task: str, *, depth: int, induction: int,
             workdir: str | os.PathLike | None = None,
             timeout_s: float = 600.0) -> subprocess.CompletedProcess:
     """Run one sby task (``"bmc"`` or ``"prove"``) on a design given as RTLIL text.
 
     Parameters
     ----------
-    rtlil_text : str
-        The design with its assertions (``amaranth.back.rtlil.convert``), top module ``name``.
+    design : amaranth Elaboratable
+        The design with its assertions, converted to RTLIL with top module ``name``.
     name : str
         Top module name, also the file names in the work directory.
     task : {"bmc", "prove"}
@@ -91,7 +91,8 @@ def run_sby(rtlil_text: str, name: str, task: str, *, depth: int, induction: int
     keep = workdir is not None
     work = Path(workdir) if keep else Path(tempfile.mkdtemp(prefix=f"{name}_formal_"))
     work.mkdir(parents=True, exist_ok=True)
-    (work / f"{name}.il").write_text(rtlil_text)
+    from amaranth.back import rtlil
+    (work / f"{name}.il").write_text(rtlil.convert(design, name=name, ports=[]))
     (work / f"{name}.sby").write_text(SBY_TEMPLATE.format(depth=depth, induction=induction,
                                                           name=name))
     result = subprocess.run(["yowasp-sby", "-f", f"{name}.sby", task], cwd=work, env=env,

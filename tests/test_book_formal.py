@@ -29,10 +29,8 @@ import os
 
 import pytest
 from amaranth.asserts import AnySeq
-from amaranth.back import rtlil
 from amaranth.hdl import Assert, Elaboratable, Module, Signal
 
-from hdl.book import order_book
 from hdl.book.stage import BookStage
 from sim.formal import FormalToolMissing, run_sby
 
@@ -45,7 +43,7 @@ REFILL_MAX_STALL = int(os.environ.get("BOOK_FORMAL_REFILL_MAX_STALL", "4"))
 class BookProperties(Elaboratable):
     def __init__(self):
         self.stage = BookStage(slots=2, levels=2, order_ways=2, order_sets=4,
-                               assign_slots=False)
+                               assign_slots=False, refill_patience=PATIENCE)
 
     def elaborate(self, platform):
         m = Module()
@@ -81,19 +79,9 @@ class BookProperties(Elaboratable):
         return m
 
 
-def _book_rtlil() -> str:
-    full = order_book._REFILL_PATIENCE
-    order_book._REFILL_PATIENCE = PATIENCE
-    try:
-        return rtlil.convert(BookProperties(), name="book", ports=[])
-    finally:
-        order_book._REFILL_PATIENCE = full
-
-
 def _run_sby(task: str, depth: int, induction: int):
     try:
-        return run_sby(_book_rtlil(), "book", task, depth=depth, induction=induction,
-                       timeout_s=600)
+        return run_sby(BookProperties(), "book", task, depth=depth, induction=induction, timeout_s=600)
     except FormalToolMissing as e:
         pytest.skip(str(e))
 

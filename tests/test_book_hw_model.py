@@ -78,6 +78,7 @@ def test_host_merge_of_refill_records_equals_full_model_message_for_message():
     (dict(levels=0), "levels must be an int in 1..32, not 0"),
     (dict(order_ways=3), "order_ways must be a power of two >= 1, not 3"),
     (dict(slots=100), "slots must be a power of two >= 2, not 100"),
+    (dict(refill_patience=0), "refill_patience must be a positive int, not 0"),
 ])
 def test_order_book_rejects_bad_geometry_with_the_value(kwargs, text):
     with pytest.raises(ValueError, match=text.replace("(", r"\(").replace(".", r"\.")):

@@ -24,11 +24,10 @@ import os
 
 import pytest
 from amaranth.asserts import AnySeq
-from amaranth.back import rtlil
 from amaranth.hdl import Assert, Elaboratable, Module, Signal
 
-from hdl.feed import subscriptions
 from hdl.feed.stage import FeedStage
+from hdl.feed.subscriptions import SubscriptionTable
 from sim.formal import FormalToolMissing, run_sby
 
 OUTPUTS = ("events", "host_records", "gaps")
@@ -36,7 +35,7 @@ OUTPUTS = ("events", "host_records", "gaps")
 
 class FeedProperties(Elaboratable):
     def __init__(self):
-        self.stage = FeedStage(slots=4, host_streams=True)
+        self.stage = FeedStage(slots=4, host_streams=True, locates=16)
 
     def elaborate(self, platform):
         m = Module()
@@ -71,19 +70,9 @@ class FeedProperties(Elaboratable):
         return m
 
 
-def _feed_rtlil() -> str:
-    full = subscriptions.LOCATES
-    subscriptions.LOCATES = 16
-    try:
-        return rtlil.convert(FeedProperties(), name="feed", ports=[])
-    finally:
-        subscriptions.LOCATES = full
-
-
 def _run_sby(task: str, depth: int, induction: int):
     try:
-        return run_sby(_feed_rtlil(), "feed", task, depth=depth, induction=induction,
-                       timeout_s=600)
+        return run_sby(FeedProperties(), "feed", task, depth=depth, induction=induction, timeout_s=600)
     except FormalToolMissing as e:
         pytest.skip(str(e))
 
@@ -100,3 +89,10 @@ def test_bmc_any_bytes_never_stall_the_stage_or_break_an_output_stream_from_rese
 def test_k_induction_proves_no_stall_and_the_stream_contract_for_all_cycles():
     result = _run_sby("prove", depth=BMC_DEPTH, induction=INDUCTION_DEPTH)
     assert result.returncode == 0 and "DONE (PASS" in result.stdout, result.stdout[-3000:]
+
+
+@pytest.mark.parametrize("locates", [0, 3, 1 << 17])
+def test_subscription_table_rejects_a_depth_that_is_not_a_locate_power_of_two(locates):
+    with pytest.raises(ValueError, match=rf"locates must be a power of two in 2\.\.65536, "
+                                         rf"not {locates}"):
+        SubscriptionTable(locates=locates)

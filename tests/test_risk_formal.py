@@ -22,7 +22,6 @@ import os
 
 import pytest
 from amaranth.asserts import AnySeq
-from amaranth.back import rtlil
 from amaranth.hdl import Assert, Assume, Cat, Elaboratable, Module, Mux, Signal, signed
 
 from hdl import wire
@@ -166,8 +165,7 @@ class GateProperties(Elaboratable):
 
 def _run_sby(task: str, depth: int, induction: int):
     try:
-        text = rtlil.convert(GateProperties(), name="risk", ports=[])
-        return run_sby(text, "risk", task, depth=depth, induction=induction,
+        return run_sby(GateProperties(), "risk", task, depth=depth, induction=induction,
                        workdir=os.environ.get("RISK_FORMAL_DIR") or None, timeout_s=600)
     except FormalToolMissing as e:
         pytest.skip(str(e))

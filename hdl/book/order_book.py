@@ -55,8 +55,8 @@ is replaced by the staged one, but only if the row's last applied event is not n
 batch's ``seq`` (else it is *stale*), the symbol is not lost, the slot exists and the batch was
 well formed (else *rejected*). An installed side publishes like an event: a changed top leaves as
 a record stamped with the batch's seq and locate. The install takes an accept slot the event input
-leaves idle, or, after ``_REFILL_PATIENCE`` cycles of waiting behind a busy input, stalls the
-events for that one cycle.
+leaves idle, or, after ``refill_patience`` cycles (16 by default) of waiting behind a busy input,
+stalls the events for that one cycle.
 """
 
 from __future__ import annotations
@@ -105,16 +105,21 @@ class OrderBook(wiring.Component):
         Order table geometry (powers of two): capacity ``order_ways * order_sets`` orders.
     fifo_depth : int
         Depth of the output record FIFO.
+    refill_patience : int
+        Cycles a complete refill batch waits for an idle input cycle before it stalls the events
+        for one (default 16).
     """
 
     def __init__(self, *, slots: int = 256, levels: int = DEFAULT_LEVELS,
                  order_ways: int = DEFAULT_ORDER_WAYS, order_sets: int = DEFAULT_ORDER_SETS,
-                 fifo_depth: int = 16):
+                 fifo_depth: int = 16, refill_patience: int = _REFILL_PATIENCE):
         _pow2("slots", slots, 2)
         _pow2("order_ways", order_ways, 1)
         _pow2("order_sets", order_sets, 2)
         if not isinstance(levels, int) or not 1 <= levels <= 32:
             raise ValueError(f"levels must be an int in 1..32, not {levels!r}")
+        if not isinstance(refill_patience, int) or refill_patience < 1:
+            raise ValueError(f"refill_patience must be a positive int, not {refill_patience!r}")
         if fifo_depth < 4:
             raise ValueError(f"fifo_depth must be at least 4, not {fifo_depth!r}")
         self.slots = slots
@@ -122,6 +127,7 @@ class OrderBook(wiring.Component):
         self.order_ways = order_ways
         self.order_sets = order_sets
         self.fifo_depth = fifo_depth
+        self.refill_patience = refill_patience
         self.slot_bits = (slots - 1).bit_length()
         self.set_bits = (order_sets - 1).bit_length()
         self.capacity = order_ways * order_sets
@@ -288,7 +294,7 @@ class OrderBook(wiring.Component):
         st_bad = Signal()
         st_active = Signal()
         st_ready = Signal()             # a complete batch waits for its install
-        st_wait = Signal(range(_REFILL_PATIENCE + 1))
+        st_wait = Signal(range(self.refill_patience + 1))
         rf = self.refill.payload
         rf_take = Signal()
         m.d.comb += [self.refill.ready.eq(~st_ready), rf_take.eq(self.refill.valid & ~st_ready)]
@@ -343,14 +349,14 @@ class OrderBook(wiring.Component):
         inst_go = Signal()              # the staged refill takes this accept slot
         m.d.comb += [
             inst_go.eq(st_ready & ~replace_first & room
-                       & (~self.events.valid | (st_wait == _REFILL_PATIENCE))),
+                       & (~self.events.valid | (st_wait == self.refill_patience))),
             self.events.ready.eq(~replace_first & room & ~inst_go),
             take.eq(self.events.valid & self.events.ready),
         ]
         m.d.sync += ex_inst.eq(inst_go)
         with m.If(inst_go):
             m.d.sync += [st_ready.eq(0), st_wait.eq(0)]
-        with m.Elif(st_ready & (st_wait != _REFILL_PATIENCE)):
+        with m.Elif(st_ready & (st_wait != self.refill_patience)):
             m.d.sync += st_wait.eq(st_wait + 1)
         key_next = Mux(replace_first, ex.new_order_ref, in_ev.order_ref)
         set_next = order_set_index_hdl(key_next, self.set_bits)

@@ -11,7 +11,8 @@ from amaranth.lib.wiring import In, Out, connect
 from .. import wire
 from ..stage import CounterBank, register_keys
 from ..feed.events import BookEventLayout
-from .order_book import DEFAULT_LEVELS, DEFAULT_ORDER_SETS, DEFAULT_ORDER_WAYS, OrderBook
+from .order_book import (_REFILL_PATIENCE, DEFAULT_LEVELS, DEFAULT_ORDER_SETS,
+                         DEFAULT_ORDER_WAYS, OrderBook)
 from .subscriptions import FirstComeSubscriptions
 
 __all__ = ["BookStage"]
@@ -31,18 +32,20 @@ class BookStage(wiring.Component):
     assign_slots : bool
         Subscribe symbols first come on their directory events and resolve locates to slots here
         (True), or take events whose ``slot`` the feed has resolved (False).
+    refill_patience : int
+        See :class:`OrderBook` (default 16).
     """
 
     def __init__(self, *, slots: int = 256, levels: int = DEFAULT_LEVELS,
                  order_ways: int = DEFAULT_ORDER_WAYS, order_sets: int = DEFAULT_ORDER_SETS,
-                 assign_slots: bool = True):
+                 assign_slots: bool = True, refill_patience: int = _REFILL_PATIENCE):
         self.slots = slots
         self.levels = levels
         self.order_ways = order_ways
         self.order_sets = order_sets
         self.assign_slots = assign_slots
         self.book = OrderBook(slots=slots, levels=levels, order_ways=order_ways,
-                              order_sets=order_sets)
+                              order_sets=order_sets, refill_patience=refill_patience)
         super().__init__({
             "events": In(stream.Signature(BookEventLayout)),
             "refill": In(stream.Signature(wire.BOOK_REFILL_LEVEL.layout)),
@@ -60,7 +63,9 @@ class BookStage(wiring.Component):
     def config(self) -> str:
         """A short name of the build parameters."""
         return (f"s{self.slots}n{self.levels}w{self.order_ways}x{self.order_sets}"
-                f"{'a' if self.assign_slots else 'r'}")
+                f"{'a' if self.assign_slots else 'r'}"
+                + ("" if self.book.refill_patience == _REFILL_PATIENCE
+                   else f"p{self.book.refill_patience}"))
 
     def elaborate(self, platform):
         m = Module()

@@ -17,7 +17,7 @@ from ..stage import CounterBank, register_keys
 from .deframer import Deframer
 from .decoder import Decoder, TICKERS
 from .events import BookEventLayout
-from .subscriptions import SubscriptionTable
+from .subscriptions import LOCATES, SubscriptionTable
 
 __all__ = ["FeedStage"]
 
@@ -32,6 +32,8 @@ class FeedStage(wiring.Component):
     host_streams : bool
         Give the stage its ``host_records`` and ``gaps`` ports. Without them (the default, for a
         top that does not connect them yet) those records are counted and discarded.
+    locates : int
+        Entries of the subscription table (:class:`SubscriptionTable`; default every locate).
 
     Ports
     -----
@@ -46,8 +48,10 @@ class FeedStage(wiring.Component):
     clear : In(1)
     """
 
-    def __init__(self, *, slots: int = 256, host_streams: bool = False):
+    def __init__(self, *, slots: int = 256, host_streams: bool = False,
+                 locates: int = LOCATES):
         self.slots = slots
+        self.locates = locates
         self.host_streams = host_streams
         members = {
             "beats": In(stream.Signature(wire.MD_BEAT.layout)),
@@ -70,7 +74,7 @@ class FeedStage(wiring.Component):
         m = Module()
         m.submodules.deframer = deframer = Deframer()
         m.submodules.decoder = decoder = Decoder(slots=self.slots)
-        m.submodules.table = table = SubscriptionTable()
+        m.submodules.table = table = SubscriptionTable(locates=self.locates)
         connect(m, wiring.flipped(self.beats), deframer.beats)
         connect(m, deframer.units, decoder.units)
         connect(m, decoder.events, wiring.flipped(self.events))

@@ -22,7 +22,13 @@ LOCATES = 1 << 16
 
 
 class SubscriptionTable(wiring.Component):
-    """65,536 entries of (valid, slot).
+    """One entry of (valid, slot) per stock locate.
+
+    Parameters
+    ----------
+    locates : int
+        Entries (default 65,536: every 2-byte stock locate). A smaller table, addressed by the
+        locate's low bits, is for formal proofs only, where the depth changes no control path.
 
     Ports
     -----
@@ -36,7 +42,10 @@ class SubscriptionTable(wiring.Component):
         the registers' values from the next cycle on (bit 31 of the value: remove).
     """
 
-    def __init__(self):
+    def __init__(self, *, locates: int = LOCATES):
+        if not isinstance(locates, int) or not 2 <= locates <= LOCATES or locates & (locates - 1):
+            raise ValueError(f"locates must be a power of two in 2..{LOCATES}, not {locates!r}")
+        self.locates = locates
         super().__init__({
             "rd_addr": In(16), "rd_en": In(1), "rd_data": Out(EntryLayout),
             "sub_en": In(1), "sub_addr": In(16), "sub_slot": In(16),
@@ -45,7 +54,7 @@ class SubscriptionTable(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.table = table = Memory(shape=EntryLayout, depth=LOCATES, init=[])
+        m.submodules.table = table = Memory(shape=EntryLayout, depth=self.locates, init=[])
         wr = table.write_port()
         rd = table.read_port(transparent_for=(wr,))
         m.d.comb += [rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en), self.rd_data.eq(rd.data)]

@@ -55,6 +55,7 @@ __all__ = [
     "ItchError", "FieldSpec", "MessageSpec", "MESSAGE_SPECS", "MESSAGE_LENGTHS",
     "FIELD_KINDS", "HEADER_LENGTH", "PRICE4_MAX", "PRICE4_SCALE", "PRICE8_SCALE",
     "TIMESTAMP_MAX", "NS_PER_DAY", "decode_message", "encode_message", "message_type_of",
+    "field_decoder",
     "snake_case", "alpha_value",
 ]
 
@@ -402,48 +403,60 @@ MESSAGE_LENGTHS: Mapping[int, int] = MappingProxyType({ord(s.type): s.length for
 # microsecond, which keeps a million-message file to seconds.
 # --------------------------------------------------------------------------------------------
 
-def _struct_format(spec: MessageSpec) -> str:
-    parts = [">x"]  # the type byte is known from dispatch; skip it
-    for f in spec.fields[1:]:
-        if f.kind == "timestamp":
-            parts.append("HI")  # 6 bytes: high 16 bits, low 32 bits
-        elif f.kind == "alpha":
-            parts.append(f"{f.length}s")
-        else:
-            parts.append(_INT_FORMATS[f.length])
-    return "".join(parts)
+def field_decoder(spec: MessageSpec, names=None) -> Callable[..., dict]:
+    """A function ``decode(buf, pos=0) -> dict`` reading fields of ``spec`` straight from a buffer.
 
+    The struct layout comes from the table's own offsets and lengths (gaps are skipped), so a
+    reader that needs only some fields does not keep a second copy of the format.
 
-def _build_decoder(spec: MessageSpec, st: struct.Struct) -> Callable[[Any], dict]:
+    Parameters
+    ----------
+    spec : MessageSpec
+        One message type of :data:`MESSAGE_SPECS`.
+    names : collection of str, optional
+        The keys to read (default: every field). ``message_type`` is always set.
+
+    Returns
+    -------
+    callable
+        ``decode(buf, pos=0)``; it does not check the length or the type byte (the caller
+        dispatches on them), and an alpha byte outside ASCII raises ``UnicodeDecodeError``.
+    """
+    fields = [f for f in spec.fields[1:] if names is None or f.name in names]
+    parts, at = [">"], 0
     args: list[str] = []
     items = [f"'message_type': {spec.type!r}"]
-    for i, f in enumerate(spec.fields[1:]):
+    for i, f in enumerate(fields):
+        if f.offset > at:
+            parts.append(f"{f.offset - at}x")
+        at = f.offset + f.length
         v = f"v{i}"
         if f.kind == "timestamp":
+            parts.append("HI")  # 6 bytes: high 16 bits, low 32 bits
             args += [v + "h", v + "l"]
             items.append(f"{f.name!r}: ({v}h << 32) | {v}l")
         else:
+            parts.append(f"{f.length}s" if f.kind == "alpha" else _INT_FORMATS[f.length])
             args.append(v)
-            if f.kind == "alpha":
-                items.append(f"{f.name!r}: {v}.decode('ascii').rstrip(' ')")
-            else:
-                items.append(f"{f.name!r}: {v}")
-    src = (f"def decode(msg, _unpack=_unpack):\n"
-           f"    {', '.join(args)}, = _unpack(msg)\n"
+            items.append(f"{f.name!r}: {v}.decode('ascii').rstrip(' ')" if f.kind == "alpha"
+                         else f"{f.name!r}: {v}")
+    if names is None and at != spec.length:
+        raise AssertionError(f"{spec.type}: fields end at {at}, the message at {spec.length}")
+    # One generated function per layout: a dict display is the cheapest way to build the dict.
+    src = (f"def decode(buf, pos=0, _unpack=_unpack):\n"
+           f"    {', '.join(args)}, = _unpack(buf, pos)\n"
            f"    return {{{', '.join(items)}}}\n")
-    namespace: dict[str, Any] = {"_unpack": st.unpack_from}
+    namespace: dict[str, Any] = {"_unpack": struct.Struct("".join(parts)).unpack_from}
     exec(src, namespace)  # noqa: S102 - source is built from the table above, not from input
     return namespace["decode"]
 
 
 class _Codec:
-    __slots__ = ("spec", "struct", "decode")
+    __slots__ = ("spec", "decode")
 
     def __init__(self, spec: MessageSpec):
         self.spec = spec
-        self.struct = struct.Struct(_struct_format(spec))
-        assert self.struct.size == spec.length, (spec.type, self.struct.size)
-        self.decode = _build_decoder(spec, self.struct)
+        self.decode = field_decoder(spec)
 
 
 _CODECS: dict[int, _Codec] = {ord(s.type): _Codec(s) for s in _SPECS}
