@@ -321,17 +321,20 @@ class DaemonSummary:
     hw_bbo_cycles, hw_verdict_cycles : numpy.ndarray
         Feed→BBO and order→verdict latencies, cycles, from the records' stamps.
     host_us, strategy_us, cycle_us : numpy.ndarray
-        Per batch: host path (BBO records in host memory → order requests handed to the link,
-        link time excluded), strategy evaluation, and the whole cycle (link, venue and journal
+        Per batch: host path (BBO records in host memory → order requests handed to the link;
+        the link's time and the paper venue's matching excluded, as the gateware's and the
+        exchange's work), strategy evaluation, and the whole cycle (link, venue and journal
         included).
     cycle_cpu_us, link_cpu_us : numpy.ndarray
         Per batch: CPU time of the daemon's thread over the whole cycle and in the link. On a
         shared machine the wall-clock figures include the time the process waited for a core
         (a preemption is milliseconds); these do not.
-    link_us, journal_us : numpy.ndarray
-        Per batch: time spent in the link (the simulated gateware runs in this process) and in
+    link_us, journal_us, venue_us : numpy.ndarray
+        Per batch: time spent in the link (the simulated gateware runs in this process), in
         the journal's calls on the batch's path (its writes, and its fsyncs under the ``batch``
-        and ``always`` policies; not the group-commit thread's), both inside ``cycle_us``.
+        and ``always`` policies; not the group-commit thread's) and in the paper venue's own
+        matching (the exchange's work: market moves and order arrivals; the order manager's
+        handling of what it reports is the host's), all inside ``cycle_us``.
     rss_mb, rss_peak_mb : float
         Resident memory at the end, and the process's peak (getrusage) up to then.
     alerts : list of Alert
@@ -363,6 +366,7 @@ class DaemonSummary:
     cycle_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
     link_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
     journal_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    venue_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
     cycle_cpu_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
     link_cpu_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
     wall_s: float = 0.0
@@ -407,6 +411,7 @@ class DaemonSummary:
             ("host path / batch (µs)", us(self.host_us)),
             ("strategies / batch (µs)", us(self.strategy_us)),
             ("journal / batch (µs)", us(self.journal_us)),
+            ("paper venue / batch (µs)", us(self.venue_us) + "  (its matching)"),
             ("full cycle / batch (µs)", us(self.cycle_us) + "  (link included)"),
             ("  without the link", us(self.cycle_us - self.link_us)
              if len(self.cycle_us) == len(self.link_us) else "n/a"),
@@ -512,6 +517,7 @@ class Daemon:
         self._ctx_version = -1
         self._ctx_positions: dict[int, int] = {}
         self._ctx_orders: tuple[OpenOrder, ...] = ()
+        self._ctx_views: dict[int, OpenOrder] = {}
         self._next_timer_ns: int | None = None
         self._pending_gate_fills: list[np.ndarray] = []
         self._stop = False
@@ -525,6 +531,9 @@ class Daemon:
         self._cycle_us: list[float] = []
         self._link_us: list[float] = []
         self._journal_us: list[float] = []
+        self._venue_us: list[float] = []
+        self._venue_s = 0.0
+        self._venue_at_records_in = 0.0
         self._cycle_cpu_us: list[float] = []
         self._link_cpu_us: list[float] = []
         self._link_cpu_ns = 0
@@ -635,6 +644,7 @@ class Daemon:
         t0 = time.perf_counter_ns()
         c0 = time.thread_time_ns()
         link0 = self._link_s
+        venue0 = self._venue_s
         link_cpu0 = self._link_cpu_ns
         journal0 = self.session.journal.busy_ns
         self._host_us_batch = None
@@ -649,7 +659,7 @@ class Daemon:
         self.summary.messages += last - first
 
         # The market moves first: resting orders may fill, and marks follow the book.
-        self._venue_events(self.venue.on_bbo(batch, now))
+        self._venue_events(self._in_venue(self.venue.on_bbo, batch, now))
         if len(batch):
             self.session.on_bbo(batch)
 
@@ -681,6 +691,7 @@ class Daemon:
             self.session.journal.sync()
         self._journal_us.append((self.session.journal.busy_ns - journal0) / 1e3)
         self._link_us.append((self._link_s - link0) * 1e6)
+        self._venue_us.append((self._venue_s - venue0) * 1e6)
         for alert in self.metrics.check_alerts(time.monotonic_ns()):
             self.summary.alerts.append(alert)
         self.metrics.set_queue_depth("intents", self.strategies.pending)
@@ -714,6 +725,14 @@ class Daemon:
         if not stats.drained:
             raise LinkError(f"the gateware did not drain within {stats.cycles} cycles")
 
+    def _in_venue(self, method, *args):
+        """Call the paper venue, its time counted apart (the exchange's, not the host's)."""
+        t = time.perf_counter()
+        try:
+            return method(*args)
+        finally:
+            self._venue_s += time.perf_counter() - t
+
     def _market_data(self, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
         plan = self.plan
         start = int(plan.offsets[first])
@@ -727,6 +746,7 @@ class Daemon:
         # Host path timing starts when the records are in host memory.
         self._t_records_in = time.perf_counter_ns()
         self._link_at_records_in = self._link_s
+        self._venue_at_records_in = self._venue_s
         stamped = hw
         # Sequence numbers of this feed are message indices: the gateware counts from the start
         # of the stream, which is the start of the file (power_on at start()).
@@ -810,10 +830,17 @@ class Daemon:
             # Positions and open orders change only through the order manager's handlers.
             self._ctx_positions = {slot: p.quantity for slot, p in oms.positions.items()
                                    if p.quantity}
-            self._ctx_orders = tuple(
-                OpenOrder(client_order_id=o.client_order_id, strategy=o.strategy, slot=o.slot,
-                          side=o.side, price=o.price, quantity=o.leaves)
-                for o in oms.intended_orders())
+            # Most open orders are unchanged between two versions: their views are reused.
+            views = self._ctx_views
+            fresh: dict[int, OpenOrder] = {}
+            for o in oms.intended_orders():
+                v = views.get(o.client_order_id)
+                if v is None or v.quantity != o.leaves or v.price != o.price:
+                    v = OpenOrder(client_order_id=o.client_order_id, strategy=o.strategy,
+                                  slot=o.slot, side=o.side, price=o.price, quantity=o.leaves)
+                fresh[o.client_order_id] = v
+            self._ctx_views = fresh
+            self._ctx_orders = tuple(fresh.values())
             self._ctx_version = oms.version
         return StrategyContext(now_ns=self._now_ns, positions=self._ctx_positions,
                                open_orders=self._ctx_orders)
@@ -855,15 +882,16 @@ class Daemon:
                 if reasons >> bit & 1:
                     self._reject(f"gate:{name}")
         if len(accepted):
-            self._venue_events(self.venue.submit(accepted, self._now_ns))
+            self._venue_events(self._in_venue(self.venue.submit, accepted, self._now_ns))
 
     def _orders_out(self) -> None:
         # Records in → orders out, once per batch; the link's own time in between (fills handed
-        # to the gate) is not the host's.
+        # to the gate) and the paper venue's matching (the market's move) are not the host's.
         if self._host_us_batch is not None or self._t_records_in is None:
             return
         us = ((time.perf_counter_ns() - self._t_records_in) / 1e3
-              - (self._link_s - self._link_at_records_in) * 1e6)
+              - (self._link_s - self._link_at_records_in) * 1e6
+              - (self._venue_s - self._venue_at_records_in) * 1e6)
         self._host_us_batch = us
         self._host_us.append(us)
         self.metrics.observe_host_latency_us(us)
@@ -938,6 +966,7 @@ class Daemon:
         s.cycle_us = np.asarray(self._cycle_us)
         s.link_us = np.asarray(self._link_us)
         s.journal_us = np.asarray(self._journal_us)
+        s.venue_us = np.asarray(self._venue_us)
         s.cycle_cpu_us = np.asarray(self._cycle_cpu_us)
         s.link_cpu_us = np.asarray(self._link_cpu_us)
         s.rss_mb = _rss_mb()

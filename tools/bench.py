@@ -161,7 +161,8 @@ def bench_host() -> dict:
             s = run_daemon(n, link, 64)
             out[f"{n} strategies"] = {
                 "host_path_us": _pct_float(s.host_us), "strategies_us": _pct_float(s.strategy_us),
-                "full_cycle_us": _pct_float(s.cycle_us), "rss_mb": s.rss_mb}
+                "venue_us": _pct_float(s.venue_us), "full_cycle_us": _pct_float(s.cycle_us),
+                "rss_mb": s.rss_mb}
     out["bbo_decode_records_per_s"] = bench_decode(repeat=2)
     return out
 

@@ -3,12 +3,15 @@
 * Per batch, p50 / p99 in µs, for 1, 8 and 32 strategies:
 
   - host path: BBO records in host memory → strategies → host check → journal → order
-    requests handed to the link (link time excluded);
+    requests handed to the link (the link's time and the paper venue's matching excluded: the
+    simulated gateware's and the simulated exchange's work);
   - strategies: strategy evaluation alone;
   - link: time in the link, i.e. the simulated gateware running in this process (on the
     board: DMA transfers), reported apart because it is not the host's;
   - journal: the journal's calls on the batch's path (its writes; with the default group
     commit its fsyncs run in a background thread);
+  - venue: the paper venue's own matching (the market's moves against resting orders, the
+    arrival of orders), reported apart like the link;
   - full cycle: the whole batch (link, venue, journal, the software book's catch-up, metrics);
   - full cycle without the link: wall clock, and CPU time of the daemon's thread (which leaves
     out the time the process waited for a core on a shared machine).
@@ -147,13 +150,14 @@ def main(argv=None) -> int:
             print(f"\nPer batch, {title}, {args.batch} messages per batch "
                   f"(µs; p50 / p99; {rows[0][1].batches} batches, "
                   f"{rows[0][1].bbo_records:,} BBO records)")
-            cols = ("host path", "strategies", "link", "journal", "full cycle",
+            cols = ("host path", "strategies", "link", "journal", "venue", "full cycle",
                     "cycle - link", "cycle - link, CPU")
             print(f"{'strategies':>10} | " + " | ".join(f"{c:>17}" for c in cols)
                   + f" | {'orders':>6} | {'fills':>5}")
             for n, s in rows:
                 f = lambda a: f"{_percentile(a, .5):7.1f} / {_percentile(a, .99):7.1f}"  # noqa: E731
-                values = (s.host_us, s.strategy_us, s.link_us, s.journal_us, s.cycle_us,
+                values = (s.host_us, s.strategy_us, s.link_us, s.journal_us, s.venue_us,
+                          s.cycle_us,
                           s.cycle_us - s.link_us, s.cycle_cpu_us - s.link_cpu_us)
                 print(f"{n:>10} | " + " | ".join(f(v) for v in values)
                       + f" | {s.orders:>6} | {s.fills:>5}")

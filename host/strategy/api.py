@@ -80,6 +80,7 @@ class StrategyContext:
         for order in self.open_orders:
             index.setdefault((order.strategy, order.slot, order.side), order)
         object.__setattr__(self, "_first_open", index)
+        object.__setattr__(self, "_busy", frozenset((s, slot) for s, slot, _ in index))
 
     def __reduce__(self):
         # mappingproxy does not pickle; the process-pool evaluator ships contexts to workers.
@@ -92,6 +93,10 @@ class StrategyContext:
     def open_order(self, strategy: str, slot: int, side: Side) -> OpenOrder | None:
         """The first open order of ``strategy`` on ``slot`` and ``side``, or None."""
         return self._first_open.get((strategy, slot, side))
+
+    def has_open_orders(self, strategy: str, slot: int) -> bool:
+        """Whether ``strategy`` has any open order on ``slot`` (a lookup, not a scan)."""
+        return (strategy, slot) in self._busy
 
     def orders_of(self, strategy: str, slot: int | None = None) -> tuple[OpenOrder, ...]:
         """All open orders of ``strategy`` (on ``slot`` when given)."""

@@ -170,14 +170,15 @@ class MarketMaker(Strategy):
         bid, ask, _, _, flags = row
         if flags & BOTH_VALID != BOTH_VALID or bid >= ask:
             return []  # one-sided or crossed book: no fair price, leave quotes alone
+        name, slot, qty = self.name, self.slot, self.quote_qty
         bid_q, ask_q, want_bid, want_ask = _mm_quotes_int(
-            bid, ask, ctx.position(self.slot), self.tick_size, self.half_spread_ticks,
-            self.skew_unit, self.quote_qty, self.max_position)
-        return (quote_side_intents(self.name, self.slot, Side.BUY, bool(want_bid), int(bid_q),
-                                   self.quote_qty, ctx.open_order(self.name, self.slot, Side.BUY))
-                + quote_side_intents(self.name, self.slot, Side.SELL, bool(want_ask),
-                                     int(ask_q), self.quote_qty,
-                                     ctx.open_order(self.name, self.slot, Side.SELL)))
+            bid, ask, ctx.position(slot), self.tick_size, self.half_spread_ticks,
+            self.skew_unit, qty, self.max_position)
+        buy = quote_side_intents(name, slot, Side.BUY, want_bid, bid_q, qty,
+                                 ctx.open_order(name, slot, Side.BUY))
+        sell = quote_side_intents(name, slot, Side.SELL, want_ask, ask_q, qty,
+                                  ctx.open_order(name, slot, Side.SELL))
+        return buy + sell if sell else buy
 
 
 class _MarketMakerKernel(RowKernel):
@@ -273,7 +274,7 @@ class ImbalanceMomentum(Strategy):
         self.prev_mid2 = mid2
         total = bid_size + ask_size
         imb = (bid_size - ask_size) * 10_000 // max(total, 1)
-        if total == 0 or ctx.orders_of(self.name, self.slot):
+        if total == 0 or ctx.has_open_orders(self.name, self.slot):
             return []
         pos = ctx.position(self.slot)
         return _momentum_intent(self.name, self.slot, imb, delta, pos, self.threshold_bp,
@@ -320,7 +321,7 @@ class _MomentumKernel(RowKernel):
         pos = self._positions(ctx)
         for i in candidates.tolist():
             name, slot = self.names[i], int(self.slot[i])
-            if ctx.orders_of(name, slot):
+            if ctx.has_open_orders(name, slot):
                 continue
             out[i] = _momentum_intent(name, slot, int(imb[i]), int(delta[i]), int(pos[i]),
                                       int(self.threshold[i]), int(self.qty[i]),
@@ -388,7 +389,7 @@ class MlSignal(Strategy):
             return []
         last = rows[0]
         p = float(self._model.predict(features)[0])
-        if ctx.orders_of(self.name, self.slot):
+        if ctx.has_open_orders(self.name, self.slot):
             return []
         return _ml_intent(self.name, self.slot, p, ctx.position(self.slot), self.buy_above,
                           self.sell_below, self.quantity, self.max_position,
@@ -432,7 +433,7 @@ class _MlKernel(Kernel):
             p = model.predict(features[[k for _, k in members]]).tolist()
             for (i, _), p_up in zip(members, p):
                 s, slot = self.strategies[i], self.slots[i]
-                if ctx.orders_of(s.name, slot):
+                if ctx.has_open_orders(s.name, slot):
                     continue
                 bid, ask = summary.row(slot)[:2]
                 out[i] = _ml_intent(s.name, slot, p_up, ctx.position(slot), s.buy_above,

@@ -219,9 +219,13 @@ def test_summary_reports_cycle_latencies_from_record_stamps(tmp_path):
     assert set(summary.hw_bbo_cycles.tolist()) == {BOOK_CYCLES}
     assert set(summary.hw_verdict_cycles.tolist()) == {GATE_CYCLES}
     assert len(summary.host_us) == summary.batches
+    # the paper venue's matching is counted apart from the host path, inside the full cycle
+    assert len(summary.venue_us) == summary.batches and summary.venue_us.sum() > 0
+    assert (summary.venue_us <= summary.cycle_us).all()
     text = summary.format()
     for label in ("orders to the gate", "fills", "realised P&L", "feed→BBO (cycles)",
-                  "order→verdict (cycles)", "host path / batch", "resident memory"):
+                  "order→verdict (cycles)", "host path / batch", "paper venue / batch",
+                  "resident memory"):
         assert label in text
 
 
