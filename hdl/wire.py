@@ -419,6 +419,8 @@ RISK_REGISTERS = [
     Register("RISK_FILLS_UNKNOWN", "r", "fills whose client order id was not open in the gate"),
     Register("RISK_DROPPED", "r", "fills and BBO records with a slot out of range, ignored"),
     Register("RISK_OPEN_ORDERS", "r", "orders open in the gate now"),
+    Register("RISK_OPEN_CAPACITY", "r", "entries of the gate's open-order table, a build "
+                                        "parameter: the gate never holds more orders open"),
 ]
 
 # --- feed stage registers (hdl/feed) ---

@@ -554,6 +554,7 @@ class Daemon:
         self.link.power_on()
         self.link.check_identity()
         self._refill_levels = self.link.read_reg("BOOK_LEVELS")
+        self._fit_open_orders(self.link.read_reg("RISK_OPEN_CAPACITY"))
         tickers = {slot: t for slot, t in self.plan.ticker_of_slot().items()
                    if slot < wire.RISK_SLOTS}
         for name, index, value in gate_registers(self.config.risk, tickers):
@@ -576,6 +577,18 @@ class Daemon:
                 f"{len(live)} order(s) live in the recovered journal are unknown to the fresh "
                 f"venue and gate; they are left as they are")
         self._started = True
+
+    def _fit_open_orders(self, capacity: int) -> None:
+        """Hold the host pre-check's open-order limit to the gate's table, so that the host
+        refuses (and counts) an order the gate would have no room for, before it is sent."""
+        cfg = self.session.oms.config
+        if cfg.max_open_orders <= capacity:
+            return
+        self.session.reconfigure(dataclasses.replace(cfg, max_open_orders=capacity))
+        note = (f"host pre-check: max_open_orders {cfg.max_open_orders} held to the gate's "
+                f"{capacity} open-order entries (RISK_OPEN_CAPACITY)")
+        self.summary.notes.append(note)
+        _log.warning("%s", note)
 
     def request_stop(self, *_: Any) -> None:
         """Ask the loop to stop after the current batch (signal-handler safe)."""

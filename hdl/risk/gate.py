@@ -410,5 +410,5 @@ class PreTradeRisk(wiring.Component):
             m.d.sync += regs.dropped.eq(0)
         with m.Else():
             m.d.sync += regs.dropped.eq(regs.dropped + dropped)
-        m.d.comb += regs.open_orders.eq(open_count)
+        m.d.comb += [regs.open_orders.eq(open_count), regs.open_capacity.eq(N)]
         return m

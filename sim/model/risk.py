@@ -386,4 +386,5 @@ class RiskModel:
             else:
                 out[name] = value & 0xFFFF_FFFF
         out["RISK_OPEN_ORDERS"] = self.open_count()
+        out["RISK_OPEN_CAPACITY"] = self.open_orders
         return out

@@ -281,6 +281,49 @@ def test_limits_are_written_to_gate_registers_by_name_and_committed(tmp_path):
     assert link.gate.limits.max_open_orders == risk.max_open_orders
 
 
+class SmallGateLink(ModelLink):
+    """A gate whose open-order table holds only ``capacity`` orders."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        super().__init__()
+
+    def power_on(self) -> None:
+        super().power_on()
+        self.gate = RiskModel(open_orders=self.capacity)
+
+
+@pytest.mark.parametrize("capacity", [3, 6])
+def test_host_holds_open_orders_to_the_gates_table_and_refuses_first(tmp_path, capacity):
+    # Arrange: the configuration allows 64 open orders, the gate's table holds a few
+    config = _config(tmp_path)
+    assert config.risk.max_open_orders > capacity
+    link = SmallGateLink(capacity)
+
+    # Act
+    daemon, link, oms, summary = _run(config, link)
+
+    # Assert: the host refused what the gate had no room for; the gate never had to
+    assert link.read_reg("RISK_OPEN_CAPACITY") == capacity
+    assert oms.config.max_open_orders == capacity
+    assert summary.rejects.get("host:OPEN_ORDERS", 0) > 0
+    assert summary.rejects.get("gate:OPEN_ORDERS", 0) == 0
+    assert summary.orders >= capacity
+    assert any("RISK_OPEN_CAPACITY" in note for note in summary.notes)
+    # the held limit is journaled: a recovery rebuilds it
+    assert recover(config.journal.dir).oms.config.max_open_orders == capacity
+
+
+def test_open_order_limit_within_the_gates_table_is_left_as_configured(tmp_path):
+    config = _config(tmp_path)
+    link = SmallGateLink(config.risk.max_open_orders + 1)
+
+    daemon, link, oms, summary = _run(config, link)
+
+    assert oms.config.max_open_orders == config.risk.max_open_orders
+    assert not any("RISK_OPEN_CAPACITY" in note for note in summary.notes)
+
+
 def test_symbol_override_is_enforced_by_the_gate_with_its_reason(tmp_path):
     # Arrange: AAPL (slot 0, quoted by mm-0 with 100 shares) may trade at most 50 per order.
     base = _config(tmp_path)
