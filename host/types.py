@@ -66,6 +66,32 @@ class OrderIntent:
     fok: bool = False
     post_only: bool = False
 
+    @classmethod
+    def quick(cls, strategy: str, slot: int, side: Side, price: int, quantity: int,
+              kind: OrderKind = OrderKind.NEW, target: int = 0,
+              ioc: bool = False) -> "OrderIntent":
+        """The same intent as the keyword constructor, built in half its time (strategies make
+        dozens per batch): a frozen dataclass's ``__init__`` goes through ``object.__setattr__``
+        once per field, this sets the slots directly."""
+        o = _new(cls)
+        _set_strategy(o, strategy)
+        _set_slot(o, slot)
+        _set_side(o, side)
+        _set_price(o, price)
+        _set_quantity(o, quantity)
+        _set_kind(o, kind)
+        _set_target(o, target)
+        _set_ioc(o, ioc)
+        _set_fok(o, False)
+        _set_post_only(o, False)
+        return o
+
+
+_new = object.__new__
+(_set_strategy, _set_slot, _set_side, _set_price, _set_quantity, _set_kind, _set_target, _set_ioc,
+ _set_fok, _set_post_only) = (OrderIntent.__dict__[f].__set__ for f in (
+    "strategy", "slot", "side", "price", "quantity", "kind", "target", "ioc", "fok", "post_only"))
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Fill:

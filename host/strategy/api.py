@@ -182,15 +182,12 @@ def quote_side_intents(strategy: str, slot: int, side: Side, want: bool, price: 
     """
     if want:
         if existing is None:
-            return [OrderIntent(strategy=strategy, slot=slot, side=side, price=price,
-                                quantity=quantity)]
+            return [OrderIntent.quick(strategy, slot, side, price, quantity)]
         if existing.price != price or existing.quantity != quantity:
-            return [OrderIntent(strategy=strategy, slot=slot, side=side, price=price,
-                                quantity=quantity, kind=OrderKind.REPLACE,
-                                target=existing.client_order_id)]
+            return [OrderIntent.quick(strategy, slot, side, price, quantity, OrderKind.REPLACE,
+                                      existing.client_order_id)]
         return []
     if existing is not None:
-        return [OrderIntent(strategy=strategy, slot=slot, side=side, price=existing.price,
-                            quantity=existing.quantity, kind=OrderKind.CANCEL,
-                            target=existing.client_order_id)]
+        return [OrderIntent.quick(strategy, slot, side, existing.price, existing.quantity,
+                                  OrderKind.CANCEL, existing.client_order_id)]
     return []

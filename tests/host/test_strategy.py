@@ -116,6 +116,35 @@ def test_imbalance_momentum_stays_out_against_falling_mid():
     assert strategy.on_bbo(_book(0, 1_000_000, 1_000_100, 900, 100), empty_context()) == []
 
 
+@pytest.mark.parametrize("kind,target,ioc", [(OrderKind.NEW, 0, False),
+                                             (OrderKind.REPLACE, 41, False),
+                                             (OrderKind.CANCEL, 7, False),
+                                             (OrderKind.NEW, 0, True)])
+def test_quick_intent_equals_the_keyword_constructors_and_stays_frozen(kind, target, ioc):
+    # Act
+    quick = OrderIntent.quick("mm-1", 3, Side.SELL, 1_000_100, 200, kind, target, ioc)
+    full = OrderIntent(strategy="mm-1", slot=3, side=Side.SELL, price=1_000_100, quantity=200,
+                       kind=kind, target=target, ioc=ioc)
+
+    # Assert: every field, equality, hash and immutability
+    assert quick == full and hash(quick) == hash(full) and repr(quick) == repr(full)
+    with pytest.raises(AttributeError):
+        quick.price = 1
+
+
+def test_context_answers_open_order_lookups_without_a_scan():
+    orders = [OpenOrder(client_order_id=1, strategy="a", slot=2, side=Side.BUY, price=10,
+                        quantity=5),
+              OpenOrder(client_order_id=2, strategy="b", slot=2, side=Side.SELL, price=11,
+                        quantity=5)]
+    ctx = StrategyContext(open_orders=orders)
+
+    assert ctx.has_open_orders("a", 2) and ctx.has_open_orders("b", 2)
+    assert not ctx.has_open_orders("a", 3) and not ctx.has_open_orders("c", 2)
+    assert [bool(ctx.orders_of(s, slot)) for s, slot in (("a", 2), ("a", 3), ("b", 2))] == [
+        ctx.has_open_orders(s, slot) for s, slot in (("a", 2), ("a", 3), ("b", 2))]
+
+
 def test_bad_parameter_is_refused_with_its_value():
     with pytest.raises(ValueError, match=r"tick_size must be an int >= 1, got 0"):
         MarketMaker(name="mm", slot=0, tick_size=0)
