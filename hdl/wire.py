@@ -442,6 +442,8 @@ FEED_REGISTERS = [
     Register("FEED_SUBSCRIBED", "r", "slots handed out by directory messages so far"),
     Register("FEED_SLOT_OVERFLOW", "r", "directory messages that would subscribe but found no "
                                         "free slot"),
+    Register("FEED_SUB_REFUSED", "r", "host writes of FEED_SUB_SLOT refused: a slot beyond the "
+                                      "build's slots (the entry is left as it was)"),
     Register("MOLD_PACKETS", "r", "MoldUDP64 packets whose 20-byte header arrived"),
     Register("MOLD_HEARTBEATS", "r", "MoldUDP64 heartbeats (count 0)"),
     Register("MOLD_END_OF_SESSION", "r", "MoldUDP64 end-of-session packets (count 0xFFFF)"),
@@ -466,7 +468,8 @@ FEED_REGISTERS = [
                                     "2 host-written entries only. bit 2: pass events of "
                                     "unsubscribed locates on (slot 0xFFFF) instead of dropping"),
     Register("FEED_SUB_LOCATE", "rw", "stock locate of the next FEED_SUB_SLOT write"),
-    Register("FEED_SUB_SLOT", "rw", "a write sets FEED_SUB_LOCATE -> slot (bits 0-15); with "
+    Register("FEED_SUB_SLOT", "rw", "a write sets FEED_SUB_LOCATE -> slot (bits 0-15, below "
+                                    "the build's slots, else refused and counted); with "
                                     "bit 31 set it removes the locate's subscription"),
     Register("FEED_SUB_TICKER_LO", "rw", "stock bytes 0-3 (byte 0 in bits 0-7), space padded; "
                                          "0 in LO and HI: unused entry", count=8),

@@ -64,3 +64,26 @@ def test_fuzzed_frames_give_the_models_records_and_counters(harness, mold):
     assert got.counters == expected.counters
     assert sum(expected.counters[k] for k in ("DROP_BAD_LENGTH", "DROP_UNKNOWN_TYPE",
                                               "DROP_TRUNCATED", "DROP_ZERO_LENGTH")) > 100
+
+
+def test_host_written_entries_subscribe_remove_and_refuse_slots_beyond_the_build(harness):
+    # Arrange: host-only subscriptions; locate 7 moved, 9 removed, two slots out of range
+    # refused and counted (11 keeps its entry, 12 gets none); bits 16-30 are not the slot's
+    entries = ((5, 3), (7, 200), (7, 255), (9, 4), (9, 1 << 31), (11, 6), (11, 256),
+               (12, 0xFFFF), (13, 0), (14, 0x1_0002))
+    config = FeedConfig(sub_mode="host", pass_all=True, entries=entries)
+    rng = random.Random(5)
+    msgs = generate_messages(4, 3000, n_symbols=16)
+    frames = [frame_historical(msgs[i:i + 50]) for i in range(0, len(msgs), 50)]
+    expected = run_feed_model(frames, config)
+    assert expected.counters["FEED_SUB_REFUSED"] == 2
+    slots = {e["slot"] for e in expected.events}
+    assert {3, 255, 6, 0, 2, 0xFFFF} <= slots and not slots & {200, 4}
+
+    # Act
+    got = run_feed_gateware(frames, config, harness=harness.spawn(), idle=0.1,
+                            backpressure=0.2, seed=rng.randrange(1000))
+
+    # Assert
+    assert [{k: e[k] for k in EVENT_FIELDS} for e in got.events] == expected.events
+    assert got.counters == expected.counters

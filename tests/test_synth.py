@@ -185,13 +185,15 @@ def test_a_memory_no_ram_primitive_takes_is_reported_in_flip_flops():
 def test_subscription_table_of_65536_locates_lands_in_block_ram():
     # Read as RTLIL, the 65,536-word table synthesizes in seconds (as Verilog, its one `initial`
     # statement per word alone takes Yosys minutes).
-    from hdl.feed.decoder import EntryLayout
     from hdl.feed.subscriptions import LOCATES, SubscriptionTable
 
-    util = synthesize(SubscriptionTable(), "subscription_table", timeout_s=300)
+    table = SubscriptionTable()
+    util = synthesize(table, "subscription_table", timeout_s=300)
     assert util.memories == {"table": "$__XILINX_BLOCKRAM_TDP_"}
     assert util.memories_in_flip_flops == []
-    held_bits = LOCATES * EntryLayout.size
+    # 256 slots: a valid bit and an 8-bit slot, 9 bits a locate, 16 BRAM36
+    assert table.entry_layout.size == 9
+    held_bits = LOCATES * table.entry_layout.size
     assert util.memory_bram36("table") == util.bram36
     assert held_bits <= util.bram36 * BRAM36_BITS < held_bits + 4 * BRAM36_BITS
     # Only the write-arbitration and read-bypass registers are in fabric.

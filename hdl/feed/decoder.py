@@ -29,7 +29,7 @@ from .deframer import UnitLayout
 from .events import BookEventLayout, EventKind
 from .messages import MAX_MESSAGE
 
-__all__ = ["Decoder", "EntryLayout", "SESSIONS", "TICKERS", "NO_SLOT",
+__all__ = ["Decoder", "entry_layout", "SESSIONS", "TICKERS", "NO_SLOT",
            "SUB_AUTO", "SUB_TICKERS", "SUB_HOST"]
 
 PREFIX = 2          # the length prefix precedes the message in the vector
@@ -38,7 +38,13 @@ TICKERS = 8         # host-written tickers of the SUB_TICKERS mode
 NO_SLOT = 0xFFFF
 SUB_AUTO, SUB_TICKERS, SUB_HOST = 0, 1, 2
 
-EntryLayout = data.StructLayout({"valid": 1, "slot": 16})
+
+
+def entry_layout(slots: int) -> data.StructLayout:
+    """A subscription table entry: valid, and a slot just wide enough for ``slots`` slots
+    (8 bits for 256: the 65,536-entry table then takes 16 BRAM36, not the 32 of a 16-bit slot).
+    """
+    return data.StructLayout({"valid": 1, "slot": max(1, (slots - 1).bit_length())})
 
 _BOOK_TYPES = {ord("A"): EventKind.ADD, ord("F"): EventKind.ADD, ord("E"): EventKind.EXECUTE,
                ord("C"): EventKind.EXECUTE, ord("X"): EventKind.CANCEL,
@@ -86,7 +92,7 @@ class Decoder(wiring.Component):
             "sub_mode": In(2),
             "pass_all": In(1),
             "tickers": In(data.ArrayLayout(64, TICKERS)),
-            "entry": In(EntryLayout),
+            "entry": In(entry_layout(slots)),
             "sub_en": Out(1),
             "sub_addr": Out(16),
             "sub_slot": Out(16),

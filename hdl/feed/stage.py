@@ -74,7 +74,7 @@ class FeedStage(wiring.Component):
         m = Module()
         m.submodules.deframer = deframer = Deframer()
         m.submodules.decoder = decoder = Decoder(slots=self.slots)
-        m.submodules.table = table = SubscriptionTable(locates=self.locates)
+        m.submodules.table = table = SubscriptionTable(locates=self.locates, slots=self.slots)
         connect(m, wiring.flipped(self.beats), deframer.beats)
         connect(m, deframer.units, decoder.units)
         connect(m, decoder.events, wiring.flipped(self.events))
@@ -122,6 +122,7 @@ class FeedStage(wiring.Component):
             "FEED_GAP_RECORDS": decoder.count_gap,
             "FEED_DROP_UNSUBSCRIBED": decoder.count_unsubscribed,
             "FEED_SLOT_OVERFLOW": decoder.count_slot_overflow,
+            "FEED_SUB_REFUSED": table.refused,
             "MOLD_PACKETS": decoder.count_packet,
             "MOLD_HEARTBEATS": decoder.count_heartbeat,
             "MOLD_END_OF_SESSION": decoder.count_end_of_session,

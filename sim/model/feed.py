@@ -55,7 +55,9 @@ class FeedConfig:
     tickers : tuple of str
         Up to 8 stocks for ``"tickers"`` mode.
     entries : tuple of (int, int)
-        Host-written (locate, slot) entries, written before the stream.
+        Host-written (locate, value) entries, written in order before the stream: the value as
+        ``FEED_SUB_SLOT`` takes it (bits 0-15 the slot; bit 31 removes the locate's entry). A
+        slot beyond ``slots`` is refused and counted (``FEED_SUB_REFUSED``).
     slots : int
         Slots of the stage (default 256).
     """
@@ -131,7 +133,15 @@ class FeedModel:
         self.config = config
         self.result = FeedResult()
         self.counters = {r.name: 0 for r in wire.FEED_REGISTERS if r.access == "r"}
-        self.table = {loc: slot for loc, slot in config.entries}
+        self.table: dict[int, int] = {}
+        for locate, value in config.entries:
+            locate &= 0xFFFF
+            if value >> 31 & 1:
+                self.table.pop(locate, None)
+            elif value & 0xFFFF < config.slots:
+                self.table[locate] = value & 0xFFFF
+            else:
+                self.counters["FEED_SUB_REFUSED"] += 1
         self.next_free = 0
         self.hist_seq = 0
         self.sequencer = MoldSequencer(first_expected=None if config.mold_join else 1)
