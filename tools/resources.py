@@ -349,18 +349,18 @@ def render_markdown(report: dict) -> str:
             "7-series fabric, with 6-input LUTs and faster carry chains, differs); it shows which "
             "paths are long and how long relative to each other.",
             "",
-            "| block | fmax (MHz) | clock | target | ECP5 LUT4 | tool | command | time |",
-            "|---|---:|---|---:|---:|---|---|---:|"]
+            "| block | fmax (MHz) | clock | target | ECP5 LUT4 | gateware | tool | command | time |",
+            "|---|---:|---|---:|---:|---|---|---|---:|"]
     for name in STAGES:
         f = report.get("fmax", {}).get(name)
         if f is None:
             continue
         if "fmax_mhz" in f:
             out.append(f"| {name} | {f['fmax_mhz']:.1f} | `{f['clock']}` | {f['target_mhz']:g} "
-                       f"| {f['ecp5_luts']:,} | {f['tool']} | `{f['command']}` "
-                       f"| {f['seconds']:.0f} s |")
+                       f"| {f['ecp5_luts']:,} | `{f.get('design', 'unknown')}` | {f['tool']} "
+                       f"| `{f['command']}` | {f['seconds']:.0f} s |")
         else:
-            out.append(f"| {name} | not measured | | | | | {f['error']} | |")
+            out.append(f"| {name} | not measured | | | | | | {f['error']} | |")
     for name in STAGES:
         f = report.get("fmax", {}).get(name, {})
         if f.get("critical_path"):
