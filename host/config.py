@@ -170,7 +170,8 @@ class RiskConfig:
     max_order_qty: int = _f(1000, "largest order quantity", minimum=1)
     max_notional: int = _f(1_000_000_000, "largest price x quantity of one order", minimum=1)
     max_position: int = _f(5000, "largest absolute net position", minimum=0)
-    max_open_orders: int = _f(64, "most open orders at once", minimum=0)
+    max_open_orders: int = _f(32, "most open orders at once (the default gate holds 32)",
+                              minimum=0)
     collar_ticks: int = _f(50, "farthest limit price from the opposite best, ticks", minimum=0)
     tick_size: int = _f(100, "price increment, integer price units", minimum=1)
     symbols: Mapping[str, SymbolRiskOverride] = _ff(
