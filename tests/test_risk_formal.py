@@ -113,6 +113,11 @@ class GateProperties(Elaboratable):
         # The products registered with the request belong to it (needed for induction).
         m.d.comb += [Assert(dec["notional"] == req.price[:PB] * req.quantity[:QB]),
                      Assert(dec["price_bps"] == req.price[:PB] * 10_000)]
+        # So do the reference products registered a cycle ahead, on every cycle, stalled or not:
+        # they equal the products of the live BBO price and band.
+        live_ref = Mux(req.flags.sell, st["bid"][req.slot[:1]], st["ask"][req.slot[:1]])
+        m.d.comb += [Assert(dec["ref_bps"] == live_ref * 10_000),
+                     Assert(dec["ref_band"] == live_ref * dec["band"])]
         sell = req.flags.sell
         accepted_open = dec["decide"] & dec["accept"] & dec["opening"]
         slot = req.slot[:1]

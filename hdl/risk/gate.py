@@ -5,7 +5,11 @@ on the output from cycle ``c + 2``):
 
 * cycle ``c``, handshake: the products that depend only on the request (notional
   ``price * quantity``, ``price * 10000`` for a collar in basis points) are computed from the
-  input and registered with it;
+  input and registered with it; so are the collar's products of the symbol's reference price
+  (``ref * 10000`` and ``ref * band``), from the price and band the decision will see: the BBO
+  record or commit arriving in this very cycle included. While the pipeline stalls they are
+  recomputed every cycle for the waiting request, so they always match the live state, and the
+  decision cycle has no multiplier in it;
 * cycle ``c + 1``, the *decision*: every check reads the active limits and the live state (positions,
   open orders, BBO, token buckets, recent ids) as of this cycle and sets its own reason bit side by
   side; on the edge that ends the cycle the verdict (and, when accepted, the request on
@@ -174,6 +178,8 @@ class PreTradeRisk(wiring.Component):
         s2_valid, s2_ingress = Signal(), Signal(wire.CYCLE_STAMP_BITS)
         s2_notional = Signal(PB + QB)
         s2_price_bps = Signal(PB + 14)
+        s2_ref_bps = Signal(PB + 14)
+        s2_ref_band = Signal(PB + self.band_bits)
         req = self.order_in.payload
         with m.If(advance):
             m.d.sync += [
@@ -224,9 +230,30 @@ class PreTradeRisk(wiring.Component):
 
         # Collar against the live BBO of the symbol.
         cfg = act["collar_config"]
+
+        def saturated_band(value):
+            return Mux(value[self.band_bits:] != 0, (1 << self.band_bits) - 1,
+                       value[:self.band_bits])
+
         band = Signal(self.band_bits)
-        m.d.comb += band.eq(Mux(act["collar_band"][self.band_bits:] != 0,
-                                (1 << self.band_bits) - 1, act["collar_band"][:self.band_bits]))
+        m.d.comb += band.eq(saturated_band(act["collar_band"]))
+
+        # The reference products for the request in stage 2 on the next cycle (the one entering,
+        # or the one waiting), from the next cycle's BBO and band: registered every cycle.
+        nxt = Signal(wire.ORDER_REQUEST.layout)
+        m.d.comb += nxt.eq(Mux(advance, req, s2))
+        n_idx, n_sell = nxt.slot[:slot_bits], nxt.flags.sell
+        bbo = self.bbo_in.payload
+        bbo_ok = Signal()
+        m.d.comb += bbo_ok.eq(self.bbo_in.valid & (bbo.slot < S))
+        n_ref = Signal(PB)
+        with m.If(bbo_ok & (bbo.slot[:slot_bits] == n_idx)):
+            m.d.comb += n_ref.eq(Mux(n_sell, bbo.bid_price[:PB], bbo.ask_price[:PB]))
+        with m.Else():
+            m.d.comb += n_ref.eq(Mux(n_sell, bid[n_idx], ask[n_idx]))
+        n_band = Signal(self.band_bits)
+        m.d.comb += n_band.eq(Mux(regs.commit, saturated_band(regs.collar_band), band))
+        m.d.sync += [s2_ref_bps.eq(n_ref * BPS_ONE), s2_ref_band.eq(n_ref * n_band)]
         ref = Signal(PB)
         side_valid = Signal()
         stamp = Signal(64)
@@ -237,7 +264,7 @@ class PreTradeRisk(wiring.Component):
         age = (cycle - stamp)[:64]
         stale = (act["bbo_max_age"] != 0) & (age > act["bbo_max_age"])
         inside_ticks = Mux(sell, price + band >= ref, price <= ref + band)
-        ref_bps, ref_band = ref * BPS_ONE, ref * band
+        ref_bps, ref_band = s2_ref_bps, s2_ref_band
         inside_bps = Mux(sell, s2_price_bps + ref_band >= ref_bps,
                          s2_price_bps <= ref_bps + ref_band)
         inside = side_valid & ~stale & Mux(cfg[COLLAR_BPS_BIT], inside_bps, inside_ticks)
@@ -276,7 +303,8 @@ class PreTradeRisk(wiring.Component):
             books.eq(decide & accept & opening),
         ]
         self.decision = dict(decide=decide, accept=accept, reasons=reasons, request=s2,
-                             opening=opening, notional=s2_notional, price_bps=s2_price_bps)
+                             opening=opening, notional=s2_notional, price_bps=s2_price_bps,
+                             ref_bps=s2_ref_bps, ref_band=s2_ref_band, band=band)
 
         # ---- outputs -----------------------------------------------------------------------
         with m.If(vo.valid & vo.ready):
@@ -367,10 +395,7 @@ class PreTradeRisk(wiring.Component):
                 open_qty[f_key] - released + Mux(books & same, qty, 0))
 
         # ---- BBO -----------------------------------------------------------------------------
-        bbo = self.bbo_in.payload
         m.d.comb += self.bbo_in.ready.eq(1)
-        bbo_ok = Signal()
-        m.d.comb += bbo_ok.eq(self.bbo_in.valid & (bbo.slot < S))
         with m.If(bbo_ok):
             b_idx = bbo.slot[:slot_bits]
             m.d.sync += [
