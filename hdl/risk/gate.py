@@ -5,11 +5,12 @@ on the output from cycle ``c + 2``):
 
 * cycle ``c``, handshake: the products that depend only on the request (notional
   ``price * quantity``, ``price * 10000`` for a collar in basis points) are computed from the
-  input and registered with it; so are the collar's products of the symbol's reference price
-  (``ref * 10000`` and ``ref * band``), from the price and band the decision will see: the BBO
-  record or commit arriving in this very cycle included. While the pipeline stalls they are
-  recomputed every cycle for the waiting request, so they always match the live state, and the
-  decision cycle has no multiplier in it;
+  input and registered with it; so are the side of the symbol's BBO it is checked against
+  (price, presence, arrival cycle) and the collar's products of that price (``ref * 10000`` and
+  ``ref * band``), from the BBO and band the decision will see: a BBO record or commit arriving
+  in this very cycle included. While the pipeline stalls they are recomputed every cycle for the
+  waiting request, so they always match the live state, and the decision cycle neither selects
+  the symbol's BBO nor multiplies;
 * cycle ``c + 1``, the *decision*: every check reads the active limits and the live state (positions,
   open orders, BBO, token buckets, recent ids) as of this cycle and sets its own reason bit side by
   side; on the edge that ends the cycle the verdict (and, when accepted, the request on
@@ -246,21 +247,24 @@ class PreTradeRisk(wiring.Component):
         bbo = self.bbo_in.payload
         bbo_ok = Signal()
         m.d.comb += bbo_ok.eq(self.bbo_in.valid & (bbo.slot < S))
-        n_ref = Signal(PB)
+        n_ref, n_side_valid, n_stamp = Signal(PB), Signal(), Signal(64)
         with m.If(bbo_ok & (bbo.slot[:slot_bits] == n_idx)):
-            m.d.comb += n_ref.eq(Mux(n_sell, bbo.bid_price[:PB], bbo.ask_price[:PB]))
+            m.d.comb += [
+                n_ref.eq(Mux(n_sell, bbo.bid_price[:PB], bbo.ask_price[:PB])),
+                n_side_valid.eq(Mux(n_sell, bbo.flags.bid_valid & (bbo.bid_price[PB:] == 0),
+                                    bbo.flags.ask_valid & (bbo.ask_price[PB:] == 0))),
+                n_stamp.eq(cycle),
+            ]
         with m.Else():
-            m.d.comb += n_ref.eq(Mux(n_sell, bid[n_idx], ask[n_idx]))
+            m.d.comb += [n_ref.eq(Mux(n_sell, bid[n_idx], ask[n_idx])),
+                         n_side_valid.eq(Mux(n_sell, bid_valid[n_idx], ask_valid[n_idx])),
+                         n_stamp.eq(bbo_stamp[n_idx])]
         n_band = Signal(self.band_bits)
         m.d.comb += n_band.eq(Mux(regs.commit, saturated_band(regs.collar_band), band))
-        m.d.sync += [s2_ref_bps.eq(n_ref * BPS_ONE), s2_ref_band.eq(n_ref * n_band)]
-        ref = Signal(PB)
-        side_valid = Signal()
-        stamp = Signal(64)
-        with m.If(s2_valid):
-            m.d.comb += [ref.eq(Mux(sell, bid[idx], ask[idx])),
-                         side_valid.eq(Mux(sell, bid_valid[idx], ask_valid[idx])),
-                         stamp.eq(bbo_stamp[idx])]
+        # The side of the symbol's BBO the request is checked against, as of the decision.
+        ref, side_valid, stamp = Signal(PB), Signal(), Signal(64)
+        m.d.sync += [ref.eq(n_ref), side_valid.eq(n_side_valid), stamp.eq(n_stamp),
+                     s2_ref_bps.eq(n_ref * BPS_ONE), s2_ref_band.eq(n_ref * n_band)]
         age = (cycle - stamp)[:64]
         stale = (act["bbo_max_age"] != 0) & (age > act["bbo_max_age"])
         inside_ticks = Mux(sell, price + band >= ref, price <= ref + band)
@@ -304,7 +308,8 @@ class PreTradeRisk(wiring.Component):
         ]
         self.decision = dict(decide=decide, accept=accept, reasons=reasons, request=s2,
                              opening=opening, notional=s2_notional, price_bps=s2_price_bps,
-                             ref_bps=s2_ref_bps, ref_band=s2_ref_band, band=band)
+                             ref_bps=s2_ref_bps, ref_band=s2_ref_band, band=band, ref=ref,
+                             side_valid=side_valid, stamp=stamp)
 
         # ---- outputs -----------------------------------------------------------------------
         with m.If(vo.valid & vo.ready):
