@@ -241,9 +241,9 @@ class PreTradeRisk(wiring.Component):
 
         # The reference products for the request in stage 2 on the next cycle (the one entering,
         # or the one waiting), from the next cycle's BBO and band: registered every cycle.
-        nxt = Signal(wire.ORDER_REQUEST.layout)
-        m.d.comb += nxt.eq(Mux(advance, req, s2))
-        n_idx, n_sell = nxt.slot[:slot_bits], nxt.flags.sell
+        n_idx, n_sell = Signal(slot_bits), Signal()
+        m.d.comb += [n_idx.eq(Mux(advance, req.slot[:slot_bits], idx)),
+                     n_sell.eq(Mux(advance, req.flags.sell, sell))]
         bbo = self.bbo_in.payload
         bbo_ok = Signal()
         m.d.comb += bbo_ok.eq(self.bbo_in.valid & (bbo.slot < S))
