@@ -113,16 +113,17 @@ class GateProperties(Elaboratable):
         # The products registered with the request belong to it (needed for induction).
         m.d.comb += [Assert(dec["notional"] == req.price[:PB] * req.quantity[:QB]),
                      Assert(dec["price_bps"] == req.price[:PB] * 10_000)]
-        # So do the BBO side and its products registered a cycle ahead, on every cycle, stalled
-        # or not: they equal the live BBO and its products with the live band.
+        # So do the BBO side and its products registered a cycle ahead, on every cycle with a
+        # request, stalled or not: they equal the live BBO and its products with the live band.
         live = req.slot[:1]
         live_ref = Mux(req.flags.sell, st["bid"][live], st["ask"][live])
-        m.d.comb += [Assert(dec["ref"] == live_ref),
-                     Assert(dec["side_valid"] == Mux(req.flags.sell, st["bid_valid"][live],
-                                                     st["ask_valid"][live])),
-                     Assert(dec["stamp"] == st["bbo_stamp"][live]),
-                     Assert(dec["ref_bps"] == live_ref * 10_000),
-                     Assert(dec["ref_band"] == live_ref * dec["band"])]
+        with m.If(dec["valid"]):
+            m.d.comb += [Assert(dec["ref"] == live_ref),
+                         Assert(dec["side_valid"] == Mux(req.flags.sell, st["bid_valid"][live],
+                                                         st["ask_valid"][live])),
+                         Assert(dec["stamp"] == st["bbo_stamp"][live]),
+                         Assert(dec["ref_bps"] == live_ref * 10_000),
+                         Assert(dec["ref_band"] == live_ref * dec["band"])]
         sell = req.flags.sell
         accepted_open = dec["decide"] & dec["accept"] & dec["opening"]
         slot = req.slot[:1]

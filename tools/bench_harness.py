@@ -116,11 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     records = _records(args.records)
     dtypes = {"bbo_in": BBO.dtype, "bbo_out": BBO.dtype}
     # config names every constructor parameter: the Verilog cache is found by it.
-    designs = (("BboFifo", BboLoopback(depth=16, registers=False), "depth16-noregs"),
-               ("BboLoopback", BboLoopback(depth=16), "depth16"),
-               ("BboCrossCheck", BboCrossCheck(latency=4), "latency4"))
-    for design, component, config in designs if not args.top_only else ():
-        h = Harness.build(component, f"bench_{design.lower()}", config, dtypes=dtypes)
+    designs = (("BboFifo", lambda: BboLoopback(depth=16, registers=False), "depth16-noregs"),
+               ("BboLoopback", lambda: BboLoopback(depth=16), "depth16"),
+               ("BboCrossCheck", lambda: BboCrossCheck(latency=4), "latency4"))
+    for design, make, config in designs if not args.top_only else ():
+        h = Harness.build(make(), f"bench_{design.lower()}", config, dtypes=dtypes)
         h.reset()
         rows.append(_idle_scenario(h, design, args.idle_cycles))
         rows += _stream_scenarios(h, design, args.records, "bbo_in", "bbo_out", records,

@@ -9,8 +9,8 @@ on the output from cycle ``c + 2``):
   (price, presence, arrival cycle) and the collar's products of that price (``ref * 10000`` and
   ``ref * band``), from the BBO and band the decision will see: a BBO record or commit arriving
   in this very cycle included. While the pipeline stalls they are recomputed every cycle for the
-  waiting request, so they always match the live state, and the decision cycle neither selects
-  the symbol's BBO nor multiplies;
+  waiting request, so they always match the live state of a request in the decision, and the
+  decision cycle neither selects the symbol's BBO nor multiplies;
 * cycle ``c + 1``, the *decision*: every check reads the active limits and the live state (positions,
   open orders, BBO, token buckets, recent ids) as of this cycle and sets its own reason bit side by
   side; on the edge that ends the cycle the verdict (and, when accepted, the request on
@@ -262,9 +262,11 @@ class PreTradeRisk(wiring.Component):
         n_band = Signal(self.band_bits)
         m.d.comb += n_band.eq(Mux(regs.commit, saturated_band(regs.collar_band), band))
         # The side of the symbol's BBO the request is checked against, as of the decision.
+        # Loaded only for a request (an idle cycle leaves them, and a simulator skips them).
         ref, side_valid, stamp = Signal(PB), Signal(), Signal(64)
-        m.d.sync += [ref.eq(n_ref), side_valid.eq(n_side_valid), stamp.eq(n_stamp),
-                     s2_ref_bps.eq(n_ref * BPS_ONE), s2_ref_band.eq(n_ref * n_band)]
+        with m.If(Mux(advance, self.order_in.valid, s2_valid)):
+            m.d.sync += [ref.eq(n_ref), side_valid.eq(n_side_valid), stamp.eq(n_stamp),
+                         s2_ref_bps.eq(n_ref * BPS_ONE), s2_ref_band.eq(n_ref * n_band)]
         age = (cycle - stamp)[:64]
         stale = (act["bbo_max_age"] != 0) & (age > act["bbo_max_age"])
         inside_ticks = Mux(sell, price + band >= ref, price <= ref + band)
@@ -306,7 +308,8 @@ class PreTradeRisk(wiring.Component):
             decide.eq(advance & s2_valid),
             books.eq(decide & accept & opening),
         ]
-        self.decision = dict(decide=decide, accept=accept, reasons=reasons, request=s2,
+        self.decision = dict(valid=s2_valid, decide=decide, accept=accept, reasons=reasons,
+                             request=s2,
                              opening=opening, notional=s2_notional, price_bps=s2_price_bps,
                              ref_bps=s2_ref_bps, ref_band=s2_ref_band, band=band, ref=ref,
                              side_valid=side_valid, stamp=stamp)
