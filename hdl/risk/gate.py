@@ -239,8 +239,9 @@ class PreTradeRisk(wiring.Component):
         band = Signal(self.band_bits)
         m.d.comb += band.eq(saturated_band(act["collar_band"]))
 
-        # The reference products for the request in stage 2 on the next cycle (the one entering,
-        # or the one waiting), from the next cycle's BBO and band: registered every cycle.
+        # The BBO side and its products for the request in stage 2 on the next cycle (the one
+        # entering, or the one waiting), from the next cycle's BBO and band: a BBO record for
+        # that slot on this cycle, or a commit, is what the state holds then.
         n_idx, n_sell = Signal(slot_bits), Signal()
         m.d.comb += [n_idx.eq(Mux(advance, req.slot[:slot_bits], idx)),
                      n_sell.eq(Mux(advance, req.flags.sell, sell))]
@@ -261,8 +262,9 @@ class PreTradeRisk(wiring.Component):
                          n_stamp.eq(bbo_stamp[n_idx])]
         n_band = Signal(self.band_bits)
         m.d.comb += n_band.eq(Mux(regs.commit, saturated_band(regs.collar_band), band))
-        # The side of the symbol's BBO the request is checked against, as of the decision.
-        # Loaded only for a request (an idle cycle leaves them, and a simulator skips them).
+        # Loaded on every cycle that has a request next (stalled ones included), so they always
+        # hold the live values at a decision; an idle cycle leaves them, and a simulator skips
+        # them.
         ref, side_valid, stamp = Signal(PB), Signal(), Signal(64)
         with m.If(Mux(advance, self.order_in.valid, s2_valid)):
             m.d.sync += [ref.eq(n_ref), side_valid.eq(n_side_valid), stamp.eq(n_stamp),
