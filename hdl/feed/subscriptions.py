@@ -4,9 +4,9 @@ Two writers share its one write port: the decoder (a directory message subscribi
 and the host (``FEED_SUB_LOCATE`` then a write of ``FEED_SUB_SLOT``). The decoder wins a
 conflict; the host's write waits one cycle. An entry holds a slot only as wide as the build's
 slots need, so a host write of a slot beyond them is refused (the entry stays as it was) and
-reported on ``refused``, for the stage's ``FEED_SUB_REFUSED`` counter. The read is issued by the deframer in the cycle a
-message ends, so its data comes out with the registered message; the read port is transparent to
-the write port so a write in that same cycle is seen.
+reported on ``refused``, for the stage's ``FEED_SUB_REFUSED`` counter. The read is issued by the
+deframer in the cycle a message ends, so its data comes out with the registered message; the read
+port is transparent to the write port so a write in that same cycle is seen.
 """
 
 from __future__ import annotations

@@ -311,8 +311,8 @@ class PreTradeRisk(wiring.Component):
             books.eq(decide & accept & opening),
         ]
         self.decision = dict(valid=s2_valid, decide=decide, accept=accept, reasons=reasons,
-                             request=s2,
-                             opening=opening, notional=s2_notional, price_bps=s2_price_bps,
+                             request=s2, opening=opening, notional=s2_notional,
+                             price_bps=s2_price_bps,
                              ref_bps=s2_ref_bps, ref_band=s2_ref_band, band=band, ref=ref,
                              side_valid=side_valid, stamp=stamp)
 
