@@ -42,6 +42,7 @@ import signal
 import sys
 import tempfile
 import time
+import types
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -518,8 +519,7 @@ class Daemon:
         self._next_message = 0
         self._now_ns = 0
         self._ctx_version = -1
-        self._ctx_positions: dict[int, int] = {}
-        self._ctx_orders: tuple[OpenOrder, ...] = ()
+        self._ctx = StrategyContext()
         self._ctx_views: dict[int, OpenOrder] = {}
         self._next_timer_ns: int | None = None
         self._pending_gate_fills: list[np.ndarray] = []
@@ -844,22 +844,23 @@ class Daemon:
         oms = self.session.oms
         if self._ctx_version != oms.version:
             # Positions and open orders change only through the order manager's handlers.
-            self._ctx_positions = {slot: p.quantity for slot, p in oms.positions.items()
-                                   if p.quantity}
+            positions = types.MappingProxyType({slot: p.quantity
+                                                for slot, p in oms.positions.items()
+                                                if p.quantity})
             # Most open orders are unchanged between two versions: their views are reused.
             views = self._ctx_views
             fresh: dict[int, OpenOrder] = {}
             for o in oms.intended_orders():
-                v = views.get(o.client_order_id)
-                if v is None or v.quantity != o.leaves or v.price != o.price:
-                    v = OpenOrder(client_order_id=o.client_order_id, strategy=o.strategy,
-                                  slot=o.slot, side=o.side, price=o.price, quantity=o.leaves)
-                fresh[o.client_order_id] = v
+                coid, leaves = o.client_order_id, o.leaves
+                v = views.get(coid)
+                if v is None or v.quantity != leaves or v.price != o.price:
+                    v = OpenOrder.quick(coid, o.strategy, o.slot, o.side, o.price, leaves)
+                fresh[coid] = v
             self._ctx_views = fresh
-            self._ctx_orders = tuple(fresh.values())
+            self._ctx = StrategyContext(now_ns=self._now_ns, positions=positions,
+                                        open_orders=tuple(fresh.values()))
             self._ctx_version = oms.version
-        return StrategyContext(now_ns=self._now_ns, positions=self._ctx_positions,
-                               open_orders=self._ctx_orders)
+        return self._ctx.at(self._now_ns)
 
     def _orders(self, intents: list[OrderIntent]) -> None:
         """Intents → host check → journal → gate → verdicts → venue → fills."""

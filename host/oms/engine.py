@@ -37,6 +37,8 @@ _FILL_SELL = wire.FILL.flag("flags", "sell")
 _FILL_DONE = wire.FILL.flag("flags", "done")
 _BBO_BID_VALID = wire.BBO_UPDATE.flag("flags", "bid_valid")
 _BBO_ASK_VALID = wire.BBO_UPDATE.flag("flags", "ask_valid")
+# A request the venue has not answered yet.
+_UNANSWERED = frozenset((OrderState.NEW, OrderState.RISK_ACCEPTED))
 
 COUNTERS = ("intents", "precheck_rejected", "requests", "gate_accepted", "gate_rejected",
             "acks", "venue_rejects", "cancels", "replaced", "fills", "filled_quantity")
@@ -323,10 +325,12 @@ class OrderManager:
     def intended_orders(self) -> list[Order]:
         """Live orders as a strategy should see them: a target whose replace is still on its
         way (not yet answered by the venue) is left out, its replacement stands for it."""
-        replacing = {o.target for o in self._live.values()
-                     if o.kind == OrderKind.REPLACE
-                     and o.state in (OrderState.NEW, OrderState.RISK_ACCEPTED)}
-        return [o for o in self._live.values() if o.client_order_id not in replacing]
+        live = self._live.values()
+        replace = OrderKind.REPLACE
+        replacing = {o.target for o in live if o.kind is replace and o.state in _UNANSWERED}
+        if not replacing:
+            return list(live)
+        return [o for o in live if o.client_order_id not in replacing]
 
     def position(self, slot: int) -> Position:
         """The slot's position (flat if it never traded)."""

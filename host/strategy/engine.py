@@ -66,6 +66,10 @@ class Evaluator:
         if dupes:
             raise ValueError(f"strategy names must be unique; repeated: {dupes!r}")
         self._by_name = {s.name: s for s in self.strategies}
+        # Timer ticks go only to strategies that override on_timer (the base class's answers
+        # nothing), so a tick costs nothing for the others.
+        self._timed = tuple(s for s in self.strategies
+                            if type(s).on_timer is not Strategy.on_timer)
 
     def evaluate(self, batch: np.ndarray, ctx: StrategyContext) -> list[OrderIntent]:
         """Intents of all strategies for one batch, in strategy order."""
@@ -81,7 +85,7 @@ class Evaluator:
     def on_timer(self, now_ns: int, ctx: StrategyContext) -> list[OrderIntent]:
         """Timer tick to every strategy, intents in strategy order."""
         out: list[OrderIntent] = []
-        for s in self.strategies:
+        for s in self._timed:
             out.extend(_call(s, "on_timer", now_ns, ctx))
         return out
 

@@ -8,6 +8,11 @@ from hdl.wire import BBO_UPDATE
 
 __all__ = ["BatchSummary", "last_record_for_slot"]
 
+_DTYPE = BBO_UPDATE.dtype
+#: Positions of a row's fields in a record's ``tolist()`` tuple.
+_ROW_FIELDS = tuple(BBO_UPDATE.dtype.names.index(f)
+                    for f in ("bid_price", "ask_price", "bid_size", "ask_size", "flags"))
+
 
 def last_record_for_slot(batch: np.ndarray, slot: int) -> np.void | None:
     """The last record of ``slot`` in ``batch`` (arrival order), or None if it has none."""
@@ -48,26 +53,31 @@ class BatchSummary:
                 "flags")
 
     def __init__(self, batch: np.ndarray):
-        if batch.dtype != BBO_UPDATE.dtype:
+        if batch.dtype is not _DTYPE and batch.dtype != _DTYPE:
             raise TypeError(f"BBO batch must have dtype BBO_UPDATE.dtype, got {batch.dtype!r}")
         self.batch = batch
         # Later records overwrite earlier ones: each slot keeps its last index.
         self.last = {slot: i for i, slot in enumerate(batch["slot"].tolist())}
-        self._rows: dict[int, tuple[int, int, int, int, int]] = {}
+        self._rows: dict[int, tuple[int, int, int, int, int]] | None = None
         self._columns: dict[str, np.ndarray] | None = None
+
+    def rows(self) -> dict[int, tuple[int, int, int, int, int]]:
+        """Slot → :meth:`row` of every slot of the batch, built in one numpy call on first use
+        (one record at a time costs about as much per slot as this does for all of them)."""
+        rows = self._rows
+        if rows is None:
+            last = self.last
+            # take() with a list is twice as fast as indexing with it.
+            recs = self.batch.take(list(last.values())).tolist() if last else []
+            b, a, bs, as_, f = _ROW_FIELDS
+            rows = self._rows = {slot: (r[b], r[a], r[bs], r[as_], r[f])
+                                 for slot, r in zip(last, recs)}
+        return rows
 
     def row(self, slot: int) -> tuple[int, int, int, int, int] | None:
         """``(bid_price, ask_price, bid_size, ask_size, flags)`` of the slot's last record, or
         None when the batch has no record of the slot."""
-        i = self.last.get(slot)
-        if i is None:
-            return None
-        r = self._rows.get(i)
-        if r is None:
-            rec = self.batch[i]
-            r = self._rows[i] = (int(rec["bid_price"]), int(rec["ask_price"]),
-                                 int(rec["bid_size"]), int(rec["ask_size"]), int(rec["flags"]))
-        return r
+        return self.rows().get(slot)
 
     def __getattr__(self, name: str) -> np.ndarray:
         if name not in BatchSummary._COLUMNS:

@@ -145,6 +145,43 @@ def test_context_answers_open_order_lookups_without_a_scan():
         ctx.has_open_orders(s, slot) for s, slot in (("a", 2), ("a", 3), ("b", 2))]
 
 
+def test_context_lookup_gives_the_first_of_several_open_orders_on_a_side():
+    def order(coid, side):
+        return OpenOrder(client_order_id=coid, strategy="a", slot=1, side=side, price=coid,
+                         quantity=5)
+    ctx = StrategyContext(open_orders=[order(7, Side.SELL), order(3, Side.BUY),
+                                       order(5, Side.SELL), order(1, Side.BUY)])
+
+    assert ctx.open_order("a", 1, Side.SELL).client_order_id == 7
+    assert ctx.open_order("a", 1, Side.BUY).client_order_id == 3
+    assert ctx.open_order("a", 2, Side.BUY) is None
+
+
+def test_context_at_another_time_shares_the_books_and_leaves_the_original():
+    orders = [OpenOrder(client_order_id=1, strategy="a", slot=2, side=Side.BUY, price=10,
+                        quantity=5)]
+    ctx = StrategyContext(now_ns=5, positions={2: 100}, open_orders=orders)
+
+    later = ctx.at(9)
+
+    assert ctx.at(5) is ctx
+    assert (later.now_ns, ctx.now_ns) == (9, 5)
+    assert later == StrategyContext(now_ns=9, positions={2: 100}, open_orders=orders)
+    assert later.open_order("a", 2, Side.BUY) is orders[0] and later.has_open_orders("a", 2)
+    with pytest.raises(AttributeError):
+        later.now_ns = 1
+
+
+def test_quick_open_order_equals_the_keyword_constructor_and_stays_frozen():
+    quick = OpenOrder.quick(12, "mm-1", 3, Side.SELL, 1_000_100, 200)
+    full = OpenOrder(client_order_id=12, strategy="mm-1", slot=3, side=Side.SELL,
+                     price=1_000_100, quantity=200)
+
+    assert quick == full and hash(quick) == hash(full) and repr(quick) == repr(full)
+    with pytest.raises(AttributeError):
+        quick.price = 1
+
+
 def test_bad_parameter_is_refused_with_its_value():
     with pytest.raises(ValueError, match=r"tick_size must be an int >= 1, got 0"):
         MarketMaker(name="mm", slot=0, tick_size=0)
@@ -178,6 +215,25 @@ def test_vectorised_evaluator_gives_same_intents_as_serial_on_random_stream(vect
     # The comparison covered every kind of intent and every strategy class.
     assert {i.kind for i in seen} == set(OrderKind)
     assert {i.strategy[:2] for i in seen} == {"mm", "im", "ml"}
+
+
+class _TimedQuoter(MarketMaker):
+    """A market maker that also asks for one buy on every timer tick."""
+
+    def on_timer(self, now_ns, ctx):
+        return [OrderIntent(strategy=self.name, slot=self.slot, side=Side.BUY, price=now_ns,
+                            quantity=1)]
+
+
+@pytest.mark.parametrize("kind", ["serial", "vectorised"])
+def test_timer_ticks_reach_every_strategy_that_overrides_on_timer_in_order(kind):
+    strategies = [MarketMaker(name="mm0", slot=0), _TimedQuoter(name="t1", slot=1),
+                  ImbalanceMomentum(name="imb2", slot=0), _TimedQuoter(name="t3", slot=2)]
+
+    intents = make_evaluator(strategies, kind).on_timer(4_200, empty_context())
+
+    assert [(i.strategy, i.slot, i.price) for i in intents] == [("t1", 1, 4_200),
+                                                                ("t3", 2, 4_200)]
 
 
 def test_process_pool_evaluator_gives_same_intents_as_serial():
