@@ -35,7 +35,7 @@ def build_strategies(n: int, *, with_ml: bool = True) -> list:
             out.append(MarketMaker(name=f"mm{i}", slot=slot, half_spread_ticks=1 + i % 3,
                                    skew_unit=100))
         elif kind == 1:
-            out.append(ImbalanceMomentum(name=f"imb{i}", slot=slot, threshold_bp=2000 + 50 * i))
+            out.append(ImbalanceMomentum(name=f"imb{i}", slot=slot, threshold_bp=2000 + 50 * (i % 128)))
         else:
             out.append(MlSignal(name=f"ml{i}", slot=slot, buy_above=0.7, sell_below=0.3))
     return out

@@ -61,14 +61,16 @@ class RowKernel(Kernel):
 
     A numpy call costs about a microsecond whatever the size of its arrays, and a kernel makes
     a few dozen: below :attr:`VECTOR_FROM` instances it is faster to let each instance decide
-    from :meth:`BatchSummary.row` in plain integers (``strategy.on_row``), sharing the one
-    pass over the batch; from there on, one numpy pass over all instances
-    (:meth:`evaluate_vector`). Both give the instances' own ``on_bbo`` intents.
+    from its slot's row in plain integers (:meth:`evaluate_rows`: the instances' ``on_row``,
+    or the same decision with the lookups hoisted out of the loop), sharing the one pass over
+    the batch; from there on, one numpy pass over all instances (:meth:`evaluate_vector`).
+    All give the instances' own ``on_bbo`` intents.
     """
 
     #: Instances from which the numpy pass is used: on this machine class the two break even
-    #: near 32 instances of a class (host/strategy/README.md).
-    VECTOR_FROM = 32
+    #: between 256 and 512 instances of a class (host/strategy/README.md); above that both
+    #: spend most of their time building the intents.
+    VECTOR_FROM = 256
 
     def __init__(self, strategies: list[Strategy]):
         super().__init__(strategies)
