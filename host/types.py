@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class Side(enum.IntEnum):
@@ -28,9 +29,12 @@ class OrderKind(enum.IntEnum):
     REPLACE = 3
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OrderIntent:
+class OrderIntent(NamedTuple):
     """What a strategy wants: the order manager turns it into an order request.
+
+    An immutable named tuple: strategies make dozens per batch, and a tuple is built in a
+    fraction of a frozen dataclass's time (:meth:`quick`). Build it with keywords; a
+    strategy that returns one intent where a list is expected is refused by the evaluators.
 
     Attributes
     ----------
@@ -70,27 +74,13 @@ class OrderIntent:
     def quick(cls, strategy: str, slot: int, side: Side, price: int, quantity: int,
               kind: OrderKind = OrderKind.NEW, target: int = 0,
               ioc: bool = False) -> "OrderIntent":
-        """The same intent as the keyword constructor, built in half its time (strategies make
-        dozens per batch): a frozen dataclass's ``__init__`` goes through ``object.__setattr__``
-        once per field, this sets the slots directly."""
-        o = _new(cls)
-        _set_strategy(o, strategy)
-        _set_slot(o, slot)
-        _set_side(o, side)
-        _set_price(o, price)
-        _set_quantity(o, quantity)
-        _set_kind(o, kind)
-        _set_target(o, target)
-        _set_ioc(o, ioc)
-        _set_fok(o, False)
-        _set_post_only(o, False)
-        return o
+        """The same intent as the keyword constructor, in half its time (strategies make
+        dozens per batch): the tuple is built directly, without matching keywords."""
+        return _tuple_new(cls, (strategy, slot, side, price, quantity, kind, target, ioc, False,
+                                False))
 
 
-_new = object.__new__
-(_set_strategy, _set_slot, _set_side, _set_price, _set_quantity, _set_kind, _set_target, _set_ioc,
- _set_fok, _set_post_only) = (OrderIntent.__dict__[f].__set__ for f in (
-    "strategy", "slot", "side", "price", "quantity", "kind", "target", "ioc", "fok", "post_only"))
+_tuple_new = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -105,6 +105,10 @@ def _call(strategy: Strategy, method: str, *args) -> list[OrderIntent]:
     except Exception as exc:
         raise StrategyError(f"strategy {strategy.name!r}.{method} raised "
                             f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}") from exc
+    if isinstance(result, OrderIntent):
+        # An intent is a tuple: list() would make one "intent" of each of its fields.
+        raise StrategyError(f"strategy {strategy.name!r}.{method} returned one OrderIntent; "
+                            f"return a list of them")
     return list(result or ())
 
 

@@ -268,6 +268,17 @@ def test_raising_strategy_is_reported_by_name():
         VectorisedEvaluator([Broken(name="broken")]).evaluate(_book(0, 1, 2), empty_context())
 
 
+@pytest.mark.parametrize("kind", ["serial", "vectorised"])
+def test_strategy_returning_one_intent_instead_of_a_list_is_refused(kind):
+    class Bare(Strategy):
+        def on_bbo(self, batch, ctx):
+            return OrderIntent(strategy=self.name, slot=0, side=Side.BUY, price=1, quantity=1)
+
+    evaluator = make_evaluator([Bare(name="bare"), MarketMaker(name="mm", slot=0)], kind)
+    with pytest.raises(StrategyError, match=r"'bare'\.on_bbo returned one OrderIntent"):
+        evaluator.evaluate(_book(0, 1_000_000, 1_000_200), empty_context())
+
+
 # -- hot reload ---------------------------------------------------------------------------
 
 _MODULE = """
