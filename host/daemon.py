@@ -850,15 +850,17 @@ class Daemon:
             # Most open orders are unchanged between two versions: their views are reused.
             views = self._ctx_views
             fresh: dict[int, OpenOrder] = {}
+            first: dict[tuple, OpenOrder] = {}   # the context's index, built in the same pass
             for o in oms.intended_orders():
                 coid, leaves = o.client_order_id, o.leaves
                 v = views.get(coid)
                 if v is None or v.quantity != leaves or v.price != o.price:
                     v = OpenOrder.quick(coid, o.strategy, o.slot, o.side, o.price, leaves)
                 fresh[coid] = v
+                first.setdefault((o.strategy, o.slot, o.side), v)
             self._ctx_views = fresh
-            self._ctx = StrategyContext(now_ns=self._now_ns, positions=positions,
-                                        open_orders=tuple(fresh.values()))
+            self._ctx = StrategyContext.indexed(self._now_ns, positions,
+                                                tuple(fresh.values()), first)
             self._ctx_version = oms.version
         return self._ctx.at(self._now_ns)
 

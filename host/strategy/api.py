@@ -101,6 +101,19 @@ class StrategyContext:
         object.__setattr__(self, "_first_open", {(o.strategy, o.slot, o.side): o
                                                   for o in reversed(self.open_orders)})
 
+    @classmethod
+    def indexed(cls, now_ns: int, positions: types.MappingProxyType,
+                open_orders: tuple[OpenOrder, ...],
+                first_open: dict[tuple[str, int, Side], OpenOrder]) -> "StrategyContext":
+        """A context whose index the caller built in the same pass as the open orders (the
+        daemon, once per change of its books): ``first_open`` must map each (strategy, slot,
+        side) to its first order in ``open_orders``, and neither may change afterwards. The
+        tests hold the daemon's contexts to the keyword constructor's."""
+        view = object.__new__(cls)
+        view.__dict__.update(now_ns=now_ns, positions=positions, open_orders=open_orders,
+                             _first_open=first_open)
+        return view
+
     def __reduce__(self):
         # mappingproxy does not pickle; the process-pool evaluator ships contexts to workers.
         return (_rebuild_context, (self.now_ns, dict(self.positions), self.open_orders))

@@ -281,6 +281,72 @@ def test_limits_are_written_to_gate_registers_by_name_and_committed(tmp_path):
     assert link.gate.limits.max_open_orders == risk.max_open_orders
 
 
+def test_strategies_see_the_same_view_as_one_built_from_scratch_on_every_call(tmp_path,
+                                                                              monkeypatch):
+    # Arrange: market makers and imbalance strategies on the demo's symbols, so that quotes
+    # are placed, replaced (their targets hidden meanwhile), filled and cancelled
+    from host.strategy import OpenOrder, StrategyContext
+    from host.types import Side
+    specs = [{"module": "host.strategy.builtin", "class": "MarketMaker", "name": f"mm-{i}",
+              "params": {"slot": i % 4, "half_spread_ticks": 1 + i // 4}} for i in range(8)]
+    specs += [{"module": "host.strategy.builtin", "class": "ImbalanceMomentum",
+               "name": f"imb-{i}", "params": {"slot": i, "threshold_bp": 1000}}
+              for i in range(4)]
+    # and one that rests two buys at once on its symbol, so that a (strategy, slot, side) has
+    # more than one open order
+    path = tmp_path / "layered_strategy.py"
+    path.write_text(_LAYERED)
+    specs.append({"module": str(path), "class": "Layered", "name": "layered"})
+    config = _config(tmp_path, strategies=config_from_mapping({"strategies": specs}).strategies)
+    names = [s["name"] for s in specs]
+    layered = []
+    built = Daemon._context
+    sizes = []
+
+    def checked(self):
+        ctx = built(self)
+        oms = self.session.oms
+        fresh = StrategyContext(
+            now_ns=self._now_ns,
+            positions={slot: p.quantity for slot, p in oms.positions.items() if p.quantity},
+            open_orders=[OpenOrder(client_order_id=o.client_order_id, strategy=o.strategy,
+                                   slot=o.slot, side=o.side, price=o.price, quantity=o.leaves)
+                         for o in oms.intended_orders()])
+        assert ctx == fresh
+        for name in names:
+            for slot in range(8):
+                assert ctx.has_open_orders(name, slot) == fresh.has_open_orders(name, slot)
+                for side in Side:
+                    assert ctx.open_order(name, slot, side) == fresh.open_order(name, slot, side)
+        sizes.append(len(ctx.open_orders))
+        layered.append(len(ctx.orders_of("layered")))
+        return ctx
+
+    monkeypatch.setattr(Daemon, "_context", checked)
+
+    # Act
+    _, _, oms, summary = _run(config)
+
+    # Assert: the check ran on every batch, with open orders to look up
+    assert len(sizes) >= summary.batches and max(sizes) >= 8
+    assert oms.counters["replaced"] > 0 and max(layered) == 2
+
+
+_LAYERED = """
+from host.strategy.api import BID_VALID, Strategy
+from host.types import OrderIntent, Side
+
+class Layered(Strategy):
+    def on_bbo(self, batch, ctx):
+        rows = batch[(batch["slot"] == 0) & (batch["flags"] & BID_VALID != 0)]
+        if len(rows) == 0 or ctx.has_open_orders(self.name, 0):
+            return []
+        bid = int(rows["bid_price"][-1])
+        return [OrderIntent(strategy=self.name, slot=0, side=Side.BUY, price=bid - k * 100,
+                            quantity=100) for k in (3, 2)]
+"""
+
+
 class SmallGateLink(ModelLink):
     """A gate whose open-order table holds only ``capacity`` orders."""
 
