@@ -128,6 +128,13 @@ class StrategyContext:
         view.__dict__["now_ns"] = now_ns
         return view
 
+    @property
+    def first_open(self) -> Mapping[tuple[str, int, Side], OpenOrder]:
+        """Read-only (strategy, slot, side) → :meth:`open_order` mapping, for kernels that
+        look up many instances' orders per batch (a mapping's ``get`` is a C call, a method
+        call is not)."""
+        return types.MappingProxyType(self._first_open)
+
     def position(self, slot: int) -> int:
         """Net position of ``slot`` (0 when flat or unknown)."""
         return self.positions.get(slot, 0)

@@ -209,7 +209,7 @@ class _MarketMakerKernel(RowKernel):
         # batch, the calls and lookups were half of the stage's time. The tests hold this to the
         # instances' own on_bbo on random streams.
         rows = summary.rows()
-        position, open_order = ctx.positions.get, ctx.open_order
+        position, first_open = ctx.positions.get, ctx.first_open.get
         quick, buy_side, sell_side = OrderIntent.quick, Side.BUY, Side.SELL
         out: list[list[OrderIntent]] = []
         for name, slot, tick, tick2, half2, skew_unit, qty, max_pos in self._params:
@@ -229,7 +229,7 @@ class _MarketMakerKernel(RowKernel):
             intents = []
             for side, want, price in ((buy_side, pos + qty <= max_pos and bid_q > 0, bid_q),
                                       (sell_side, pos - qty >= -max_pos, ask_q)):
-                existing = open_order(name, slot, side)
+                existing = first_open((name, slot, side))
                 if existing is None:
                     if want:
                         intents.append(quick(name, slot, side, price, qty))
@@ -351,7 +351,8 @@ class _MomentumKernel(RowKernel):
     def evaluate_rows(self, summary, ctx):
         # ImbalanceMomentum.on_row for every instance, the lookups hoisted out of the loop.
         rows = summary.rows()
-        position, busy = ctx.positions.get, ctx.has_open_orders
+        position, first_open = ctx.positions.get, ctx.first_open
+        buy_side, sell_side = Side.BUY, Side.SELL
         out: list[list[OrderIntent]] = []
         for s in self.strategies:
             slot = s.slot
@@ -364,7 +365,8 @@ class _MomentumKernel(RowKernel):
             delta = mid2 - s.prev_mid2 if s.prev_mid2 else 0
             s.prev_mid2 = mid2
             total = bid_size + ask_size
-            if total == 0 or busy(s.name, slot):
+            if (total == 0 or (s.name, slot, buy_side) in first_open
+                    or (s.name, slot, sell_side) in first_open):
                 out.append([])
                 continue
             out.append(_momentum_intent(s.name, slot, (bid_size - ask_size) * 10_000 // total,
