@@ -198,10 +198,11 @@ class _MarketMakerKernel(RowKernel):
         self.skew_unit = col("skew_unit")
         self.max_pos = col("max_position")
         # Per instance: name, slot, tick, 2 * tick, 2 * half_spread_ticks * tick, skew_unit,
-        # quote_qty, max_position.
+        # quote_qty, max_position, and its open-order keys on either side.
         self._params = [(s.name, s.slot, s.tick_size, 2 * s.tick_size,
                          2 * s.half_spread_ticks * s.tick_size, s.skew_unit, s.quote_qty,
-                         s.max_position) for s in strategies]
+                         s.max_position, (s.name, s.slot, Side.BUY), (s.name, s.slot, Side.SELL))
+                        for s in strategies]
 
     def evaluate_rows(self, summary, ctx):
         # MarketMaker.on_row for every instance, with _mm_quotes_int written out, its constants
@@ -211,8 +212,10 @@ class _MarketMakerKernel(RowKernel):
         rows = summary.rows()
         position, first_open = ctx.positions.get, ctx.first_open.get
         quick, buy_side, sell_side = OrderIntent.quick, Side.BUY, Side.SELL
+        cancel, replace = OrderKind.CANCEL, OrderKind.REPLACE
         out: list[list[OrderIntent]] = []
-        for name, slot, tick, tick2, half2, skew_unit, qty, max_pos in self._params:
+        for (name, slot, tick, tick2, half2, skew_unit, qty, max_pos, buy_key,
+             sell_key) in self._params:
             row = rows.get(slot)
             if row is None or row[4] & BOTH_VALID != BOTH_VALID:
                 out.append([])
@@ -226,19 +229,30 @@ class _MarketMakerKernel(RowKernel):
                                             else -(-pos // skew_unit))
             bid_q = min((fair2 - half2) // tick2 * tick, (ask - 1) // tick * tick)
             ask_q = max(-(-(fair2 + half2) // tick2) * tick, -(-(bid + 1) // tick) * tick)
+            want_bid = pos + qty <= max_pos and bid_q > 0
+            want_ask = pos - qty >= -max_pos
             intents = []
-            for side, want, price in ((buy_side, pos + qty <= max_pos and bid_q > 0, bid_q),
-                                      (sell_side, pos - qty >= -max_pos, ask_q)):
-                existing = first_open((name, slot, side))
-                if existing is None:
-                    if want:
-                        intents.append(quick(name, slot, side, price, qty))
-                elif not want:
-                    intents.append(quick(name, slot, side, existing.price, existing.quantity,
-                                         OrderKind.CANCEL, existing.client_order_id))
-                elif existing.price != price or existing.quantity != qty:
-                    intents.append(quick(name, slot, side, price, qty, OrderKind.REPLACE,
-                                         existing.client_order_id))
+            # The buy side, then the sell side (quote_side_intents, written out twice).
+            existing = first_open(buy_key)
+            if existing is None:
+                if want_bid:
+                    intents.append(quick(name, slot, buy_side, bid_q, qty))
+            elif not want_bid:
+                intents.append(quick(name, slot, buy_side, existing.price, existing.quantity,
+                                     cancel, existing.client_order_id))
+            elif existing.price != bid_q or existing.quantity != qty:
+                intents.append(quick(name, slot, buy_side, bid_q, qty, replace,
+                                     existing.client_order_id))
+            existing = first_open(sell_key)
+            if existing is None:
+                if want_ask:
+                    intents.append(quick(name, slot, sell_side, ask_q, qty))
+            elif not want_ask:
+                intents.append(quick(name, slot, sell_side, existing.price, existing.quantity,
+                                     cancel, existing.client_order_id))
+            elif existing.price != ask_q or existing.quantity != qty:
+                intents.append(quick(name, slot, sell_side, ask_q, qty, replace,
+                                     existing.client_order_id))
             out.append(intents)
         return out
 
