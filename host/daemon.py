@@ -847,17 +847,19 @@ class Daemon:
             positions = types.MappingProxyType({slot: p.quantity
                                                 for slot, p in oms.positions.items()
                                                 if p.quantity})
-            # Most open orders are unchanged between two versions: their views are reused.
+            # Most open orders are unchanged between two versions: their views are reused. An
+            # order's price never changes (a replace is a new order), its open quantity does;
+            # live orders are not terminal, so that is quantity - filled (Order.leaves).
             views = self._ctx_views
             fresh: dict[int, OpenOrder] = {}
             first: dict[tuple, OpenOrder] = {}   # the context's index, built in the same pass
             for o in oms.intended_orders():
-                coid, leaves = o.client_order_id, o.leaves
+                coid, leaves = o.client_order_id, o.quantity - o.filled
                 v = views.get(coid)
-                if v is None or v.quantity != leaves or v.price != o.price:
+                if v is None or v.quantity != leaves:
                     v = OpenOrder.quick(coid, o.strategy, o.slot, o.side, o.price, leaves)
                 fresh[coid] = v
-                first.setdefault((o.strategy, o.slot, o.side), v)
+                first.setdefault((v.strategy, v.slot, v.side), v)
             self._ctx_views = fresh
             self._ctx = StrategyContext.indexed(self._now_ns, positions,
                                                 tuple(fresh.values()), first)
