@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ml", action="store_true", help="leave MlSignal out of the mix")
     parser.add_argument("--vector-from", type=int, default=None,
                         help="instances of a class from which kernels take one numpy pass "
-                             "(default: RowKernel.VECTOR_FROM); 1 forces the numpy pass, a "
-                             "large number the per-row path")
+                             "(default: RowKernel.VECTOR_FROM, None: never); 1 forces the "
+                             "numpy pass, a large number the per-row path")
     args = parser.parse_args(argv)
 
     if args.vector_from is not None:

@@ -59,22 +59,28 @@ class Kernel:
 class RowKernel(Kernel):
     """A kernel whose instances can also decide from their slot's last record alone.
 
-    A numpy call costs about a microsecond whatever the size of its arrays, and a kernel makes
-    a few dozen: below :attr:`VECTOR_FROM` instances it is faster to let each instance decide
-    from its slot's row in plain integers (:meth:`evaluate_rows`: the instances' ``on_row``,
-    or the same decision with the lookups hoisted out of the loop), sharing the one pass over
-    the batch; from there on, one numpy pass over all instances (:meth:`evaluate_vector`).
-    All give the instances' own ``on_bbo`` intents.
+    Two ways to evaluate all instances, giving the instances' own ``on_bbo`` intents:
+
+    * :meth:`evaluate_rows`: each instance decides from its slot's row in plain integers (the
+      instances' ``on_row``, or the same decision with the lookups hoisted out of the loop),
+      sharing the one pass over the batch;
+    * :meth:`evaluate_vector`: one numpy pass over all instances, their parameters as arrays.
+
+    A numpy call costs about a microsecond whatever the size of its arrays, a pass makes a few
+    dozen, and both ways still build every intent in Python, which is most of the work: per
+    row was faster at every size measured, up to 2,048 instances of a class
+    (host/strategy/README.md). So the numpy pass is used only from :attr:`VECTOR_FROM`
+    instances when that is set.
     """
 
-    #: Instances from which the numpy pass is used: on this machine class the two break even
-    #: between 256 and 512 instances of a class (host/strategy/README.md); above that both
-    #: spend most of their time building the intents.
-    VECTOR_FROM = 256
+    #: Instances of a class from which the numpy pass is used; None: never (the measured
+    #: default).
+    VECTOR_FROM: int | None = None
 
     def __init__(self, strategies: list[Strategy]):
         super().__init__(strategies)
-        self.vector = len(self.strategies) >= self.VECTOR_FROM
+        self.vector = (self.VECTOR_FROM is not None
+                       and len(self.strategies) >= self.VECTOR_FROM)
 
     def evaluate(self, summary, ctx):
         if self.vector:

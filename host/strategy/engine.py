@@ -5,9 +5,10 @@ Three evaluators with one interface (``evaluate(batch, ctx) -> list[OrderIntent]
 
 * :class:`SerialEvaluator`: each strategy's own ``on_bbo`` in turn; the reference.
 * :class:`VectorisedEvaluator`: one :class:`BatchSummary` pass over the batch, then one kernel
-  call per strategy class: a numpy pass over all its instances with their parameters as arrays
-  for large groups, each instance deciding from its slot's last record in plain integers for
-  small ones (:class:`host.strategy.builtin.RowKernel`). Classes without a kernel run serially.
+  call per strategy class, which evaluates all its instances at once: each from its slot's last
+  record in plain integers with the lookups bound once, or in one numpy pass with their
+  parameters as arrays (:class:`host.strategy.builtin.RowKernel`). Classes without a kernel run
+  serially.
 * :class:`ProcessPoolEvaluator`: strategies split across worker processes, each running its
   share serially; the batch goes to every worker and the results are joined in order.
 
