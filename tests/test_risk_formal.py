@@ -10,10 +10,12 @@ At every decision it asserts against the ghosts, not against the gate's own regi
   shadow writes without a commit change nothing;
 * an accepted new or replace order fits the committed quantity and notional limits, is within the
   collar of the BBO the gate received (side present, not stale), keeps the worst-case position
-  within max long / max short, and is never accepted while the kill switch (global or symbol) is
-  on;
+  within max long / max short, books an entry only while fewer entries than the committed
+  open-order limit (and the table's size) are in use, and is never accepted while the kill switch
+  (global or symbol) is on;
 * the request that leaves on ``order_out`` is the one that was checked;
-* bookkeeping: each open-quantity counter equals the sum of its open orders' remaining quantity.
+* bookkeeping: each open-quantity counter equals the sum of its open orders' remaining quantity,
+  and the open-order counter the number of valid table entries.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from amaranth.asserts import AnySeq
 from amaranth.hdl import Assert, Assume, Cat, Elaboratable, Module, Mux, Signal, signed
 
 from hdl import wire
+from hdl.bits import popcount
 from hdl.risk import PreTradeRisk
 from hdl.risk.limits import LIMIT_REGISTERS, PER_SYMBOL, member_name
 from sim.formal import FormalToolMissing, run_sby
@@ -108,6 +111,10 @@ class GateProperties(Elaboratable):
                             for j in range(OPEN))
                 m.d.comb += Assert(st["open_qty"][2 * i + side] == total)
 
+        # The open-order counter is the number of valid table entries.
+        in_use = popcount(Cat(*(st["t_valid"][j] for j in range(OPEN))))
+        m.d.comb += Assert(st["open_count"] == in_use)
+
         # ---- the decision --------------------------------------------------------------------
         req = dec["request"]
         # The products registered with the request belong to it (needed for induction).
@@ -154,6 +161,9 @@ class GateProperties(Elaboratable):
                 Assert(req.price[:PB] * req.quantity[:QB] <= notional),
                 Assert(Mux(sell, -worst <= pick(ghost["max_short"]),
                            worst <= pick(ghost["max_long"]))),
+                # the order it books stays within the open-order limit and the table
+                Assert(in_use < ghost["max_open_orders"][0]),
+                Assert(in_use < OPEN),
             ]
             with m.If(cfg[0]):
                 m.d.comb += [

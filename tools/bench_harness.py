@@ -73,10 +73,11 @@ def _idle_scenario(h: Harness, design: str, cycles: int) -> tuple:
 def _top_rows(n_messages: int, idle_cycles: int) -> list[tuple]:
     from host.link.beats import frame_ends_on_messages, pack_beats
     from hdl.top import Top
+    from host.link.sim import TRAINER
     from sim.gen.itchgen import generate
 
     top = Top()
-    h = Harness.build(top, "ticklane_top", config=top.config,
+    h = Harness.build(top, "ticklane_top", config=top.config, pgo=TRAINER,
                       dtypes={"md_in": wire.MD_BEAT.dtype, "bbo_out": BBO.dtype})
     h.reset()
     stream = generate(1, n_messages)

@@ -36,7 +36,6 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import wire
-from ..bits import popcount
 from .limits import (COLLAR_BPS_BIT, COLLAR_ENABLE_BIT, LIMIT_REGISTERS, PER_SYMBOL,
                      SYMBOL_ENABLED_BIT, SYMBOL_KILL_BIT, SYMBOL_REDUCE_ONLY_BIT,
                      RiskRegisterSignature, member_name)
@@ -160,13 +159,15 @@ class PreTradeRisk(wiring.Component):
         d_valid = [Signal(name=f"recent_valid_{k}") for k in range(D)]
         d_id = [Signal(64, name=f"recent_id_{k}") for k in range(D)]
         d_next = Signal(_bits_for(D))
+        # Entries in use: a counter the decision books into and a closing fill releases, kept
+        # equal to the number of valid entries (the formal proof asserts it on every cycle). A
+        # register, not a count of the N valid bits, so the open-order check starts from a
+        # flip-flop.
+        open_count = Signal(entry_bits + 1)
         self.state = dict(position=position, open_qty=open_qty, t_valid=t_valid, t_slot=t_slot,
                           t_sell=t_sell, t_price=t_price, t_rem=t_rem, bid=bid, ask=ask,
                           bid_valid=bid_valid, ask_valid=ask_valid, bbo_stamp=bbo_stamp,
-                          kill=kill)
-
-        open_count = Signal(entry_bits + 1)
-        m.d.comb += open_count.eq(popcount(Cat(*(t_valid[j] for j in range(N)))))
+                          kill=kill, open_count=open_count)
 
         # ---- pipeline control ---------------------------------------------------------------
         vo, oo = self.verdict_out, self.order_out
@@ -390,6 +391,10 @@ class PreTradeRisk(wiring.Component):
                     m.d.sync += t_rem[j].eq(t_rem[j] - released)
                     with m.If(fill.flags.done):
                         m.d.sync += t_valid[j].eq(0)
+
+        # A booking takes a free entry, a closing fill frees a valid one: never the same entry.
+        with m.If(books | fill_hit & fill.flags.done):
+            m.d.sync += open_count.eq(open_count + books - (fill_hit & fill.flags.done))
 
         # Open quantity: the decision adds, the fill releases; both may hit one counter.
         o_key = Cat(sell, idx)

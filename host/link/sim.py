@@ -20,6 +20,8 @@ __all__ = ["SimLink"]
 
 
 _MODULE = "ticklane_top"
+# The top's harness is built profile-guided, trained on generated traffic of every stream.
+TRAINER = "sim.harness.training:train_top"
 
 
 def _build_in_child(slots: int, levels: int) -> None:
@@ -27,7 +29,7 @@ def _build_in_child(slots: int, levels: int) -> None:
     from sim.harness import Harness
 
     top = Top(slots=slots, levels=levels)
-    Harness.build(top, _MODULE, config=top.config).close()
+    Harness.build(top, _MODULE, config=top.config, pgo=TRAINER).close()
 
 
 def _convert_out_of_process(top) -> None:
@@ -80,7 +82,7 @@ class SimLink(Link):
         self.streams = {name: s for name, s in wire.STREAMS.items()
                         if name in self.top.signature.members}
         self._harness = Harness.build(
-            self.top, _MODULE, config=self.top.config,
+            self.top, _MODULE, config=self.top.config, pgo=TRAINER,
             dtypes={name: s.record.dtype for name, s in self.streams.items()})
         self._idle = {n: idle for n, s in self.streams.items() if s.direction == "in"}
         self._backpressure = {n: backpressure for n, s in self.streams.items()
