@@ -416,8 +416,8 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2,
     pgo : str, optional
         ``"module:function"`` of a trainer (:mod:`sim.harness.training`): build the folded
         model profile-guided, trained by that function. On the full top, measured back to
-        back, this raises the harness's speed by a third idle and by a sixth with ITCH
-        traffic. Ignored with ``fold=False``.
+        back: 4.3 against 2.8 M cycles per CPU second idle, 2.1 against 1.8 with ITCH traffic.
+        Ignored with ``fold=False``.
 
     Returns
     -------
