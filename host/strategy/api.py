@@ -123,7 +123,7 @@ class StrategyContext:
         not rebuilt (the daemon makes one view per change of its books, not per call)."""
         if now_ns == self.now_ns:
             return self
-        view = object.__new__(StrategyContext)
+        view = object.__new__(type(self))
         view.__dict__.update(self.__dict__)
         view.__dict__["now_ns"] = now_ns
         return view
