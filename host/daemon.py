@@ -416,7 +416,7 @@ class DaemonSummary:
             ("strategies / batch (µs)", us(self.strategy_us)),
             ("journal / batch (µs)", us(self.journal_us)),
             ("paper venue / batch (µs)", us(self.venue_us) + "  (its matching)"),
-            ("full cycle / batch (µs)", us(self.cycle_us) + "  (link included)"),
+            ("whole batch (µs)", us(self.cycle_us) + "  (link included)"),
             ("  without the link", us(self.cycle_us - self.link_us)
              if len(self.cycle_us) == len(self.link_us) else "n/a"),
             ("  without the link, CPU", us(self.cycle_cpu_us - self.link_cpu_us)

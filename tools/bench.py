@@ -161,7 +161,7 @@ def bench_host() -> dict:
             s = run_daemon(n, link, 64)
             out[f"{n} strategies"] = {
                 "host_path_us": _pct_float(s.host_us), "strategies_us": _pct_float(s.strategy_us),
-                "venue_us": _pct_float(s.venue_us), "full_cycle_us": _pct_float(s.cycle_us),
+                "venue_us": _pct_float(s.venue_us), "whole_batch_us": _pct_float(s.cycle_us),
                 "rss_mb": s.rss_mb}
     out["bbo_decode_records_per_s"] = bench_decode(repeat=2)
     return out
@@ -242,10 +242,10 @@ def main(argv=None) -> int:
         rows = []
         for k, v in h.items():
             if k.endswith("strategies"):
-                rows.append((f"{k}: host path / strategies / full cycle (µs p50, p99)",
+                rows.append((f"{k}: host path / strategies / whole batch (µs p50, p99)",
                              " / ".join(f"{v[x].get('p50', 0):.0f}, {v[x].get('p99', 0):.0f}"
                                         for x in ("host_path_us", "strategies_us",
-                                                  "full_cycle_us"))
+                                                  "whole_batch_us"))
                              + f"   RSS {v['rss_mb']:.0f} MB"))
         for name, rate in h["bbo_decode_records_per_s"].items():
             rows.append((f"BBO decode: {name}", f"{rate / 1e6:.1f} M records/s"))

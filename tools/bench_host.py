@@ -12,8 +12,9 @@
     commit its fsyncs run in a background thread);
   - venue: the paper venue's own matching (the market's moves against resting orders, the
     arrival of orders), reported apart like the link;
-  - full cycle: the whole batch (link, venue, journal, the software book's catch-up, metrics);
-  - full cycle without the link: wall clock, and CPU time of the daemon's thread (which leaves
+  - whole batch: everything the daemon does for a batch (link, venue, journal, the software
+    book's catch-up, metrics), which the host path is a part of;
+  - whole batch without the link: wall clock, and CPU time of the daemon's thread (which leaves
     out the time the process waited for a core on a shared machine).
 
 * Batch decode of BBO records from a DMA-like buffer (raw bytes as an S2MM channel writes them):
@@ -150,8 +151,8 @@ def main(argv=None) -> int:
             print(f"\nPer batch, {title}, {args.batch} messages per batch "
                   f"(µs; p50 / p99; {rows[0][1].batches} batches, "
                   f"{rows[0][1].bbo_records:,} BBO records)")
-            cols = ("host path", "strategies", "link", "journal", "venue", "full cycle",
-                    "cycle - link", "cycle - link, CPU")
+            cols = ("host path", "strategies", "link", "journal", "venue", "whole batch",
+                    "batch - link", "batch - link, CPU")
             print(f"{'strategies':>10} | " + " | ".join(f"{c:>17}" for c in cols)
                   + f" | {'orders':>6} | {'fills':>5}")
             for n, s in rows:

@@ -219,7 +219,7 @@ def test_summary_reports_cycle_latencies_from_record_stamps(tmp_path):
     assert set(summary.hw_bbo_cycles.tolist()) == {BOOK_CYCLES}
     assert set(summary.hw_verdict_cycles.tolist()) == {GATE_CYCLES}
     assert len(summary.host_us) == summary.batches
-    # the paper venue's matching is counted apart from the host path, inside the full cycle
+    # the paper venue's matching is counted apart from the host path, inside the whole batch
     assert len(summary.venue_us) == summary.batches and summary.venue_us.sum() > 0
     assert (summary.venue_us <= summary.cycle_us).all()
     text = summary.format()
