@@ -109,7 +109,8 @@ def train_top(build) -> None:
             h.push("fill_in", fills)
             h.run()
             _drain(h)
-            live = [i for i in live if i not in set(done)]
+            closed = set(done)
+            live = [i for i in live if i not in closed]
     for reg in regs:
         for index in range(reg.count):
             h.read_reg(word(reg.name, index))
