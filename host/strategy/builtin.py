@@ -68,7 +68,7 @@ class RowKernel(Kernel):
 
     A numpy call costs about a microsecond whatever the size of its arrays, a pass makes a few
     dozen, and both ways still build every intent in Python, which is most of the work: per
-    row was faster at every size measured, up to 2,048 instances of a class
+    row was faster up to 1,024 instances of each of two classes and even at 2,048
     (host/strategy/README.md). So the numpy pass is used only from :attr:`VECTOR_FROM`
     instances when that is set.
     """
