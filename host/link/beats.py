@@ -11,6 +11,10 @@ __all__ = ["pack_beats", "frame_ends_on_messages"]
 _LAST = wire.MD_BEAT.flag("flags", "last")
 
 
+# Mean frame length from which pack_beats copies frame by frame instead of byte by byte.
+_BYTES_PER_COPY = 32
+
+
 def pack_beats(buf: bytes, frame_ends) -> np.ndarray:
     """Pack ``buf`` into MD_BEAT records; a frame ends (``last``) at each offset of ``frame_ends``.
 
@@ -39,10 +43,18 @@ def pack_beats(buf: bytes, frame_ends) -> np.ndarray:
     total = int(nbeats.sum())
 
     padded = np.zeros(total * 8, dtype=np.uint8)
-    # destination index of every byte: its frame's first beat * 8 + offset within the frame
-    frame_of_byte = np.repeat(np.arange(len(ends)), lengths)
-    dest = first_beat[frame_of_byte] * 8 + (np.arange(len(data)) - starts[frame_of_byte])
-    padded[dest] = data
+    if len(ends) * _BYTES_PER_COPY <= len(data):
+        # Long frames: one slice copy each. Measured, a frame's copy costs about what 32 bytes
+        # cost byte by byte on a 1 MB stream, and byte by byte slows down as the stream grows
+        # (its index arrays take 8 bytes a byte): 6 ms against 415 ms for a 6 MB replay.
+        for start, end, at in zip(starts.tolist(), ends.tolist(), (first_beat * 8).tolist()):
+            padded[at:at + end - start] = data[start:end]
+    else:
+        # Short frames: the destination index of every byte, its frame's first beat * 8 + its
+        # offset within the frame.
+        frame_of_byte = np.repeat(np.arange(len(ends)), lengths)
+        dest = first_beat[frame_of_byte] * 8 + (np.arange(len(data)) - starts[frame_of_byte])
+        padded[dest] = data
 
     beats = wire.MD_BEAT.array(total)
     beats["data"] = padded.view("<u8")
