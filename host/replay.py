@@ -68,7 +68,8 @@ class ReplayResult:
     error: FramingError | None
     counters: dict[str, int]
     cycles: int
-    wall_s: float
+    wall_s: float                     # the whole replay: packing, the link's runs, collecting
+    run_wall_s: float                 # of which inside the link's runs (the simulation itself)
     latency_cycles: np.ndarray        # egress - ingress of every hardware record
     notes: list[str] = field(default_factory=list)
 
@@ -121,8 +122,10 @@ def _apply_messages(model: BookModel, buf: bytes, offsets: np.ndarray, first: in
         model.apply(decode_message(bytes(mv[pos + 2:pos + 2 + n])), index + 1)
 
 
-def _run_drained(link: Link) -> int:
+def _run_drained(link: Link, spent: list[float]) -> int:
+    """Run ``link`` until drained; adds the run's wall time to ``spent[0]``, returns cycles."""
     stats = link.run()
+    spent[0] += stats.wall_s
     if not stats.drained:
         raise LinkError(f"the gateware stopped taking input: {stats.cycles:,} cycles ran "
                         f"and an input buffer was not drained")
@@ -130,7 +133,8 @@ def _run_drained(link: Link) -> int:
 
 
 def _stepwise(buf: bytes, offsets: np.ndarray, beats: np.ndarray, ends: np.ndarray, link: Link,
-              subscribed: dict[int, int], chunk_frames: int) -> tuple[np.ndarray, int, int]:
+              subscribed: dict[int, int], chunk_frames: int,
+              spent: list[float]) -> tuple[np.ndarray, int, int]:
     """Send the stream ``chunk_frames`` frames at a time and refill flagged symbols in between.
     Returns the records, the cycles and the refill batches sent."""
     last_beat = np.nonzero(beats["flags"] & wire.MD_BEAT.flag("flags", "last"))[0]
@@ -144,7 +148,7 @@ def _stepwise(buf: bytes, offsets: np.ndarray, beats: np.ndarray, ends: np.ndarr
         f = min(f, len(ends) - 1)
         link.send("md_in", beats[beat0:last_beat[f] + 1])
         beat0 = last_beat[f] + 1
-        cycles += _run_drained(link)
+        cycles += _run_drained(link, spent)
         got = link.receive("bbo_out")
         records.append(got)
         upto = int(np.searchsorted(offsets, ends[f]))     # messages sent so far = last seq
@@ -159,7 +163,7 @@ def _stepwise(buf: bytes, offsets: np.ndarray, beats: np.ndarray, ends: np.ndarr
         if batches:
             link.send("refill_in", np.concatenate(batches))
             sent += len(batches)
-            cycles += _run_drained(link)
+            cycles += _run_drained(link, spent)
             got = link.receive("bbo_out")
             records.append(got)
             for r in got:
@@ -201,16 +205,17 @@ def replay(buf: bytes, link: Link, *, slots: int, max_frame: int = 8192,
     start = time.perf_counter()
     cycles = 0
     refills_sent = 0
+    spent = [0.0]
     if chunk_frames is not None and chunk_frames < 1:
         raise ValueError(f"chunk_frames must be at least 1, not {chunk_frames!r}")
     if end and chunk_frames is not None:
         ends = frame_ends_on_messages(offsets, end, max_frame)
         records, cycles, refills_sent = _stepwise(good, offsets, pack_beats(good, ends), ends,
-                                                  link, subscribed, chunk_frames)
+                                                  link, subscribed, chunk_frames, spent)
     else:
         if end:
             link.send("md_in", pack_beats(good, frame_ends_on_messages(offsets, end, max_frame)))
-            cycles = _run_drained(link)
+            cycles = _run_drained(link, spent)
         records = link.receive("bbo_out")
     for name in ("host_out", "gaps_out"):
         if name in link.streams:
@@ -257,4 +262,5 @@ def replay(buf: bytes, link: Link, *, slots: int, max_frame: int = 8192,
         host_rows=host_rows,
         host_symbols=sorted(model.symbol(k) or str(k) for k in unheld),
         error=error, counters=counters, cycles=cycles, wall_s=wall,
+        run_wall_s=spent[0],
         latency_cycles=latency, notes=notes)

@@ -26,6 +26,8 @@ def test_demo_stream_csv_equals_model_and_comes_from_gateware(link):
     assert result.error is None
     assert result.csv() == model_csv_for_file(buf)
     assert result.host_rows == 0 and len(result.hardware_records) == len(result.changes) > 1000
+    # the simulation's own time is reported apart from the packing around it
+    assert 0 < result.run_wall_s < result.wall_s
 
 
 def test_full_order_flow_csv_equals_model_with_host_booking_unsupported_types(link):
@@ -109,3 +111,4 @@ def test_stepwise_replay_refills_flagged_symbols_and_csv_still_equals_model(smal
     assert stepped.counters["BOOK_REFILLS_STALE"] == 0
     assert once.counters["BOOK_REFILLS_APPLIED"] == 0
     assert stepped.host_rows < once.host_rows
+    assert 0 < stepped.run_wall_s < stepped.wall_s
