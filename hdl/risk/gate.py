@@ -364,6 +364,7 @@ class PreTradeRisk(wiring.Component):
         hit = Signal(entry_bits)           # lowest matching entry
         e_rem = Signal(QB)
         released = Signal(QB)
+        rem_after = Signal(QB)             # the entry's remaining quantity after this fill
         with m.If(self.fill_in.valid):
             m.d.comb += [
                 fill_hits.eq(Cat(t_valid[j] & (t_id[j] == fill.client_order_id)
@@ -372,6 +373,7 @@ class PreTradeRisk(wiring.Component):
                 e_rem.eq(t_rem[hit]),
                 released.eq(Mux(fill.flags.done | (fill.quantity >= e_rem),
                                 e_rem, fill.quantity)),
+                rem_after.eq(e_rem - released),     # released <= e_rem: never below zero
             ]
             for j in reversed(range(N)):
                 with m.If(fill_hits[j]):
@@ -388,7 +390,8 @@ class PreTradeRisk(wiring.Component):
                                  t_slot[j].eq(idx), t_sell[j].eq(sell), t_price[j].eq(price),
                                  t_rem[j].eq(qty)]
                 with m.If(fill_hit & (hit == j)):
-                    m.d.sync += t_rem[j].eq(t_rem[j] - released)
+                    # one subtractor on the hit entry, not one per entry
+                    m.d.sync += t_rem[j].eq(rem_after)
                     with m.If(fill.flags.done):
                         m.d.sync += t_valid[j].eq(0)
 
