@@ -28,7 +28,7 @@ import numpy as np
 from hdl import wire
 from host.feed.framing import FramingError, scan_historical
 from host.feed.itch import decode_message
-from host.link.base import Link, LinkError
+from host.link.base import Link, LinkError, RunStats
 from host.link.beats import frame_ends_on_messages, pack_beats
 from sim.model.bbo_csv import csv_text
 from sim.model.book import BboChange, BookModel
@@ -122,33 +122,33 @@ def _apply_messages(model: BookModel, buf: bytes, offsets: np.ndarray, first: in
         model.apply(decode_message(bytes(mv[pos + 2:pos + 2 + n])), index + 1)
 
 
-def _run_drained(link: Link, spent: list[float]) -> int:
-    """Run ``link`` until drained; adds the run's wall time to ``spent[0]``, returns cycles."""
+def _run_drained(link: Link) -> RunStats:
     stats = link.run()
-    spent[0] += stats.wall_s
     if not stats.drained:
         raise LinkError(f"the gateware stopped taking input: {stats.cycles:,} cycles ran "
                         f"and an input buffer was not drained")
-    return stats.cycles
+    return stats
 
 
 def _stepwise(buf: bytes, offsets: np.ndarray, beats: np.ndarray, ends: np.ndarray, link: Link,
-              subscribed: dict[int, int], chunk_frames: int,
-              spent: list[float]) -> tuple[np.ndarray, int, int]:
+              subscribed: dict[int, int],
+              chunk_frames: int) -> tuple[np.ndarray, int, float, int]:
     """Send the stream ``chunk_frames`` frames at a time and refill flagged symbols in between.
-    Returns the records, the cycles and the refill batches sent."""
+    Returns the records, the cycles, the seconds spent running the link and the refill batches
+    sent."""
     last_beat = np.nonzero(beats["flags"] & wire.MD_BEAT.flag("flags", "last"))[0]
     levels = link.read_reg("BOOK_LEVELS")
     model = BookModel()
     locate_of = {slot: loc for loc, slot in subscribed.items()}
     flagged: dict[int, bool] = {}
-    records, cycles, sent, done = [], 0, 0, 0
+    records, cycles, run_wall, sent, done = [], 0, 0.0, 0, 0
     beat0 = 0
     for f in range(chunk_frames - 1, len(ends) + chunk_frames - 1, chunk_frames):
         f = min(f, len(ends) - 1)
         link.send("md_in", beats[beat0:last_beat[f] + 1])
         beat0 = last_beat[f] + 1
-        cycles += _run_drained(link, spent)
+        ran = _run_drained(link)
+        cycles, run_wall = cycles + ran.cycles, run_wall + ran.wall_s
         got = link.receive("bbo_out")
         records.append(got)
         upto = int(np.searchsorted(offsets, ends[f]))     # messages sent so far = last seq
@@ -163,13 +163,14 @@ def _stepwise(buf: bytes, offsets: np.ndarray, beats: np.ndarray, ends: np.ndarr
         if batches:
             link.send("refill_in", np.concatenate(batches))
             sent += len(batches)
-            cycles += _run_drained(link, spent)
+            ran = _run_drained(link)
+            cycles, run_wall = cycles + ran.cycles, run_wall + ran.wall_s
             got = link.receive("bbo_out")
             records.append(got)
             for r in got:
                 flagged[int(r["slot"])] = bool(int(r["flags"]) & _REFILL)
     empty = wire.BBO_UPDATE.array(0)
-    return np.concatenate(records) if records else empty, cycles, sent
+    return np.concatenate(records) if records else empty, cycles, run_wall, sent
 
 
 def replay(buf: bytes, link: Link, *, slots: int, max_frame: int = 8192,
@@ -204,18 +205,19 @@ def replay(buf: bytes, link: Link, *, slots: int, max_frame: int = 8192,
     link.power_on()
     start = time.perf_counter()
     cycles = 0
+    run_wall = 0.0
     refills_sent = 0
-    spent = [0.0]
     if chunk_frames is not None and chunk_frames < 1:
         raise ValueError(f"chunk_frames must be at least 1, not {chunk_frames!r}")
     if end and chunk_frames is not None:
         ends = frame_ends_on_messages(offsets, end, max_frame)
-        records, cycles, refills_sent = _stepwise(good, offsets, pack_beats(good, ends), ends,
-                                                  link, subscribed, chunk_frames, spent)
+        records, cycles, run_wall, refills_sent = _stepwise(
+            good, offsets, pack_beats(good, ends), ends, link, subscribed, chunk_frames)
     else:
         if end:
             link.send("md_in", pack_beats(good, frame_ends_on_messages(offsets, end, max_frame)))
-            cycles = _run_drained(link, spent)
+            ran = _run_drained(link)
+            cycles, run_wall = ran.cycles, ran.wall_s
         records = link.receive("bbo_out")
     for name in ("host_out", "gaps_out"):
         if name in link.streams:
@@ -262,5 +264,5 @@ def replay(buf: bytes, link: Link, *, slots: int, max_frame: int = 8192,
         host_rows=host_rows,
         host_symbols=sorted(model.symbol(k) or str(k) for k in unheld),
         error=error, counters=counters, cycles=cycles, wall_s=wall,
-        run_wall_s=spent[0],
+        run_wall_s=run_wall,
         latency_cycles=latency, notes=notes)
