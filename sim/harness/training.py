@@ -32,8 +32,8 @@ def train_top(build) -> None:
 
     About 1.6 million cycles: a few seconds on the instrumented build. The idle share counts:
     with 0.4 million idle cycles instead of 1.2, or with twice the ITCH, the built top ran idle
-    cycles about 15% slower, and ITCH traffic no faster beyond the 5% by which two builds of
-    the same source can differ.
+    cycles about 15% slower, and ITCH traffic no faster beyond the 5% by which runs of one
+    build differ from hour to hour on the shared machine.
     """
     from hdl import wire
     from host.daemon import demo_config, gate_registers
