@@ -7,7 +7,7 @@ anywhere but in the register map.
 """
 
 
-from amaranth import Module, Signal, Const, Cat
+from amaranth import Cat, Const, Module, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -76,6 +76,11 @@ class RegisterBank(wiring.Component):
         for src, dst in self.latch.items():
             if src not in self.status or dst not in self.status:
                 raise ValueError(f"latch {src!r} -> {dst!r} names a register that is not read-only")
+        # High when an access is on the bus or in the bank, or in reset; for the simulation harness (nothing
+        # in the gateware reads it). With it low the next edge changes no register of the bank
+        # but the bus address and write data, which are captured on every cycle and read only
+        # under a strobe.
+        self.busy = Signal(name="busy")
         super().__init__()
 
     def _instances(self):
@@ -132,4 +137,5 @@ class RegisterBank(wiring.Component):
                         with m.Case(word):
                             m.d.sync += self.control[key].eq(w_data)
                             m.d.comb += self.write_strobe[key].eq(1)
+        m.d.comb += self.busy.eq(ResetSignal() | self.bus.r_stb | self.bus.w_stb | r_stb | w_stb)
         return m

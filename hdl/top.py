@@ -35,6 +35,10 @@ class Top(wiring.Component):
     def __init__(self, *, slots: int = 256, levels: int = DEFAULT_LEVELS):
         self.slots = slots
         self.levels = levels
+        # Instances whose clock the simulation harness may gate, and the top's signal that says
+        # when each may change state (:mod:`sim.harness.gating`). The feed and the port slices
+        # take market data on nearly every cycle of a replay and are not gated.
+        self.sim_gates = {"book": "gate_book", "risk": "gate_risk", "regs": "gate_regs"}
         members = {name: (In if s.direction == "in" else Out)(stream.Signature(s.record.layout))
                    for name, s in wire.STREAMS.items()}
         members["csr"] = In(RegisterBusSignature())
@@ -118,4 +122,8 @@ class Top(wiring.Component):
                 m.d.comb += sig.eq(regs.control[key])
             for key, sig in stage.control_strobe.items():
                 m.d.comb += sig.eq(regs.write_strobe[key])
+        # Read by the simulation harness only; synthesis removes them.
+        for inst, block in (("book", book), ("risk", risk), ("regs", regs)):
+            gate = Signal(name=self.sim_gates[inst])
+            m.d.comb += gate.eq(block.busy)
         return m

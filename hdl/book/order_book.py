@@ -61,7 +61,7 @@ stalls the events for that one cycle.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, ResetSignal, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -169,6 +169,8 @@ class OrderBook(wiring.Component):
             "orders_live": Out(32),
             "slots_lost": Out(32),
         })
+        # High when the block's state may change on the next edge; see the end of elaborate().
+        self.busy = Signal(name="busy")
 
     # ---------------------------------------------------------------------------------------
     def _side_update(self, m: Module, side, sell, price, qty, op_join, op_leave, op_set, op_del,
@@ -611,6 +613,12 @@ class OrderBook(wiring.Component):
                 self.count_refill.eq(changed & top.refill & ~row.pub.refill),
             ]
 
+        # Activity, for the simulation harness (nothing in the gateware reads it). With it low
+        # no register, memory or FIFO of the block changes on the next edge: every write above
+        # happens under an event or refill offered, an event or install in execute, a staged
+        # batch waiting (its patience counts), or a record leaving the FIFO.
+        m.d.comb += self.busy.eq(ResetSignal() | self.events.valid | self.refill.valid
+                                 | ex_valid | ex_inst | st_ready | fifo.r_rdy)
         return m
 
 

@@ -31,7 +31,7 @@ executable, in :mod:`sim.model.risk`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -110,6 +110,8 @@ class PreTradeRisk(wiring.Component):
             "cycle": In(64),
             "regs": In(RiskRegisterSignature(slots)),
         })
+        # High when the gate's state may change on the next edge; see the end of elaborate().
+        self.busy = Signal(name="busy")
 
     def elaborate(self, platform):
         m = Module()
@@ -425,16 +427,25 @@ class PreTradeRisk(wiring.Component):
             ]
 
         # ---- token buckets -------------------------------------------------------------------
-        m.d.sync += tokens.eq(bucket_next(
-            tokens, saturated_burst(act["rate_burst"]),
-            refill_tick(cycle, act["rate_shift"]), books))
+        tokens_next = bucket_next(tokens, saturated_burst(act["rate_burst"]),
+                                  refill_tick(cycle, act["rate_shift"]), books)
+        m.d.sync += tokens.eq(tokens_next)
         sym_burst = Signal(TOKEN_BITS)
         sym_tick = Signal()
         m.d.comb += [sym_burst.eq(saturated_burst(act["symbol_rate_burst"])),
                      sym_tick.eq(refill_tick(cycle, act["symbol_rate_shift"]))]
+        sym_next = [bucket_next(symbol_tokens[i], sym_burst, sym_tick, books & (idx == i))
+                    for i in range(S)]
         for i in range(S):
-            m.d.sync += symbol_tokens[i].eq(bucket_next(
-                symbol_tokens[i], sym_burst, sym_tick, books & (idx == i)))
+            m.d.sync += symbol_tokens[i].eq(sym_next[i])
+        # Every bucket holds its burst after this edge (bursts as they are after it: a commit
+        # may change them). Only the activity below reads it, and synthesis removes it.
+        full = Signal()
+        burst_after = saturated_burst(Mux(regs.commit, regs.rate_burst, act["rate_burst"]))
+        sym_burst_after = saturated_burst(Mux(regs.commit, regs.symbol_rate_burst,
+                                              act["symbol_rate_burst"]))
+        m.d.sync += full.eq((tokens_next == burst_after)
+                            & Cat(nxt == sym_burst_after for nxt in sym_next).all())
 
         # ---- counters ------------------------------------------------------------------------
         counters = [
@@ -454,4 +465,14 @@ class PreTradeRisk(wiring.Component):
         with m.Else():
             m.d.sync += regs.dropped.eq(regs.dropped + dropped)
         m.d.comb += [regs.open_orders.eq(open_count), regs.open_capacity.eq(N)]
+
+        # Activity, for the simulation harness (nothing in the gateware reads it). With it low
+        # nothing above changes on the next edge: a request, fill or BBO record offered or in
+        # the pipeline, a commit, a counter clear or a kill write each raise it, and so does a
+        # bucket below or above its burst (it refills on ticks, or is clipped after a commit).
+        # ``full`` starts low, so the gate runs until its first edge out of reset sets it.
+        m.d.comb += self.busy.eq(ResetSignal() | self.order_in.valid | s2_valid | vo.valid
+                                 | oo.valid | self.fill_in.valid | self.bbo_in.valid
+                                 | regs.commit | regs.counters_clear | (regs.kill[0] != kill)
+                                 | ~full)
         return m

@@ -8,10 +8,12 @@ becomes the register port. Their Verilog ports (``<name>__payload``, ``__valid``
 
 The build lives beside the Verilog in the cache folder :func:`sim.toolchain.emit_verilog` returns
 (keyed by the Verilog's hash): ``harness.cpp`` (generated), ``<name>.folded.v`` (the Verilog with
-its next-state blocks folded, :mod:`sim.harness.flops`), ``obj/`` (Verilator's output) and
+its next-state blocks folded, :mod:`sim.harness.flops`, and its idle blocks' clocks gated,
+:mod:`sim.harness.gating`), ``obj/`` (Verilator's output) and
 ``harness.so``. An unchanged design whose ``harness.so`` is newer than its inputs is not rebuilt.
 A build of the Verilog as Amaranth wrote it (``fold=False``) uses the same names with
-``-unfolded``. A profile-guided build (``pgo="module:trainer"``, files named with ``-pgo``)
+``-unfolded``, one folded but with every block on the one clock (``gate=False``) with
+``-ungated``. A profile-guided build (``pgo="module:trainer"``, files named with ``-pgo``)
 compiles the folded model twice in ``obj-pgo/``: instrumented, then, after the trainer has driven
 that build in a child process, laid out by the branch and call counts it left there
 (:mod:`sim.harness.training`).
@@ -38,7 +40,7 @@ from amaranth.lib.wiring import Flow
 
 from sim import toolchain
 
-from . import flops
+from . import flops, gating
 
 __all__ = ["StreamPort", "HarnessBuild", "discover_streams", "verilog_ports", "render_harness",
            "build_harness", "HarnessBuildError"]
@@ -394,7 +396,7 @@ def _up_to_date(target: Path, inputs: list[Path]) -> bool:
 
 
 def build_harness(component, name: str, *, config: str = "", jobs: int = 2,
-                  fold: bool = True, pgo: str | None = None) -> HarnessBuild:
+                  fold: bool = True, gate: bool = True, pgo: str | None = None) -> HarnessBuild:
     """Emit, verilate, compile and link the harness of ``component`` (cached).
 
     Parameters
@@ -413,6 +415,11 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2,
         back to back: 2.9 against 1.4 M cycles per CPU second idle, 1.9 against 1.2 with ITCH
         traffic (with the flags of :data:`HARNESS_VERILATOR_FLAGS` in both).
         The two builds live side by side in the design's folder.
+    gate : bool
+        With ``fold``, put the instances the component names in its ``sim_gates`` attribute
+        (instance name to the top's one-bit signal of when it may change state) on gated clocks
+        (:mod:`sim.harness.gating`, the default), or clock every block on every cycle
+        (``-ungated`` files). A component without ``sim_gates`` builds the same either way.
     pgo : str, optional
         ``"module:function"`` of a trainer (:mod:`sim.harness.training`): build the folded
         model profile-guided, trained by that function. On the full top, measured back to
@@ -439,12 +446,16 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2,
     stamp = f"verilator {' '.join(vflags)}; OPT={_fast_flags()}"
     if ARCH:
         stamp += f"; cpu {_cpu_identity()}"
+    gates = dict(getattr(component, "sim_gates", None) or {}) if fold and gate else {}
     if not fold:
         pgo = None
     if pgo:
         stamp += f"; pgo {pgo}"
+    if gates:
+        stamp += f"; gates {sorted(gates.items())}"
     # Each kind of build has its own files, so that using one does not rebuild another.
-    variant = "-pgo" if pgo else "" if fold else "-unfolded"
+    ungated = fold and not gate and getattr(component, "sim_gates", None)
+    variant = ("-pgo" if pgo else "" if fold else "-unfolded") + ("-ungated" if ungated else "")
     cpp = folder / f"harness{variant}.cpp"
     text = render_harness(streams, has_csr, stamp=stamp)
     so = folder / f"harness{variant}.so"
@@ -456,6 +467,8 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2,
         inputs = [vfile, cpp, CORE_HEADER, Path(__file__)]
         if fold:
             inputs.append(Path(flops.__file__))
+        if gates:
+            inputs.append(Path(gating.__file__))
         if pgo:
             inputs.append(_trainer_file(pgo))
         if _up_to_date(so, inputs):
@@ -463,8 +476,10 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2,
                                 rebuilt=False)
         source = vfile
         if fold:
-            source = folder / f"{name}.folded.v"
+            source = folder / f"{name}.folded{'-ungated' if ungated else ''}.v"
             folded, _ = flops.fold_next_state(vfile.read_text())
+            if gates:
+                folded = gating.gate_clocks(folded, name, gates)
             source.write_text(folded)
         build = HarnessBuild(library=so, streams=streams, has_csr=has_csr, folder=folder,
                              rebuilt=True)

@@ -122,7 +122,7 @@ class Harness:
     @classmethod
     def build(cls, component, name: str, config: str = "", *,
               dtypes: Mapping[str, np.dtype] | None = None, settle: int = _DEFAULT_SETTLE,
-              fold: bool = True, pgo: str | None = None) -> "Harness":
+              fold: bool = True, gate: bool = True, pgo: str | None = None) -> "Harness":
         """Build (or reuse from the cache) the harness of ``component`` and load it.
 
         Parameters
@@ -139,6 +139,9 @@ class Harness:
             See :class:`Harness`.
         fold : bool
             See :func:`sim.harness.build_harness`; the default folds next-state blocks.
+        gate : bool
+            See :func:`sim.harness.build_harness`; the default gates the clocks of the blocks
+            the component names in ``sim_gates``.
         pgo : str, optional
             See :func:`sim.harness.build_harness`: ``"module:function"`` of a trainer for a
             profile-guided build.
@@ -148,7 +151,7 @@ class Harness:
         Harness
             A fresh instance at cycle 0, not yet reset.
         """
-        return cls(build_harness(component, name, config=config, fold=fold, pgo=pgo),
+        return cls(build_harness(component, name, config=config, fold=fold, gate=gate, pgo=pgo),
                    dtypes=dtypes, settle=settle)
 
     def spawn(self) -> "Harness":
