@@ -36,9 +36,9 @@ class Top(wiring.Component):
         self.slots = slots
         self.levels = levels
         # Instances whose clock the simulation harness may gate, and the top's signal that says
-        # when each may change state (:mod:`sim.harness.gating`). The feed and the port slices
-        # take market data on nearly every cycle of a replay and are not gated.
-        self.sim_gates = {"book": "gate_book", "risk": "gate_risk", "regs": "gate_regs"}
+        # when each may change state (:mod:`sim.harness.gating`). The port slices and the cycle
+        # counter run on every cycle.
+        self.sim_gates = {inst: f"gate_{inst}" for inst in ("feed", "book", "risk", "regs")}
         members = {name: (In if s.direction == "in" else Out)(stream.Signature(s.record.layout))
                    for name, s in wire.STREAMS.items()}
         members["csr"] = In(RegisterBusSignature())
@@ -123,7 +123,7 @@ class Top(wiring.Component):
             for key, sig in stage.control_strobe.items():
                 m.d.comb += sig.eq(regs.write_strobe[key])
         # Read by the simulation harness only; synthesis removes them.
-        for inst, block in (("book", book), ("risk", risk), ("regs", regs)):
+        for inst, block in (("feed", feed), ("book", book), ("risk", risk), ("regs", regs)):
             gate = Signal(name=self.sim_gates[inst])
             m.d.comb += gate.eq(block.busy)
         return m

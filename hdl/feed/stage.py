@@ -8,7 +8,7 @@ last byte was accepted. The stage accepts a beat every cycle while its outputs a
 Registers: the ``FEED_REGISTERS`` block of :mod:`hdl.wire`.
 """
 
-from amaranth import Module, Signal, Cat
+from amaranth import Cat, Module, ResetSignal, Signal
 from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out, connect
 
@@ -69,6 +69,8 @@ class FeedStage(wiring.Component):
                         for key in register_keys(wire.FEED_REGISTERS, "rw")}
         self.control_strobe = {"FEED_MOLD_RESET": Signal(name="feed_mold_reset_stb"),
                                "FEED_SUB_SLOT": Signal(name="feed_sub_slot_stb")}
+        # High when the stage's state may change on the next edge; see the end of elaborate().
+        self.busy = Signal(name="busy")
 
     def elaborate(self, platform):
         m = Module()
@@ -146,4 +148,14 @@ class FeedStage(wiring.Component):
                 m.d.sync += total.eq(total + amount)
             m.d.comb += self.status[key].eq(total)
         m.d.comb += self.status["FEED_SUBSCRIBED"].eq(decoder.subscribed)
+
+        # Activity, for the simulation harness (nothing in the gateware reads it). With it low
+        # nothing of the stage changes on the next edge: the deframer moves only on a beat
+        # offered or a unit waiting, the decoder on a unit, a record waiting on an output or a
+        # MoldUDP64 reset, the table on a read, a write or a host write, the counters on those
+        # or a clear.
+        m.d.comb += self.busy.eq(ResetSignal() | self.beats.valid | deframer.units.valid
+                                 | decoder.events.valid | decoder.host.valid
+                                 | decoder.gaps.valid | decoder.mold_reset | table.busy
+                                 | self.clear)
         return m

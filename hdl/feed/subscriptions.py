@@ -62,6 +62,9 @@ class SubscriptionTable(wiring.Component):
             "host_strobe": In(1), "host_locate": In(32), "host_value": In(32),
             "refused": Out(1),
         })
+        # High when the table may change on the next edge (a write, a read, or a host write
+        # waiting); for the simulation harness, nothing in the gateware reads it.
+        self.busy = Signal(name="busy")
 
     def elaborate(self, platform):
         m = Module()
@@ -85,4 +88,5 @@ class SubscriptionTable(wiring.Component):
                          self.refused.eq(~remove & ~fits)]
             with m.If(~self.host_strobe):
                 m.d.sync += pending.eq(0)
+        m.d.comb += self.busy.eq(self.rd_en | self.sub_en | self.host_strobe | pending)
         return m

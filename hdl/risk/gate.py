@@ -427,25 +427,30 @@ class PreTradeRisk(wiring.Component):
             ]
 
         # ---- token buckets -------------------------------------------------------------------
-        tokens_next = bucket_next(tokens, saturated_burst(act["rate_burst"]),
-                                  refill_tick(cycle, act["rate_shift"]), books)
-        m.d.sync += tokens.eq(tokens_next)
+        m.d.sync += tokens.eq(bucket_next(
+            tokens, saturated_burst(act["rate_burst"]),
+            refill_tick(cycle, act["rate_shift"]), books))
         sym_burst = Signal(TOKEN_BITS)
         sym_tick = Signal()
         m.d.comb += [sym_burst.eq(saturated_burst(act["symbol_rate_burst"])),
                      sym_tick.eq(refill_tick(cycle, act["symbol_rate_shift"]))]
-        sym_next = [bucket_next(symbol_tokens[i], sym_burst, sym_tick, books & (idx == i))
-                    for i in range(S)]
         for i in range(S):
-            m.d.sync += symbol_tokens[i].eq(sym_next[i])
+            m.d.sync += symbol_tokens[i].eq(bucket_next(
+                symbol_tokens[i], sym_burst, sym_tick, books & (idx == i)))
         # Every bucket holds its burst after this edge (bursts as they are after it: a commit
-        # may change them). Only the activity below reads it, and synthesis removes it.
+        # may change them). Only the activity below reads it, and synthesis removes it. The
+        # buckets' next values are written out again, not shared with the updates above: a
+        # simulator then computes them only where the registers are updated.
         full = Signal()
         burst_after = saturated_burst(Mux(regs.commit, regs.rate_burst, act["rate_burst"]))
         sym_burst_after = saturated_burst(Mux(regs.commit, regs.symbol_rate_burst,
                                               act["symbol_rate_burst"]))
-        m.d.sync += full.eq((tokens_next == burst_after)
-                            & Cat(nxt == sym_burst_after for nxt in sym_next).all())
+        m.d.sync += full.eq(
+            (bucket_next(tokens, saturated_burst(act["rate_burst"]),
+                         refill_tick(cycle, act["rate_shift"]), books) == burst_after)
+            & Cat(bucket_next(symbol_tokens[i], saturated_burst(act["symbol_rate_burst"]),
+                              refill_tick(cycle, act["symbol_rate_shift"]), books & (idx == i))
+                  == sym_burst_after for i in range(S)).all())
 
         # ---- counters ------------------------------------------------------------------------
         counters = [
