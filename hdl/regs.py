@@ -76,10 +76,10 @@ class RegisterBank(wiring.Component):
         for src, dst in self.latch.items():
             if src not in self.status or dst not in self.status:
                 raise ValueError(f"latch {src!r} -> {dst!r} names a register that is not read-only")
-        # High when an access is on the bus or in the bank, or in reset; for the simulation harness (nothing
-        # in the gateware reads it). With it low the next edge changes no register of the bank
-        # but the bus address and write data, which are captured on every cycle and read only
-        # under a strobe.
+        # High when an access is on the bus or in the bank, or in reset; for the simulation
+        # harness (nothing in the gateware reads it). With it low the next edge changes no
+        # register of the bank but the bus address and write data, which are captured on every
+        # cycle and read only under a strobe.
         self.busy = Signal(name="busy")
         super().__init__()
 

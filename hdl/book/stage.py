@@ -59,7 +59,8 @@ class BookStage(wiring.Component):
                         for key in register_keys(wire.BOOK_REGISTERS, "rw")}
         self.control_strobe = {}
         # High when the stage's state may change on the next edge (the book's, or a clear of the
-        # counters); for the simulation harness, see :attr:`OrderBook.busy`.
+        # counters; always, with ``assign_slots``); for the simulation harness, see
+        # :attr:`OrderBook.busy`.
         self.busy = Signal(name="busy")
 
     @property
@@ -106,6 +107,6 @@ class BookStage(wiring.Component):
             self.status["BOOK_ORDERS_LIVE"].eq(book.orders_live),
             self.status["BOOK_SYMBOLS_LOST"].eq(book.slots_lost),
         ]
-        subs_busy = subs.events.valid | subs.resolved.valid if self.assign_slots else 0
-        m.d.comb += self.busy.eq(book.busy | self.clear | subs_busy)
+        # With slots assigned here (standalone use) the stage says it is always busy.
+        m.d.comb += self.busy.eq(book.busy | self.clear | self.assign_slots)
         return m

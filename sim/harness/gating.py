@@ -15,9 +15,12 @@ through that rising edge (a latch-based clock gate, as a standard cell would do 
 sees a rising edge exactly when its signal was high before it.
 
 The signal is the design's promise that the block's state does not change on an edge where it is
-low (each block's ``busy`` says when, in :mod:`hdl`). Skipping such an edge is then the same as
-clocking it. A test runs the gated and the ungated model side by side on the full top and
-compares every output record and register read, cycle for cycle.
+low (each block's ``busy`` says when, in :mod:`hdl`), or changes only in registers nothing reads
+until the block's next clocked edge (the register bank captures the bus address and data on
+every cycle, and reads them only under a strobe). Skipping such an edge is then the same as
+clocking it. Combinational logic of the block that reads signals of other blocks still runs
+when those change. A test runs the gated and the ungated model side by side on the full top
+and compares every output record and register read, cycle for cycle.
 
 The rewrite is for the simulation harness only. cocotb runs, formal proofs and synthesis read
 Amaranth's Verilog unchanged; synthesis removes the gate signals, which nothing reads.
