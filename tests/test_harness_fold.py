@@ -94,15 +94,11 @@ def test_two_modules_are_folded_each_on_its_own():
 
 
 def _top_beats(n_messages: int):
-    from host.link.beats import frame_ends_on_messages, pack_beats
+    from host.link.beats import pack_historical
     from sim.gen.itchgen import generate
 
     stream = generate(5, n_messages)
-    offsets, pos = [], 0
-    while pos < len(stream):
-        offsets.append(pos)
-        pos += 2 + int.from_bytes(stream[pos:pos + 2], "big")
-    return pack_beats(stream, frame_ends_on_messages(np.asarray(offsets), len(stream)))
+    return pack_historical(stream)
 
 
 @pytest.mark.parametrize("idle,backpressure", [(0.0, 0.0), (0.4, 0.6)])

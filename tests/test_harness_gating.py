@@ -79,7 +79,7 @@ def _session(h, seed: int) -> list:
     random point of the traffic; then broken frames, and MoldUDP64 sessions with gaps and
     resets."""
     from host.daemon import demo_config, gate_registers
-    from host.link.beats import frame_ends_on_messages, pack_beats
+    from host.link.beats import pack_beats, pack_historical
     from sim.gen.itchgen import generate
     from tb_feed_streams import fuzz_frames, mold_frames
 
@@ -106,11 +106,7 @@ def _session(h, seed: int) -> list:
         h.write_reg(_word(name), value)
 
     stream = generate(seed, 3_000, n_symbols=12)
-    offsets, pos = [], 0
-    while pos < len(stream):
-        offsets.append(pos)
-        pos += 2 + int.from_bytes(stream[pos:pos + 2], "big")
-    beats = pack_beats(stream, frame_ends_on_messages(np.asarray(offsets), len(stream)))
+    beats = pack_historical(stream)
     h.push("md_in", beats)
 
     sell = wire.ORDER_REQUEST.flag("flags", "sell")

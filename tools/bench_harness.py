@@ -71,7 +71,7 @@ def _idle_scenario(h: Harness, design: str, cycles: int) -> tuple:
 
 
 def _top_rows(n_messages: int, idle_cycles: int) -> list[tuple]:
-    from host.link.beats import frame_ends_on_messages, pack_beats
+    from host.link.beats import pack_historical
     from hdl.top import Top
     from host.link.sim import TRAINER
     from sim.gen.itchgen import generate
@@ -81,11 +81,7 @@ def _top_rows(n_messages: int, idle_cycles: int) -> list[tuple]:
                       dtypes={"md_in": wire.MD_BEAT.dtype, "bbo_out": BBO.dtype})
     h.reset()
     stream = generate(1, n_messages)
-    offsets, pos = [], 0
-    while pos < len(stream):  # historical framing: 2-byte big-endian length, then the message
-        offsets.append(pos)
-        pos += 2 + int.from_bytes(stream[pos:pos + 2], "big")
-    beats = pack_beats(stream, frame_ends_on_messages(np.asarray(offsets), len(stream)))
+    beats = pack_historical(stream)
     rows = [_idle_scenario(h, "Top", idle_cycles)]
     for idle, bp in ((0.0, 0.0), (0.5, 0.5)):
         h = h.spawn()  # a fresh book for each replay of the same day

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from hdl import wire
+from host.feed.framing import scan_historical
 
-__all__ = ["pack_beats", "frame_ends_on_messages"]
+__all__ = ["pack_beats", "frame_ends_on_messages", "pack_historical"]
 
 _LAST = wire.MD_BEAT.flag("flags", "last")
 
@@ -93,3 +94,18 @@ def frame_ends_on_messages(offsets: np.ndarray, end: int, max_frame: int = 8192)
         if i > n:
             raise AssertionError("frame cutting did not advance")
     return np.asarray(ends, dtype=np.int64)
+
+
+def pack_historical(buf: bytes, max_frame: int = 8192) -> np.ndarray:
+    """The beats of a whole historical ITCH buffer (each message after a 2-byte big-endian
+    length), in frames cut on message boundaries as :func:`frame_ends_on_messages` cuts them.
+
+    Raises
+    ------
+    host.feed.framing.FramingError
+        The buffer does not frame cleanly to its end.
+    """
+    offsets, error = scan_historical(buf)
+    if error is not None:
+        raise error
+    return pack_beats(buf, frame_ends_on_messages(offsets, len(buf), max_frame))

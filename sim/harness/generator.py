@@ -449,7 +449,9 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2,
     stamp = f"verilator {' '.join(vflags)}; OPT={_fast_flags()}"
     if ARCH:
         stamp += f"; cpu {_cpu_identity()}"
-    gates = dict(getattr(component, "sim_gates", None) or {}) if fold and gate else {}
+    declared = dict(getattr(component, "sim_gates", None) or {}) if fold else {}
+    gates = declared if gate else {}
+    ungated = bool(declared) and not gate
     if not fold:
         pgo = None
     if pgo:
@@ -457,7 +459,6 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2,
     if gates:
         stamp += f"; gates {sorted(gates.items())}"
     # Each kind of build has its own files, so that using one does not rebuild another.
-    ungated = fold and not gate and getattr(component, "sim_gates", None)
     variant = ("-pgo" if pgo else "" if fold else "-unfolded") + ("-ungated" if ungated else "")
     cpp = folder / f"harness{variant}.cpp"
     text = render_harness(streams, has_csr, stamp=stamp)

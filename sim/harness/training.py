@@ -39,7 +39,7 @@ def train_top(build) -> None:
     """
     from hdl import wire
     from host.daemon import demo_config, gate_registers
-    from host.link.beats import frame_ends_on_messages, pack_beats
+    from host.link.beats import pack_historical
     from sim.gen.itchgen import generate
     from sim.harness import Harness
 
@@ -55,11 +55,7 @@ def train_top(build) -> None:
 
     # Market data: a generated day of ITCH in 2-byte length framing, as the link sends it.
     stream = generate(17, 30_000, n_symbols=12)
-    offsets, pos = [], 0
-    while pos < len(stream):
-        offsets.append(pos)
-        pos += 2 + int.from_bytes(stream[pos:pos + 2], "big")
-    beats = pack_beats(stream, frame_ends_on_messages(np.asarray(offsets), len(stream)))
+    beats = pack_historical(stream)
     half = len(beats) // 2
     bbo = []
     for part, (idle, bp) in ((beats[:half], (0.0, 0.0)), (beats[half:], (0.3, 0.3))):

@@ -66,3 +66,33 @@ def test_both_paths_give_the_same_records(monkeypatch):
 def test_frame_ends_that_do_not_cover_the_stream_are_refused(ends):
     with pytest.raises(ValueError, match="frame ends"):
         pack_beats(bytes(10), ends)
+
+
+def test_a_historical_buffer_is_packed_in_frames_on_its_message_boundaries():
+    # Arrange: generated ITCH in 2-byte length framing, its offsets found by hand
+    from host.link.beats import frame_ends_on_messages, pack_historical
+    from sim.gen.itchgen import generate
+
+    stream = generate(3, 800)
+    offsets, pos = [], 0
+    while pos < len(stream):
+        offsets.append(pos)
+        pos += 2 + int.from_bytes(stream[pos:pos + 2], "big")
+    ends = frame_ends_on_messages(np.asarray(offsets), len(stream), 512)
+
+    # Act
+    beats = pack_historical(stream, 512)
+
+    # Assert
+    assert len(ends) > 10
+    assert _as_tuples(beats) == _reference(stream, ends)
+
+
+def test_a_historical_buffer_cut_inside_a_message_is_refused():
+    from host.feed.framing import FramingError
+    from host.link.beats import pack_historical
+    from sim.gen.itchgen import generate
+
+    stream = generate(3, 50)
+    with pytest.raises(FramingError):
+        pack_historical(stream[:-3])
