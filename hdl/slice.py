@@ -6,7 +6,7 @@ That shortens the input-to-logic paths on the FPGA, and in Verilator only the sl
 re-evaluated when a top-level input changes.
 """
 
-from amaranth import Module, Signal
+from amaranth import Module, ResetSignal, Signal
 from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out
 
@@ -28,6 +28,9 @@ class RegisterSlice(wiring.Component):
     def __init__(self, layout):
         self.layout = layout
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+        # High when a register of the slice may change on the next edge (for the simulation
+        # harness's clock gates; nothing in the gateware reads it).
+        self.busy = Signal(name="busy")
 
     def elaborate(self, platform):
         m = Module()
@@ -45,8 +48,13 @@ class RegisterSlice(wiring.Component):
             with m.If(skid_valid):
                 m.d.sync += [main.eq(skid), main_valid.eq(1), skid_valid.eq(0)]
             with m.Else():
-                m.d.sync += [main.eq(self.i.payload), main_valid.eq(self.i.valid)]
+                m.d.sync += main_valid.eq(self.i.valid)
+                # an empty input leaves the last record in place: with no record anywhere, no
+                # register of the slice changes
+                with m.If(self.i.valid):
+                    m.d.sync += main.eq(self.i.payload)
         with m.Elif(self.i.valid & ~skid_valid):
             # the main entry is held: park the record taken this cycle
             m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+        m.d.comb += self.busy.eq(ResetSignal() | self.i.valid | main_valid | skid_valid)
         return m

@@ -36,9 +36,13 @@ class Top(wiring.Component):
         self.slots = slots
         self.levels = levels
         # Instances whose clock the simulation harness may gate, and the top's signal that says
-        # when each may change state (:mod:`sim.harness.gating`). The port slices and the cycle
-        # counter run on every cycle.
-        self.sim_gates = {inst: f"gate_{inst}" for inst in ("feed", "book", "risk", "regs")}
+        # when each may change state (:mod:`sim.harness.gating`). The cycle counter runs on
+        # every cycle; the stages read copies of it, loaded before each of their edges. The
+        # register bank reads the counter itself: its read data, which shows the counter, is
+        # read right after an edge.
+        blocks = ("feed", "book", "risk", "regs", *(f"slice_{name}" for name in wire.STREAMS))
+        self.sim_gates = {inst: f"gate_{inst}" for inst in blocks}
+        self.sim_counters = {"cycle": ("feed", "book", "risk")}
         members = {name: (In if s.direction == "in" else Out)(stream.Signature(s.record.layout))
                    for name, s in wire.STREAMS.items()}
         members["csr"] = In(RegisterBusSignature())
@@ -74,11 +78,11 @@ class Top(wiring.Component):
         m.submodules.risk = risk = to_core(PreTradeRisk(slots=wire.RISK_SLOTS))
 
         # One register slice per stream port: ports[name] is the stage side of that port.
-        ports = {}
+        ports, slices = {}, {}
         for name, s in wire.STREAMS.items():
             if not hasattr(self, name):
                 continue
-            m.submodules[f"slice_{name}"] = sl = RegisterSlice(s.record.layout)
+            m.submodules[f"slice_{name}"] = slices[name] = sl = RegisterSlice(s.record.layout)
             if s.direction == "in":
                 connect(m, wiring.flipped(getattr(self, name)), sl.i)
                 ports[name] = sl.o
@@ -123,7 +127,9 @@ class Top(wiring.Component):
             for key, sig in stage.control_strobe.items():
                 m.d.comb += sig.eq(regs.write_strobe[key])
         # Read by the simulation harness only; synthesis removes them.
-        for inst, block in (("feed", feed), ("book", book), ("risk", risk), ("regs", regs)):
-            gate = Signal(name=self.sim_gates[inst])
-            m.d.comb += gate.eq(block.busy)
+        blocks = {"feed": feed, "book": book, "risk": risk, "regs": regs,
+                  **{f"slice_{name}": sl for name, sl in slices.items()}}
+        for inst, gate_name in self.sim_gates.items():
+            gate = Signal(name=gate_name)
+            m.d.comb += gate.eq(blocks[inst].busy)
         return m

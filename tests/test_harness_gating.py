@@ -19,16 +19,21 @@ TOP = """module t(clk, rst, a, y);
   output [3:0] y;
   wire [3:0] y;
   wire gate_u;
+  wire gate_v;
+  reg [63:0] cycle = 64'h0000000000000000;
   \\t.u  u (
     .core_clk(clk),
     .a(a),
+    .\\port$1$0 (cycle),
     .y(y)
   );
   \\t.v  v (
     .clk(clk),
+    .stamp(cycle),
     .a(a)
   );
   assign gate_u = a != 4'h0;
+  assign gate_v = a == 4'h0;
 endmodule
 
 module \\t.u (core_clk, a, y);
@@ -46,6 +51,27 @@ def test_an_instance_is_put_on_a_clock_sampled_on_the_falling_edge():
     # declared inside the top, before its endmodule; the other module is untouched
     top, rest = out.split("endmodule", 1)
     assert "gate$u$en" in top and "gate$" not in rest
+
+
+def test_a_gated_instance_reads_a_copy_of_a_counter_loaded_before_its_edges():
+    out = gate_clocks(TOP, "t", {"u": "gate_u", "v": "gate_v"}, counters={"cycle": ("u",)})
+
+    assert "    .\\port$1$0 (\\gate$u$cycle )," in out     # escaped port names too
+    assert "    .stamp(cycle)," in out                  # v is gated but reads the counter itself
+    assert "  wire \\gate$u$load  = ~clk & gate_u;" in out
+    assert "  reg [63:0] \\gate$u$cycle  = 64'h0000000000000000;" in out
+    assert "  always @(posedge \\gate$u$load ) \\gate$u$cycle  <= cycle;" in out
+    assert "gate$v$load" not in out and "gate$v$cycle" not in out
+
+
+@pytest.mark.parametrize("counters,message", [
+    ({"count": ("u",)}, "counter 'count' is not a register"),
+    ({"a": ("u",)}, "counter 'a' is not a register"),       # an input, not a register
+    ({"cycle": ("v",)}, "'v' reads a copy of 'cycle' but has no gate"),
+])
+def test_a_counter_the_verilog_cannot_take_is_refused(counters, message):
+    with pytest.raises(GatingError, match=message):
+        gate_clocks(TOP, "t", {"u": "gate_u"}, counters=counters)
 
 
 @pytest.mark.parametrize("gates,message", [

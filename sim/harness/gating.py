@@ -22,6 +22,23 @@ clocking it. Combinational logic of the block that reads signals of other blocks
 when those change. A test runs the gated and the ungated model side by side on the full top
 and compares every output record and register read, cycle for cycle.
 
+A register of the top that changes on every edge, such as the cycle counter, would undo this:
+all logic that reads it is evaluated on every edge. The instances the top names for it (its
+``sim_counters``: counter to instances) therefore read a copy of the counter, loaded from it on
+the falling edges where the instance's gate is high::
+
+    wire \\gate$book$load  = ~clk & gate_book;
+    reg [63:0] \\gate$book$cycle  = 64'h0000000000000000;
+    always @(posedge \\gate$book$load ) \\gate$book$cycle  <= cycle;
+
+The counter changes on rising edges only, so from that falling edge through the rising edge that
+follows, the copy equals it: on every edge the block is clocked, it sees the counter's value.
+After that edge, and while the block's clock is stopped, the copy lags. An instance may read a
+copy only if nothing reads its outputs that show the counter then: other blocks sample them on
+rising edges, when the copy is current if the block's gate is high (an output stream's valid
+keeps it high); the harness reads the register bank's read data after the edge, so the bank
+reads the counter itself.
+
 The rewrite is for the simulation harness only. cocotb runs, formal proofs and synthesis read
 Amaranth's Verilog unchanged; synthesis removes the gate signals, which nothing reads.
 """
@@ -48,7 +65,8 @@ def _module_span(lines: list[str], module: str) -> tuple[int, int]:
     raise GatingError(f"module {module!r} not found")
 
 
-def gate_clocks(text: str, module: str, gates: dict[str, str], clock: str = "clk") -> str:
+def gate_clocks(text: str, module: str, gates: dict[str, str], clock: str = "clk",
+                counters: dict[str, tuple[str, ...]] | None = None) -> str:
     """Return ``text`` with each instance of ``gates`` in ``module`` on a gated ``clock``.
 
     Parameters
@@ -62,18 +80,32 @@ def gate_clocks(text: str, module: str, gates: dict[str, str], clock: str = "clk
         may change on the next rising edge of ``clock``.
     clock : str
         The clock input of ``module`` the instances are connected to.
+    counters : dict, optional
+        Registers of ``module`` that change on every rising edge of ``clock``, each to the gated
+        instances that read their own copy of it, loaded on the falling edges where their gate
+        is high. Another instance reads the register itself.
 
     Raises
     ------
     GatingError
         An instance is missing, is not connected to ``clock``, or its gate signal is not a
-        one-bit wire of the module.
+        one-bit wire of the module; a counter is not a register of the module.
     """
     lines = text.split("\n")
     start, end = _module_span(lines, module)
     body = lines[start:end]
     declared = {m.group(1) for line in body
                 for m in [re.match(r"^  (?:wire|reg) (\w+)(?: = \S+)?;$", line)] if m}
+    widths = {m.group(2): m.group(1) or "" for line in body
+              for m in [re.match(r"^  reg (\[\d+:0\] )?(\w+) = \S+;$", line)] if m}
+    counters = dict(counters or {})
+    for counter, readers in counters.items():
+        if counter not in widths:
+            raise GatingError(f"{module}: counter {counter!r} is not a register of the module")
+        for inst in readers:
+            if inst not in gates:
+                raise GatingError(f"{module}: {inst!r} reads a copy of {counter!r} but has no gate")
+    copies: dict[str, list[str]] = {}
     for inst, signal in gates.items():
         if signal not in declared:
             raise GatingError(f"{module}: gate signal {signal!r} of {inst!r} is not a one-bit "
@@ -86,10 +118,16 @@ def gate_clocks(text: str, module: str, gates: dict[str, str], clock: str = "clk
         replaced = 0
         i = at[0] + 1
         while i < end and lines[i] != "  );":
-            port = re.match(rf"^(    \.\w+)\({re.escape(clock)}\)(,?)$", lines[i])
-            if port:
-                lines[i] = f"{port.group(1)}({net}){port.group(2)}"
+            port = re.match(r"^(    \.(?:\\\S+ |\w+))\((\w+)\)(,?)$", lines[i])
+            if port and port.group(2) == clock:
+                lines[i] = f"{port.group(1)}({net}){port.group(3)}"
                 replaced += 1
+            elif port and inst in counters.get(port.group(2), ()):
+                copy = f"\\gate${inst}${port.group(2)} "
+                lines[i] = f"{port.group(1)}({copy}){port.group(3)}"
+                copies.setdefault(inst, [])
+                if port.group(2) not in copies[inst]:
+                    copies[inst].append(port.group(2))
             i += 1
         if not replaced:
             raise GatingError(f"{module}: instance {inst!r} has no port connected to {clock!r}")
@@ -101,5 +139,14 @@ def gate_clocks(text: str, module: str, gates: dict[str, str], clock: str = "clk
             f"  always @(negedge {clock}) {en} <= {signal};",
             f"  wire \\gate${inst}$clk  = {clock} & {en};",
         ]
+        if copies.get(inst):
+            load = f"\\gate${inst}$load "
+            extra.append(f"  wire {load} = ~{clock} & {signal};")
+            for counter in copies[inst]:
+                copy = f"\\gate${inst}${counter} "
+                width = widths[counter]
+                bits = int(width[1:].split(":")[0]) + 1 if width else 1
+                extra += [f"  reg {width}{copy} = {bits}'h{0:0{(bits + 3) // 4}x};",
+                          f"  always @(posedge {load}) {copy} <= {counter};"]
     lines[end:end] = extra
     return "\n".join(lines)

@@ -451,13 +451,14 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2,
         stamp += f"; cpu {_cpu_identity()}"
     declared = dict(getattr(component, "sim_gates", None) or {}) if fold else {}
     gates = declared if gate else {}
+    counters = dict(getattr(component, "sim_counters", None) or {}) if gates else {}
     ungated = bool(declared) and not gate
     if not fold:
         pgo = None
     if pgo:
         stamp += f"; pgo {pgo}"
     if gates:
-        stamp += f"; gates {sorted(gates.items())}"
+        stamp += f"; gates {sorted(gates.items())}; counters {sorted(counters.items())}"
     # Each kind of build has its own files, so that using one does not rebuild another.
     variant = ("-pgo" if pgo else "" if fold else "-unfolded") + ("-ungated" if ungated else "")
     cpp = folder / f"harness{variant}.cpp"
@@ -483,7 +484,7 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2,
             source = folder / f"{name}.folded{'-ungated' if ungated else ''}.v"
             folded, _ = flops.fold_next_state(vfile.read_text())
             if gates:
-                folded = gating.gate_clocks(folded, name, gates)
+                folded = gating.gate_clocks(folded, name, gates, counters=counters)
             source.write_text(folded)
         build = HarnessBuild(library=so, streams=streams, has_csr=has_csr, folder=folder,
                              rebuilt=True)

@@ -157,8 +157,9 @@ void th_reset(void* p, uint32_t n) {
         top->eval();
         h->cycle++;
     }
+    // The clock stays high: the next step's falling edge comes after its inputs are set, and
+    // the clock gates of the model sample those inputs on it.
     top->rst = 0;
-    top->clk = 0;
     top->eval();
 }
 
