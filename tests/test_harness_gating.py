@@ -41,16 +41,17 @@ endmodule
 """
 
 
-def test_an_instance_is_put_on_a_clock_sampled_on_the_falling_edge():
+def test_an_instance_is_put_on_a_clock_of_its_own_that_the_harness_drives():
     out = gate_clocks(TOP, "t", {"u": "gate_u"})
 
-    assert "    .core_clk(\\gate$u$clk )," in out
+    assert out.startswith("module t(gate_clk_u, gate_u, clk, rst, a, y);\n"
+                          "  input gate_clk_u;\n  wire gate_clk_u;\n  output gate_u;\n")
+    assert "    .core_clk(gate_clk_u)," in out
     assert "    .clk(clk)," in out                       # the other instance keeps the clock
-    assert "  always @(negedge clk) \\gate$u$en  <= gate_u;" in out
-    assert "  wire \\gate$u$clk  = clk & \\gate$u$en ;" in out
-    # declared inside the top, before its endmodule; the other module is untouched
+    assert "  wire gate_u;" in out                       # declared, and now an output as well
+    # the other module is untouched
     top, rest = out.split("endmodule", 1)
-    assert "gate$u$en" in top and "gate$" not in rest
+    assert "gate_clk_u" in top and "gate_" not in rest
 
 
 def test_a_gated_instance_reads_a_copy_of_a_counter_loaded_before_its_edges():
@@ -82,6 +83,11 @@ def test_a_counter_the_verilog_cannot_take_is_refused(counters, message):
 def test_a_gate_the_verilog_cannot_take_is_refused(gates, message):
     with pytest.raises(GatingError, match=message):
         gate_clocks(TOP, "t", gates)
+
+
+def test_a_clock_input_whose_name_is_taken_is_refused():
+    with pytest.raises(GatingError, match="'gate_clk_u' is already a name"):
+        gate_clocks(TOP.replace("  wire gate_v;", "  wire gate_clk_u;"), "t", {"u": "gate_u"})
 
 
 def test_an_instance_not_on_the_clock_is_refused():

@@ -3,16 +3,21 @@
 Verilator evaluates a clocked block, and the combinational logic that reads only its registers,
 on the edges of that block's clock alone. A block on a clock that does not tick costs nothing. The
 harness puts each block the design names (the top's ``sim_gates``: instance name to a one-bit
-signal of the top) on a clock of its own::
+signal of the top) on a clock of its own: the instance's clock port is connected to a new input
+of the top, ``gate_clk_<instance>``, and the block's signal becomes an output of the top::
 
-    reg \\gate$book$en  = 1'h1;
-    always @(negedge clk) \\gate$book$en  <= gate_book;
-    wire \\gate$book$clk  = clk & \\gate$book$en ;
+    module ticklane_top(gate_clk_book, gate_book, ...);
+      input gate_clk_book;
+      output gate_book;
+      ...
+      \\ticklane_top.book  book (
+        .core_clk(gate_clk_book),
 
-and connects the instance's clock port to it. The enable is sampled on the falling edge, when
-the harness has set the inputs of the coming rising edge and the design has settled, and holds
-through that rising edge (a latch-based clock gate, as a standard cell would do it): the block
-sees a rising edge exactly when its signal was high before it.
+Each cycle the harness (:mod:`sim.harness.generator`) sets the inputs of the coming rising edge
+with every clock low and evaluates the model; the design settles. It then raises the main clock
+and, with it, the clock of every block whose signal is high, and evaluates once more: the block
+sees a rising edge exactly when its signal was high before it, as behind a latch-based clock gate.
+All clocks are inputs of the model, so one pass of Verilator's scheduler finds every edge.
 
 The signal is the design's promise that the block's state does not change on an edge where it is
 low (each block's ``busy`` says when, in :mod:`hdl`), or changes only in registers nothing reads
@@ -65,9 +70,14 @@ def _module_span(lines: list[str], module: str) -> tuple[int, int]:
     raise GatingError(f"module {module!r} not found")
 
 
+def clock_port(inst: str) -> str:
+    """The input of the rewritten top that clocks the gated instance ``inst``."""
+    return f"gate_clk_{inst}"
+
+
 def gate_clocks(text: str, module: str, gates: dict[str, str], clock: str = "clk",
                 counters: dict[str, tuple[str, ...]] | None = None) -> str:
-    """Return ``text`` with each instance of ``gates`` in ``module`` on a gated ``clock``.
+    """Return ``text`` with each instance of ``gates`` in ``module`` on a clock of its own.
 
     Parameters
     ----------
@@ -77,7 +87,8 @@ def gate_clocks(text: str, module: str, gates: dict[str, str], clock: str = "clk
         The module that holds the instances (the top).
     gates : dict
         Instance name to the name of a one-bit wire of ``module``: high when the instance's state
-        may change on the next rising edge of ``clock``.
+        may change on the next rising edge of ``clock``. The wire becomes an output of the
+        module, and the instance's clock the input :func:`clock_port` names.
     clock : str
         The clock input of ``module`` the instances are connected to.
     counters : dict, optional
@@ -89,11 +100,14 @@ def gate_clocks(text: str, module: str, gates: dict[str, str], clock: str = "clk
     ------
     GatingError
         An instance is missing, is not connected to ``clock``, or its gate signal is not a
-        one-bit wire of the module; a counter is not a register of the module.
+        one-bit wire of the module; a counter is not a register of the module; a name the
+        rewrite adds is taken.
     """
     lines = text.split("\n")
     start, end = _module_span(lines, module)
     body = lines[start:end]
+    names = {m.group(1) for line in body
+             for m in [re.match(r"^  (?:wire|reg|input|output)(?: \[\d+:0\])? ([^\s;]+)", line)] if m}
     declared = {m.group(1) for line in body
                 for m in [re.match(r"^  (?:wire|reg) (\w+)(?: = \S+)?;$", line)] if m}
     widths = {m.group(2): m.group(1) or "" for line in body
@@ -110,17 +124,18 @@ def gate_clocks(text: str, module: str, gates: dict[str, str], clock: str = "clk
         if signal not in declared:
             raise GatingError(f"{module}: gate signal {signal!r} of {inst!r} is not a one-bit "
                               "wire or reg of the module")
+        if clock_port(inst) in names:
+            raise GatingError(f"{module}: {clock_port(inst)!r} is already a name of the module")
         head = re.compile(rf"^  (?:\\\S+|\w+)\s+{re.escape(inst)} \($")
         at = [i for i in range(start, end) if head.match(lines[i])]
         if len(at) != 1:
             raise GatingError(f"{module}: instance {inst!r} found {len(at)} times")
-        net = f"\\gate${inst}$clk "
         replaced = 0
         i = at[0] + 1
         while i < end and lines[i] != "  );":
             port = re.match(r"^(    \.(?:\\\S+ |\w+))\((\w+)\)(,?)$", lines[i])
             if port and port.group(2) == clock:
-                lines[i] = f"{port.group(1)}({net}){port.group(3)}"
+                lines[i] = f"{port.group(1)}({clock_port(inst)}){port.group(3)}"
                 replaced += 1
             elif port and inst in counters.get(port.group(2), ()):
                 copy = f"\\gate${inst}${port.group(2)} "
@@ -133,12 +148,6 @@ def gate_clocks(text: str, module: str, gates: dict[str, str], clock: str = "clk
             raise GatingError(f"{module}: instance {inst!r} has no port connected to {clock!r}")
     extra = []
     for inst, signal in gates.items():
-        en = f"\\gate${inst}$en "
-        extra += [
-            f"  reg {en} = 1'h1;",
-            f"  always @(negedge {clock}) {en} <= {signal};",
-            f"  wire \\gate${inst}$clk  = {clock} & {en};",
-        ]
         if copies.get(inst):
             load = f"\\gate${inst}$load "
             extra.append(f"  wire {load} = ~{clock} & {signal};")
@@ -149,4 +158,13 @@ def gate_clocks(text: str, module: str, gates: dict[str, str], clock: str = "clk
                 extra += [f"  reg {width}{copy} = {bits}'h{0:0{(bits + 3) // 4}x};",
                           f"  always @(posedge {load}) {copy} <= {counter};"]
     lines[end:end] = extra
+    # the new ports: named first in the module's header, declared after it
+    header_end = next(i for i in range(start, end) if lines[i].endswith(");"))
+    new_ports = [clock_port(inst) for inst in gates] + list(dict.fromkeys(gates.values()))
+    lines[start] = lines[start].replace(f"module {module}(", f"module {module}({', '.join(new_ports)}, ", 1)
+    declare = []
+    for inst in gates:
+        declare += [f"  input {clock_port(inst)};", f"  wire {clock_port(inst)};"]
+    declare += [f"  output {signal};" for signal in dict.fromkeys(gates.values())]
+    lines[header_end + 1:header_end + 1] = declare
     return "\n".join(lines)

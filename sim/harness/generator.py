@@ -254,8 +254,16 @@ def _mask_top_bits(port: str, width: int) -> str:
     return f"top->{port} &= 0x{(1 << width) - 1:x}ull;"
 
 
-def render_harness(streams, has_csr: bool, *, stamp: str = "") -> str:
-    """The design-specific C++ of the harness (it includes ``harness_core.h``)."""
+def render_harness(streams, has_csr: bool, *, stamp: str = "",
+                   gates: dict[str, str] | None = None) -> str:
+    """The design-specific C++ of the harness (it includes ``harness_core.h``).
+
+    ``gates`` (instance to gate signal, see :mod:`sim.harness.gating`) are the blocks the model
+    has on clocks of their own: each step raises an instance's clock with the main clock when
+    its gate signal is high after the falling edge.
+    """
+    clocks = [(cxx_name(gating.clock_port(inst)), cxx_name(signal))
+              for inst, signal in (gates or {}).items()]
     ins = [s for s in streams if s.is_input]
     outs = [s for s in streams if not s.is_input]
     slot = {s.name: (ins.index(s) if s.is_input else outs.index(s)) for s in streams}
@@ -281,7 +289,8 @@ def render_harness(streams, has_csr: bool, *, stamp: str = "") -> str:
     step = ["static inline int th_design_step(Harness* h) {",
             "    Vtop* top = h->top;",
             "    int active = 0;",
-            "    top->clk = 0;"]
+            "    top->clk = 0;",
+            *[f"    top->{port} = 0;" for port, _ in clocks]]
     for s in ins:
         i = slot[s.name]
         mask = _mask_top_bits(f"{s.name}__payload", s.width)
@@ -345,8 +354,14 @@ def render_harness(streams, has_csr: bool, *, stamp: str = "") -> str:
             "        }",
             "    }",
         ]
+    if clocks:
+        step.append("    // Each gated block's clock rises with the main clock if its gate is high now.")
+    step += [f"    top->{port} = top->{signal};" for port, signal in clocks]
     step += ["    top->clk = 1;", "    top->eval();", "    h->cycle++;", "    return active;", "}",
              ""]
+    step += ["static inline void th_design_clocks(Harness* h, uint8_t level) {",
+             "    Vtop* top = h->top;", "    (void)top;", "    top->clk = level;",
+             *[f"    top->{port} = level;" for port, _ in clocks], "}", ""]
 
     quiesce = ["static inline void th_design_quiesce(Harness* h) {", "    Vtop* top = h->top;",
                "    (void)top;"]
@@ -462,7 +477,7 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2,
     # Each kind of build has its own files, so that using one does not rebuild another.
     variant = ("-pgo" if pgo else "" if fold else "-unfolded") + ("-ungated" if ungated else "")
     cpp = folder / f"harness{variant}.cpp"
-    text = render_harness(streams, has_csr, stamp=stamp)
+    text = render_harness(streams, has_csr, stamp=stamp, gates=gates)
     so = folder / f"harness{variant}.so"
     with open(folder / ".harness.lock", "w") as lock:
         # Another process (a parallel test worker) may be building the same design.
