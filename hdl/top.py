@@ -6,7 +6,7 @@ Every stream port passes through a :class:`hdl.slice.RegisterSlice` (one cycle e
 bank registers the bus, so no stage logic hangs directly off a top-level input.
 """
 
-from amaranth import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
+from amaranth import Cat, ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
 from amaranth.lib import wiring, stream
 from amaranth.lib.wiring import In, Out, connect
 
@@ -36,12 +36,13 @@ class Top(wiring.Component):
         self.slots = slots
         self.levels = levels
         # Instances whose clock the simulation harness may gate, and the top's signal that says
-        # when each may change state (:mod:`sim.harness.gating`). The cycle counter runs on
-        # every cycle; the stages read copies of it, loaded before each of their edges. The
-        # register bank reads the counter itself: its read data, which shows the counter, is
-        # read right after an edge.
-        blocks = ("feed", "book", "risk", "regs", *(f"slice_{name}" for name in wire.STREAMS))
-        self.sim_gates = {inst: f"gate_{inst}" for inst in blocks}
+        # when each may change state (:mod:`sim.harness.gating`); the port slices share one,
+        # high while any of them holds or is offered a record. The cycle counter runs on every
+        # cycle; the stages read copies of it, loaded before each of their edges. The register
+        # bank reads the counter itself: its read data, which shows the counter, is read right
+        # after an edge.
+        self.sim_gates = {inst: f"gate_{inst}" for inst in ("feed", "book", "risk", "regs")}
+        self.sim_gates.update({f"slice_{name}": "gate_ports" for name in wire.STREAMS})
         self.sim_counters = {"cycle": ("feed", "book", "risk")}
         members = {name: (In if s.direction == "in" else Out)(stream.Signature(s.record.layout))
                    for name, s in wire.STREAMS.items()}
@@ -127,9 +128,9 @@ class Top(wiring.Component):
             for key, sig in stage.control_strobe.items():
                 m.d.comb += sig.eq(regs.write_strobe[key])
         # Read by the simulation harness only; synthesis removes them.
-        blocks = {"feed": feed, "book": book, "risk": risk, "regs": regs,
-                  **{f"slice_{name}": sl for name, sl in slices.items()}}
-        for inst, gate_name in self.sim_gates.items():
-            gate = Signal(name=gate_name)
-            m.d.comb += gate.eq(blocks[inst].busy)
+        for inst, block in (("feed", feed), ("book", book), ("risk", risk), ("regs", regs)):
+            gate = Signal(name=self.sim_gates[inst])
+            m.d.comb += gate.eq(block.busy)
+        gate_ports = Signal(name="gate_ports")
+        m.d.comb += gate_ports.eq(Cat(sl.busy for sl in slices.values()).any())
         return m

@@ -44,14 +44,22 @@ endmodule
 def test_an_instance_is_put_on_a_clock_of_its_own_that_the_harness_drives():
     out = gate_clocks(TOP, "t", {"u": "gate_u"})
 
-    assert out.startswith("module t(gate_clk_u, gate_u, clk, rst, a, y);\n"
-                          "  input gate_clk_u;\n  wire gate_clk_u;\n  output gate_u;\n")
-    assert "    .core_clk(gate_clk_u)," in out
+    assert out.startswith("module t(gate_u_clk, gate_u, clk, rst, a, y);\n"
+                          "  input gate_u_clk;\n  wire gate_u_clk;\n  output gate_u;\n")
+    assert "    .core_clk(gate_u_clk)," in out
     assert "    .clk(clk)," in out                       # the other instance keeps the clock
     assert "  wire gate_u;" in out                       # declared, and now an output as well
     # the other module is untouched
     top, rest = out.split("endmodule", 1)
-    assert "gate_clk_u" in top and "gate_" not in rest
+    assert "gate_u_clk" in top and "gate_" not in rest
+
+
+def test_instances_with_one_gate_signal_share_its_clock():
+    out = gate_clocks(TOP, "t", {"u": "gate_u", "v": "gate_u"})
+
+    assert out.startswith("module t(gate_u_clk, gate_u, clk,")
+    assert out.count("  input gate_u_clk;") == 1
+    assert "    .core_clk(gate_u_clk)," in out and "    .clk(gate_u_clk)," in out
 
 
 def test_a_gated_instance_reads_a_copy_of_a_counter_loaded_before_its_edges():
@@ -86,8 +94,8 @@ def test_a_gate_the_verilog_cannot_take_is_refused(gates, message):
 
 
 def test_a_clock_input_whose_name_is_taken_is_refused():
-    with pytest.raises(GatingError, match="'gate_clk_u' is already a name"):
-        gate_clocks(TOP.replace("  wire gate_v;", "  wire gate_clk_u;"), "t", {"u": "gate_u"})
+    with pytest.raises(GatingError, match="'gate_u_clk' is already a name"):
+        gate_clocks(TOP.replace("  wire gate_v;", "  wire gate_u_clk;"), "t", {"u": "gate_u"})
 
 
 def test_an_instance_not_on_the_clock_is_refused():

@@ -4,14 +4,17 @@ Verilator evaluates a clocked block, and the combinational logic that reads only
 on the edges of that block's clock alone. A block on a clock that does not tick costs nothing. The
 harness puts each block the design names (the top's ``sim_gates``: instance name to a one-bit
 signal of the top) on a clock of its own: the instance's clock port is connected to a new input
-of the top, ``gate_clk_<instance>``, and the block's signal becomes an output of the top::
+of the top, ``<signal>_clk``, and the signal becomes an output of the top::
 
-    module ticklane_top(gate_clk_book, gate_book, ...);
-      input gate_clk_book;
+    module ticklane_top(gate_book_clk, gate_book, ...);
+      input gate_book_clk;
       output gate_book;
       ...
       \\ticklane_top.book  book (
-        .core_clk(gate_clk_book),
+        .core_clk(gate_book_clk),
+
+Instances named with the same signal share its clock (each clock costs the scheduler a little on
+every evaluation, whether it ticks or not).
 
 Each cycle the harness (:mod:`sim.harness.generator`) sets the inputs of the coming rising edge
 with every clock low and evaluates the model; the design settles. It then raises the main clock
@@ -70,9 +73,9 @@ def _module_span(lines: list[str], module: str) -> tuple[int, int]:
     raise GatingError(f"module {module!r} not found")
 
 
-def clock_port(inst: str) -> str:
-    """The input of the rewritten top that clocks the gated instance ``inst``."""
-    return f"gate_clk_{inst}"
+def clock_port(signal: str) -> str:
+    """The input of the rewritten top that clocks the instances gated by ``signal``."""
+    return f"{signal}_clk"
 
 
 def gate_clocks(text: str, module: str, gates: dict[str, str], clock: str = "clk",
@@ -88,7 +91,7 @@ def gate_clocks(text: str, module: str, gates: dict[str, str], clock: str = "clk
     gates : dict
         Instance name to the name of a one-bit wire of ``module``: high when the instance's state
         may change on the next rising edge of ``clock``. The wire becomes an output of the
-        module, and the instance's clock the input :func:`clock_port` names.
+        module, and the instance's clock the input :func:`clock_port` names after it.
     clock : str
         The clock input of ``module`` the instances are connected to.
     counters : dict, optional
@@ -124,8 +127,8 @@ def gate_clocks(text: str, module: str, gates: dict[str, str], clock: str = "clk
         if signal not in declared:
             raise GatingError(f"{module}: gate signal {signal!r} of {inst!r} is not a one-bit "
                               "wire or reg of the module")
-        if clock_port(inst) in names:
-            raise GatingError(f"{module}: {clock_port(inst)!r} is already a name of the module")
+        if clock_port(signal) in names:
+            raise GatingError(f"{module}: {clock_port(signal)!r} is already a name of the module")
         head = re.compile(rf"^  (?:\\\S+|\w+)\s+{re.escape(inst)} \($")
         at = [i for i in range(start, end) if head.match(lines[i])]
         if len(at) != 1:
@@ -135,7 +138,7 @@ def gate_clocks(text: str, module: str, gates: dict[str, str], clock: str = "clk
         while i < end and lines[i] != "  );":
             port = re.match(r"^(    \.(?:\\\S+ |\w+))\((\w+)\)(,?)$", lines[i])
             if port and port.group(2) == clock:
-                lines[i] = f"{port.group(1)}({clock_port(inst)}){port.group(3)}"
+                lines[i] = f"{port.group(1)}({clock_port(signal)}){port.group(3)}"
                 replaced += 1
             elif port and inst in counters.get(port.group(2), ()):
                 copy = f"\\gate${inst}${port.group(2)} "
@@ -160,11 +163,12 @@ def gate_clocks(text: str, module: str, gates: dict[str, str], clock: str = "clk
     lines[end:end] = extra
     # the new ports: named first in the module's header, declared after it
     header_end = next(i for i in range(start, end) if lines[i].endswith(");"))
-    new_ports = [clock_port(inst) for inst in gates] + list(dict.fromkeys(gates.values()))
+    signals = list(dict.fromkeys(gates.values()))
+    new_ports = [clock_port(signal) for signal in signals] + signals
     lines[start] = lines[start].replace(f"module {module}(", f"module {module}({', '.join(new_ports)}, ", 1)
     declare = []
-    for inst in gates:
-        declare += [f"  input {clock_port(inst)};", f"  wire {clock_port(inst)};"]
-    declare += [f"  output {signal};" for signal in dict.fromkeys(gates.values())]
+    for signal in signals:
+        declare += [f"  input {clock_port(signal)};", f"  wire {clock_port(signal)};"]
+    declare += [f"  output {signal};" for signal in signals]
     lines[header_end + 1:header_end + 1] = declare
     return "\n".join(lines)

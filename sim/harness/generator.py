@@ -262,8 +262,8 @@ def render_harness(streams, has_csr: bool, *, stamp: str = "",
     has on clocks of their own: each step raises an instance's clock with the main clock when
     its gate signal is high after the falling edge.
     """
-    clocks = [(cxx_name(gating.clock_port(inst)), cxx_name(signal))
-              for inst, signal in (gates or {}).items()]
+    clocks = [(cxx_name(gating.clock_port(signal)), cxx_name(signal))
+              for signal in dict.fromkeys((gates or {}).values())]
     ins = [s for s in streams if s.is_input]
     outs = [s for s in streams if not s.is_input]
     slot = {s.name: (ins.index(s) if s.is_input else outs.index(s)) for s in streams}
