@@ -83,7 +83,7 @@ def _top_rows(n_messages: int, idle_cycles: int) -> list[tuple]:
     stream = generate(1, n_messages)
     beats = pack_historical(stream)
     rows = [_idle_scenario(h, "Top", idle_cycles)]
-    for idle, bp in ((0.0, 0.0), (0.5, 0.5)):
+    for idle, bp in ((0.0, 0.0), (0.5, 0.5), (0.8, 0.0), (0.9, 0.0)):
         h = h.spawn()  # a fresh book for each replay of the same day
         h.reset()
         h.push("md_in", beats)
