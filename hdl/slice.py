@@ -56,5 +56,7 @@ class RegisterSlice(wiring.Component):
         with m.Elif(self.i.valid & ~skid_valid):
             # the main entry is held: park the record taken this cycle
             m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
-        m.d.comb += self.busy.eq(ResetSignal() | self.i.valid | main_valid | skid_valid)
+        # (the skid entry fills only while the main entry is held, and empties into it: a record
+        # in the skid entry means one in the main entry)
+        m.d.comb += self.busy.eq(ResetSignal() | self.i.valid | main_valid)
         return m
