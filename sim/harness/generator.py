@@ -62,8 +62,8 @@ ARCH = os.environ.get("TICKLANE_SIM_ARCH", "-march=native")
 # only up to ``--gate-stmts`` statements (default 100); above that it computes it on every cycle
 # as a temporary, whether the branch is taken or not. Raising the limit moves those expressions
 # under their branches, and idle cycles skip them. Verilator's dataflow pass (DFG) would hoist
-# them out again, so it is off. On the full top, folded, at -O3 (M cycles per CPU second):
-# idle 3.0 against 1.7 with the defaults, ITCH traffic 1.8 against 1.4.
+# them out again, so it is off. On the full top, folded, at -O3 (M cycles per CPU second, before
+# the harness gated clocks): idle 3.0 against 1.7 with the defaults, ITCH traffic 1.8 against 1.4.
 HARNESS_VERILATOR_FLAGS: tuple[str, ...] = ("-fno-dfg", "--gate-stmts", "10000")
 
 # GCC's profile-guided optimisation: the instrumented build, then the one that uses the counts.
@@ -428,21 +428,25 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2,
         Verilate the Verilog with its next-state blocks folded into clocked blocks
         (:mod:`sim.harness.flops`, the default), or as Amaranth wrote it. On the full top,
         back to back: 2.9 against 1.4 M cycles per CPU second idle, 1.9 against 1.2 with ITCH
-        traffic (with the flags of :data:`HARNESS_VERILATOR_FLAGS` in both).
+        traffic (with the flags of :data:`HARNESS_VERILATOR_FLAGS` in both, before the clocks
+        were gated).
         The two builds live side by side in the design's folder.
     gate : bool
         With ``fold``, put the instances the component names in its ``sim_gates`` attribute
         (instance name to the top's one-bit signal of when it may change state) on gated clocks
-        (:mod:`sim.harness.gating`, the default), or clock every block on every cycle
-        (``-ungated`` files). A component without ``sim_gates`` builds the same either way. On
-        the full top, plain builds back to back: 7.4 against 3.0 M cycles per CPU second idle,
-        2.15 against 1.85 with ITCH traffic.
+        that the harness drives, each instance its ``sim_counters`` attribute names reading its
+        own copy of that counter (:mod:`sim.harness.gating`, the default), or clock every block
+        on every cycle (``-ungated`` files). A component without ``sim_gates`` builds the same
+        either way. On
+        the full top, plain builds back to back (three runs each): 10.3-10.5 against 2.3-2.6 M
+        cycles per CPU second idle, 2.07-2.09 against 1.6-1.75 with an ITCH beat on every
+        cycle, 2.9 against 1.7-1.9 with beats on half the cycles and backpressure.
     pgo : str, optional
         ``"module:function"`` of a trainer (:mod:`sim.harness.training`): build the folded
         model profile-guided, trained by that function. On the full top with gated clocks,
-        measured back to back: 7.7 against 7.4 M cycles per CPU second idle, 2.26 against 2.15
-        with ITCH traffic (before the clocks were gated: 4.3 against 2.8, 2.1 against 1.8).
-        Ignored with ``fold=False``.
+        measured back to back with the builds above: 11.1-11.3 against 10.3-10.5 M cycles per
+        CPU second idle, 2.22-2.26 against 2.07-2.09 with ITCH on every cycle, 3.0-3.15
+        against 2.9 on half the cycles. Ignored with ``fold=False``.
 
     Returns
     -------
