@@ -237,9 +237,9 @@ def print_section(stages: list[str] | None = None, *, fresh: bool = False,
         full = load_report(path)
         report = {**full, "stages": {k: v for k, v in full["stages"].items() if k in stages},
                   "fmax": {k: v for k, v in full.get("fmax", {}).items() if k in stages}}
-        dates = sorted(v["utilization"]["date"] for v in report["stages"].values())
+        dates = sorted({v["utilization"]["date"][:10] for v in report["stages"].values()})
         source = (f"from {Path(path).relative_to(ROOT) if Path(path).is_relative_to(ROOT) else path}"
-                  f" ({dates[0][:10] if dates else 'no date'}); --synth measures afresh")
+                  f" ({', '.join(dates) if dates else 'no date'}); --synth measures afresh")
     else:
         log(f"no resource report at {path}: run python -m tools.synth_report --all --fmax")
         return {}
