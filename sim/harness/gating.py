@@ -21,6 +21,7 @@ with every clock low and evaluates the model; the design settles. It then raises
 and, with it, the clock of every block whose signal is high, and evaluates once more: the block
 sees a rising edge exactly when its signal was high before it, as behind a latch-based clock gate.
 All clocks are inputs of the model, so one pass of Verilator's scheduler finds every edge.
+Through a reset the harness clocks every block.
 
 The signal is the design's promise that the block's state does not change on an edge where it is
 low (each block's ``busy`` says when, in :mod:`hdl`), or changes only in registers nothing reads
@@ -55,7 +56,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["GatingError", "gate_clocks"]
+__all__ = ["GatingError", "clock_port", "gate_clocks"]
 
 
 class GatingError(ValueError):
