@@ -9,7 +9,10 @@ Usage::
 
 Prints one table row per scenario: records in and out, cycles clocked, wall seconds, millions of
 cycles per wall second and per CPU second of this process (the second is steadier on a machine
-shared with other jobs). Times cover :meth:`Harness.run` only (not push/pop or the build).
+shared with other jobs), the best of ``--repeats`` runs. Times cover :meth:`Harness.run` only
+(not push/pop or the build). The top runs idle, then replays generated ITCH with a beat offered
+on every cycle, on half of them with backpressure on the BBO output, on one in five and on one
+in ten (``idle`` is the chance that a beat is held back a cycle).
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ def _idle_scenario(h: Harness, design: str, cycles: int) -> tuple:
     return _row(design, "no traffic", 0, 0, ran, t)
 
 
-def _top_rows(n_messages: int, idle_cycles: int) -> list[tuple]:
+def _top_rows(n_messages: int, idle_cycles: int, repeats: int) -> list[tuple]:
     from host.link.beats import pack_historical
     from hdl.top import Top
     from host.link.sim import TRAINER
@@ -82,16 +85,22 @@ def _top_rows(n_messages: int, idle_cycles: int) -> list[tuple]:
     h.reset()
     stream = generate(1, n_messages)
     beats = pack_historical(stream)
-    rows = [_idle_scenario(h, "Top", idle_cycles)]
+    rows = [max((_idle_scenario(h, "Top", idle_cycles) for _ in range(repeats)),
+                key=lambda row: row[-1])]
     for idle, bp in ((0.0, 0.0), (0.5, 0.5), (0.8, 0.0), (0.9, 0.0)):
-        h = h.spawn()  # a fresh book for each replay of the same day
-        h.reset()
-        h.push("md_in", beats)
-        with _Timer() as t:
-            cycles = h.run(max_cycles=1 << 40, idle={"md_in": idle},
-                           backpressure={"bbo_out": bp}, seed=1)
-        rows.append(_row("Top", f"ITCH beats idle={idle} bp={bp}", len(beats),
-                         len(h.pop("bbo_out")), cycles, t))
+        best = None
+        for _ in range(repeats):
+            h = h.spawn()  # a fresh book for each replay of the same day
+            h.reset()
+            h.push("md_in", beats)
+            with _Timer() as t:
+                cycles = h.run(max_cycles=1 << 40, idle={"md_in": idle},
+                               backpressure={"bbo_out": bp}, seed=1)
+            row = _row("Top", f"ITCH beats idle={idle} bp={bp}", len(beats),
+                       len(h.pop("bbo_out")), cycles, t)
+            if best is None or row[-1] > best[-1]:
+                best = row
+        rows.append(best)
     return rows
 
 
@@ -124,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                                   args.repeats)
         h.close()
     if args.top or args.top_only:
-        rows += _top_rows(args.top_messages, max(args.idle_cycles // 10, 1))
+        rows += _top_rows(args.top_messages, max(args.idle_cycles // 10, 1), args.repeats)
 
     header = ("design", "scenario", "records in", "records out", "cycles", "wall s",
               "Mcycles/s", "Mcycles/cpu-s")
