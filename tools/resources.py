@@ -238,8 +238,9 @@ def print_section(stages: list[str] | None = None, *, fresh: bool = False,
         report = {**full, "stages": {k: v for k, v in full["stages"].items() if k in stages},
                   "fmax": {k: v for k, v in full.get("fmax", {}).items() if k in stages}}
         dates = sorted({v["utilization"]["date"][:10] for v in report["stages"].values()})
-        source = (f"from {Path(path).relative_to(ROOT) if Path(path).is_relative_to(ROOT) else path}"
-                  f" ({', '.join(dates) if dates else 'no date'}); --synth measures afresh")
+        shown = Path(path).relative_to(ROOT) if Path(path).is_relative_to(ROOT) else path
+        source = (f"from {shown} ({', '.join(dates) if dates else 'no date'}); "
+                  "--synth measures afresh")
     else:
         log(f"no resource report at {path}: run python -m tools.synth_report --all --fmax")
         return {}

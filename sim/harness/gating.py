@@ -110,8 +110,8 @@ def gate_clocks(text: str, module: str, gates: dict[str, str], clock: str = "clk
     lines = text.split("\n")
     start, end = _module_span(lines, module)
     body = lines[start:end]
-    names = {m.group(1) for line in body
-             for m in [re.match(r"^  (?:wire|reg|input|output)(?: \[\d+:0\])? ([^\s;]+)", line)] if m}
+    declaration = re.compile(r"^  (?:wire|reg|input|output)(?: \[\d+:0\])? ([^\s;]+)")
+    names = {m.group(1) for line in body for m in [declaration.match(line)] if m}
     declared = {m.group(1) for line in body
                 for m in [re.match(r"^  (?:wire|reg) (\w+)(?: = \S+)?;$", line)] if m}
     widths = {m.group(2): m.group(1) or "" for line in body
@@ -166,7 +166,8 @@ def gate_clocks(text: str, module: str, gates: dict[str, str], clock: str = "clk
     header_end = next(i for i in range(start, end) if lines[i].endswith(");"))
     signals = list(dict.fromkeys(gates.values()))
     new_ports = [clock_port(signal) for signal in signals] + signals
-    lines[start] = lines[start].replace(f"module {module}(", f"module {module}({', '.join(new_ports)}, ", 1)
+    lines[start] = lines[start].replace(f"module {module}(",
+                                        f"module {module}({', '.join(new_ports)}, ", 1)
     declare = []
     for signal in signals:
         declare += [f"  input {clock_port(signal)};", f"  wire {clock_port(signal)};"]

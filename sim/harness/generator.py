@@ -355,7 +355,7 @@ def render_harness(streams, has_csr: bool, *, stamp: str = "",
             "    }",
         ]
     if clocks:
-        step.append("    // Each gated block's clock rises with the main clock if its gate is high now.")
+        step.append("    // A gated block's clock rises with the main clock if its gate is high.")
     step += [f"    top->{port} = top->{signal};" for port, signal in clocks]
     step += ["    top->clk = 1;", "    top->eval();", "    h->cycle++;", "    return active;", "}",
              ""]
@@ -437,10 +437,9 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2,
         that the harness drives, each instance its ``sim_counters`` attribute names reading its
         own copy of that counter (:mod:`sim.harness.gating`, the default), or clock every block
         on every cycle (``-ungated`` files). A component without ``sim_gates`` builds the same
-        either way. On
-        the full top, plain builds back to back (three runs each): 10.3-10.5 against 2.3-2.6 M
-        cycles per CPU second idle, 2.07-2.09 against 1.6-1.75 with an ITCH beat on every
-        cycle, 2.9 against 1.7-1.9 with beats on half the cycles and backpressure.
+        either way. On the full top, plain builds back to back (three runs each): 10.3-10.5
+        against 2.3-2.6 M cycles per CPU second idle, 2.07-2.09 against 1.6-1.75 with an ITCH
+        beat on every cycle, 2.9 against 1.7-1.9 with beats on half the cycles and backpressure.
     pgo : str, optional
         ``"module:function"`` of a trainer (:mod:`sim.harness.training`): build the folded
         model profile-guided, trained by that function. On the full top with gated clocks,
