@@ -50,21 +50,21 @@ def _row(design: str, scenario: str, n_in: int, n_out: int, cycles: int, t: _Tim
             cycles / t.wall / 1e6 if t.wall else 0.0, cycles / t.cpu / 1e6 if t.cpu else 0.0)
 
 
+def _best_of(repeats: int, run) -> tuple:
+    """The row of ``run()`` with the most cycles per CPU second over ``repeats`` calls."""
+    return max((run() for _ in range(max(repeats, 1))), key=lambda row: row[-1])
+
+
 def _stream_scenarios(h: Harness, design: str, n: int, src: str, dst: str, records, repeats: int):
-    rows = []
-    for idle, bp in ((0.0, 0.0), (0.5, 0.0), (0.0, 0.5), (0.5, 0.5)):
-        best = None
-        for _ in range(repeats):
-            h.push(src, records)
-            with _Timer() as t:
-                cycles = h.run(max_cycles=1 << 40, idle={src: idle}, backpressure={dst: bp},
-                               seed=1)
-            n_out = len(h.pop(dst))
-            if best is None or t.cpu < best[1].cpu:
-                best = (cycles, t, n_out)
-        cycles, t, n_out = best
-        rows.append(_row(design, f"stream idle={idle} bp={bp}", len(records), n_out, cycles, t))
-    return rows
+    def run(idle, bp):
+        h.push(src, records)
+        with _Timer() as t:
+            cycles = h.run(max_cycles=1 << 40, idle={src: idle}, backpressure={dst: bp}, seed=1)
+        return _row(design, f"stream idle={idle} bp={bp}", len(records), len(h.pop(dst)),
+                    cycles, t)
+
+    return [_best_of(repeats, lambda: run(idle, bp))
+            for idle, bp in ((0.0, 0.0), (0.5, 0.0), (0.0, 0.5), (0.5, 0.5))]
 
 
 def _idle_scenario(h: Harness, design: str, cycles: int) -> tuple:
@@ -85,22 +85,22 @@ def _top_rows(n_messages: int, idle_cycles: int, repeats: int) -> list[tuple]:
     h.reset()
     stream = generate(1, n_messages)
     beats = pack_historical(stream)
-    rows = [max((_idle_scenario(h, "Top", idle_cycles) for _ in range(repeats)),
-                key=lambda row: row[-1])]
-    for idle, bp in ((0.0, 0.0), (0.5, 0.5), (0.8, 0.0), (0.9, 0.0)):
-        best = None
-        for _ in range(repeats):
-            h = h.spawn()  # a fresh book for each replay of the same day
-            h.reset()
-            h.push("md_in", beats)
-            with _Timer() as t:
-                cycles = h.run(max_cycles=1 << 40, idle={"md_in": idle},
-                               backpressure={"bbo_out": bp}, seed=1)
-            row = _row("Top", f"ITCH beats idle={idle} bp={bp}", len(beats),
-                       len(h.pop("bbo_out")), cycles, t)
-            if best is None or row[-1] > best[-1]:
-                best = row
-        rows.append(best)
+
+    def replay(idle, bp):
+        h2 = h.spawn()  # a fresh book for each replay of the same day
+        h2.reset()
+        h2.push("md_in", beats)
+        with _Timer() as t:
+            cycles = h2.run(max_cycles=1 << 40, idle={"md_in": idle},
+                            backpressure={"bbo_out": bp}, seed=1)
+        row = _row("Top", f"ITCH beats idle={idle} bp={bp}", len(beats),
+                   len(h2.pop("bbo_out")), cycles, t)
+        h2.close()
+        return row
+
+    rows = [_best_of(repeats, lambda: _idle_scenario(h, "Top", idle_cycles))]
+    rows += [_best_of(repeats, lambda: replay(idle, bp))
+             for idle, bp in ((0.0, 0.0), (0.5, 0.5), (0.8, 0.0), (0.9, 0.0))]
     return rows
 
 
