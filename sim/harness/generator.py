@@ -54,6 +54,12 @@ OPT = "-O3"
 # Code for this host's CPU (about 15% faster on the full top). The build stamp names the CPU, so a
 # cache carried to another machine is rebuilt; TICKLANE_SIM_ARCH="" builds portable code.
 ARCH = os.environ.get("TICKLANE_SIM_ARCH", "-march=native")
+# Link-time optimisation over the model's files, the harness and the Verilator runtime: the
+# evaluation functions that Verilator spreads over several files are inlined into the step
+# function. On the full top, plain builds back to back (best of five, two runs): 2.39-2.40
+# against 2.10-2.14 M cycles per CPU second with an ITCH beat on every cycle; the build takes
+# the same time. The archives are made with ``gcc-ar``, which indexes the objects' LTO symbols.
+LTO = "-flto=auto"
 
 
 # Extra Verilator flags of harness builds. Amaranth writes every expression as its own ``assign``;
@@ -73,7 +79,7 @@ PGO_USE = "-fprofile-use -fprofile-partial-training -Wno-missing-profile"
 
 
 def _fast_flags() -> str:
-    return f"{OPT} {ARCH}".strip()
+    return f"{OPT} {LTO} {ARCH}".strip()
 
 
 def _cpu_identity() -> str:
@@ -529,7 +535,7 @@ def _compile(folder: Path, name: str, source: Path, cpp: Path, so: Path, vflags:
         # ccache stays out of profile-guided builds: it served objects compiled against other
         # counts than the ones in obj/ (the build ran a fifth slower with ITCH traffic).
         cache = ["OBJCACHE="] if pgo else []
-        return ["make", "-s", "-C", str(obj), "-f", "Vtop.mk", f"-j{jobs}", *cache,
+        return ["make", "-s", "-C", str(obj), "-f", "Vtop.mk", f"-j{jobs}", *cache, "AR=gcc-ar",
                 f"OPT_FAST={flags}", "OPT_SLOW=-O1", f"OPT_GLOBAL={flags}"]
 
     # The runtime is shared by every design and never profiled: it is built with the plain flags.
