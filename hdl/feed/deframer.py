@@ -150,18 +150,31 @@ class Deframer(wiring.Component):
         bad_now = Signal()
         m.d.comb += bad_now.eq(length_known & ~length_ok & ~discard)
 
-        # The output unit: gathered bytes, then lanes from the current beat.
+        # The output unit: gathered bytes, then lanes from the current beat. lanes[k] lands at
+        # byte n + k, over whatever the buffer holds there; bytes past the buffer's end are
+        # dropped. The buffer is taken as 64-bit words: the beat, shifted up by n mod 8 bytes,
+        # covers the top of word n // 8 (``low``) and the bottom of the next (``high``). Only
+        # those two words change, at constant offsets, so a simulator updates two words of the
+        # vector instead of shifting all of it by a variable amount.
         out_bytes = Signal(data.ArrayLayout(8, MAX_MESSAGE))
-        # lanes[k] lands at byte n + k: the beat shifted up by n bytes over the gathered bytes.
-        # (One wide shift and mask, not a per-byte selection: simulators evaluate it far faster.)
-        lane_mask = Signal(8 * MAX_MESSAGE)
-        placed = Signal(8 * MAX_MESSAGE)
-        shift = Cat(Const(0, 3), n)  # 8 * n bits
-        m.d.comb += [
-            lane_mask.eq(Const((1 << 64) - 1, 64) << shift),
-            placed.eq(beat.data << shift),
-            out_bytes.as_value().eq((buf.as_value() & ~lane_mask) | placed),
-        ]
+        out_words = out_bytes.as_value()
+        buf_words = buf.as_value()
+        low, high, low_mask = Signal(64), Signal(64), Signal(64)
+        with m.Switch(n[:3]):
+            for b in range(8):
+                with m.Case(b):
+                    m.d.comb += [low.eq(beat.data << 8 * b),
+                                 high.eq(beat.data >> (64 - 8 * b) if b else 0),
+                                 low_mask.eq(Const((1 << 64) - 1, 64) << 8 * b)]
+        m.d.comb += out_words.eq(buf_words)
+        with m.Switch(n[3:]):
+            for w in range(MAX_MESSAGE // 8):
+                with m.Case(w):
+                    word = slice(64 * w, 64 * w + 64)
+                    m.d.comb += out_words[word].eq((buf_words[word] & ~low_mask) | low)
+                    if w + 1 < MAX_MESSAGE // 8:
+                        word = slice(64 * w + 64, 64 * w + 128)
+                        m.d.comb += out_words[word].eq((buf_words[word] & low_mask) | high)
 
         # Bytes of the beat after the end of this unit start the next one: lane need + i goes
         # to byte i of the fresh buffer (nothing when need is 8 or more).
