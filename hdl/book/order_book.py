@@ -61,7 +61,7 @@ stalls the events for that one cycle.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, ResetSignal, Signal
+from amaranth import Array, Cat, Const, Module, Mux, ResetSignal, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -435,6 +435,9 @@ class OrderBook(wiring.Component):
             tbl_way = Signal(range(ways))
             tbl_data = Signal(self.entry_layout)
             lost_set = Signal(self.slots)     # slots to mark lost this cycle
+            # High with every lost_set: its slot is always among them (a mismatch adds the
+            # order's slot too). The published top reads this bit, not lost_set at the slot.
+            lose_slot = Signal()
             live = Signal(32)
             m.d.comb += self.orders_live.eq(live)
 
@@ -451,7 +454,7 @@ class OrderBook(wiring.Component):
                     m.d.comb += self.count_duplicate.eq(1)
                     with m.If(ex_second):
                         # the original has left already: the book no longer equals the model's
-                        m.d.comb += lost_set.eq(Const(1, self.slots) << slot)
+                        m.d.comb += [lost_set.eq(Const(1, self.slots) << slot), lose_slot.eq(1)]
                 with m.Elif(ex.shares == 0):
                     pass
                 with m.Elif(free.any()):
@@ -465,7 +468,8 @@ class OrderBook(wiring.Component):
                     ]
                     m.d.sync += live.eq(live + 1)
                 with m.Else():
-                    m.d.comb += [self.count_table_full.eq(1), lost_set.eq(Const(1, self.slots) << slot)]
+                    m.d.comb += [self.count_table_full.eq(1), lose_slot.eq(1),
+                                 lost_set.eq(Const(1, self.slots) << slot)]
 
             remaining = entry.shares
             whole = is_remove | (ex.shares >= remaining)
@@ -483,7 +487,7 @@ class OrderBook(wiring.Component):
                         m.d.comb += tbl_data.shares.eq(remaining - ex.shares)
                     with m.If(entry.slot != slot):
                         # the order belongs to another symbol: both books are handed to the host
-                        m.d.comb += [self.count_mismatch.eq(1),
+                        m.d.comb += [self.count_mismatch.eq(1), lose_slot.eq(1),
                                      lost_set.eq((Const(1, self.slots) << slot)
                                                       | (Const(1, self.slots) << entry.slot))]
                     with m.Else():
@@ -543,7 +547,17 @@ class OrderBook(wiring.Component):
                 m.d.comb += new_last_seq.eq(ex.seq)
 
             # ---- execute: refill install (no event is in execute with it)
-            inst_rejected = ex_inst & (~inst_slot_ok | st_bad | lost.bit_select(slot, 1))
+            # The slot's lost bit, read once: the 32-bit word by a case over the words, then
+            # the bit. (A variable shift of all the slots' bits costs a simulator far more, and
+            # an expression is computed again at each use.)
+            lost_bit = Signal()
+            if self.slot_bits > 5:
+                lost_word = Array(lost.word_select(i, 32) for i in range(self.slots // 32))
+                m.d.comb += lost_bit.eq(lost_word[slot[5:]].bit_select(slot[:5], 1))
+            else:
+                m.d.comb += lost_bit.eq(lost.bit_select(slot, 1))
+            inst_rejected = Signal()
+            m.d.comb += inst_rejected.eq(ex_inst & (~inst_slot_ok | st_bad | lost_bit))
             inst_stale = ex_inst & ~inst_rejected & (row.last_seq > st_seq)
             inst_ok = Signal()
             m.d.comb += [
@@ -559,7 +573,8 @@ class OrderBook(wiring.Component):
                     m.d.comb += new_bid.eq(st_side)
 
             # ---- execute: the published top
-            lost_now = (lost | lost_set).bit_select(slot, 1)
+            lost_now = Signal()
+            m.d.comb += lost_now.eq(lost_bit | lose_slot)
             bid0, ask0 = new_bid.lv[0], new_ask.lv[0]
             bid_blind = ~bid0.valid & (new_bid.deep != 0)
             ask_blind = ~ask0.valid & (new_ask.deep != 0)
@@ -588,7 +603,7 @@ class OrderBook(wiring.Component):
 
             with m.If(is_book | inst_ok):
                 m.d.comb += [row_wr.addr.eq(slot), row_wr.data.eq(new_row), row_wr.en.eq(1)]
-            with m.If(lost_set.any()):
+            with m.If(lose_slot):
                 m.d.sync += [lost.eq(lost | lost_set), lost_count.eq(popcount(lost | lost_set))]
 
             record = Signal(wire.BBO_UPDATE.layout)
