@@ -326,7 +326,7 @@ def render_harness(streams, has_csr: bool, *, stamp: str = "",
             f"        top->{cxx_name(s.name + '__ready')} = o.ready;",
             "    }",
         ]
-    step += ["    top->eval();",
+    step += ["    TH_EVAL(top);",
              "    // What is valid and ready now, before the rising edge, is what transfers at it."]
     for s in ins:
         i = slot[s.name]
@@ -363,7 +363,7 @@ def render_harness(streams, has_csr: bool, *, stamp: str = "",
     if clocks:
         step.append("    // A gated block's clock rises with the main clock if its gate is high.")
     step += [f"    top->{port} = top->{signal};" for port, signal in clocks]
-    step += ["    top->clk = 1;", "    top->eval();", "    h->cycle++;", "    return active;", "}",
+    step += ["    top->clk = 1;", "    TH_EVAL(top);", "    h->cycle++;", "    return active;", "}",
              ""]
     step += ["static inline void th_design_clocks(Harness* h, uint8_t level) {",
              "    Vtop* top = h->top;", "    (void)top;", "    top->clk = level;",
