@@ -61,7 +61,7 @@ stalls the events for that one cycle.
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, ResetSignal, Signal
+from amaranth import Cat, Const, Module, Mux, ResetSignal, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -547,15 +547,10 @@ class OrderBook(wiring.Component):
                 m.d.comb += new_last_seq.eq(ex.seq)
 
             # ---- execute: refill install (no event is in execute with it)
-            # The slot's lost bit, read once: the 32-bit word by a case over the words, then
-            # the bit. (A variable shift of all the slots' bits costs a simulator far more, and
-            # an expression is computed again at each use.)
+            # The slot's lost bit, a signal of its own: an expression is written out again at
+            # each use, and a simulator computes each copy (here a shift of all the slots' bits).
             lost_bit = Signal()
-            if self.slot_bits > 5:
-                lost_word = Array(lost.word_select(i, 32) for i in range(self.slots // 32))
-                m.d.comb += lost_bit.eq(lost_word[slot[5:]].bit_select(slot[:5], 1))
-            else:
-                m.d.comb += lost_bit.eq(lost.bit_select(slot, 1))
+            m.d.comb += lost_bit.eq(lost.bit_select(slot, 1))
             inst_rejected = Signal()
             m.d.comb += inst_rejected.eq(ex_inst & (~inst_slot_ok | st_bad | lost_bit))
             inst_stale = ex_inst & ~inst_rejected & (row.last_seq > st_seq)
