@@ -443,15 +443,16 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2,
         that the harness drives, each instance its ``sim_counters`` attribute names reading its
         own copy of that counter (:mod:`sim.harness.gating`, the default), or clock every block
         on every cycle (``-ungated`` files). A component without ``sim_gates`` builds the same
-        either way. On the full top, plain builds back to back (three runs each): 10.3-10.5
-        against 2.3-2.6 M cycles per CPU second idle, 2.07-2.09 against 1.6-1.75 with an ITCH
-        beat on every cycle, 2.9 against 1.7-1.9 with beats on half the cycles and backpressure.
+        either way. On the full top, plain builds back to back (three runs each): 17.6-17.7
+        against 3.1-3.2 M cycles per CPU second idle, 2.82-2.85 against 2.11-2.14 with an ITCH
+        beat on every cycle, 4.0-4.1 against 2.1-2.3 with beats on half the cycles and
+        backpressure.
     pgo : str, optional
         ``"module:function"`` of a trainer (:mod:`sim.harness.training`): build the folded
         model profile-guided, trained by that function. On the full top with gated clocks,
-        measured back to back with the builds above: 11.1-11.3 against 10.3-10.5 M cycles per
-        CPU second idle, 2.22-2.26 against 2.07-2.09 with ITCH on every cycle, 3.0-3.15
-        against 2.9 on half the cycles. Ignored with ``fold=False``.
+        measured back to back with the builds above: 17.8-17.9 against 17.6-17.7 M cycles per
+        CPU second idle, 2.89-2.91 against 2.82-2.85 with ITCH on every cycle, 4.1 against
+        4.0-4.1 on half the cycles. Ignored with ``fold=False``.
 
     Returns
     -------
