@@ -554,8 +554,10 @@ def _compile(folder: Path, name: str, source: Path, cpp: Path, so: Path, vflags:
               "-I", str(include), "-I", str(include / "vltstd"), "-I", str(HERE), str(cpp),
               "-o", str(obj / "harness.o")], folder, "compile")
         tmp = folder / f"{out.name}.tmp{os.getpid()}"
+        # -z defs: a symbol the harness needs and the model lacks (the scheduler it calls
+        # directly, if a Verilator named it otherwise) fails this link, not the library's load.
         _run(["g++", "-shared", "-fPIC", *flags.split(), str(obj / "harness.o"),
-              str(obj / "Vtop__ALL.a"), str(runtime), "-pthread",
+              str(obj / "Vtop__ALL.a"), str(runtime), "-pthread", "-Wl,-z,defs",
               f"-Wl,--version-script={exports}", "-o", str(tmp)], folder, "link")
         tmp.replace(out)
 

@@ -26,8 +26,8 @@
 // the deleter of dynamic objects (classes, queues) and the queue of messages from other threads
 // (about 120 instructions per call, two calls per cycle). A Verilog design of the harness has
 // neither, and runs on this one thread. Vtop::eval() still does the model's first evaluation
-// (th_create), which runs its initial blocks. Verilator's generated name of the root module's
-// scheduler; a Verilator that names it otherwise fails the harness's link, not a run.
+// (th_create), which runs its initial blocks. The name is Verilator's for the root module's
+// scheduler; with another, the harness's link fails (it is made with -z defs), not a run.
 class Vtop___024root;
 void Vtop___024root___eval(Vtop___024root* vlSelf);
 #define TH_EVAL(top) Vtop___024root___eval((top)->rootp)
