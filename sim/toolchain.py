@@ -94,6 +94,28 @@ def _source_key(component, name: str, config: str) -> str:
     return h.hexdigest()[:24]
 
 
+def _mark_used(component) -> None:
+    """Mark ``component`` and the elaboratables its attributes hold (the blocks a constructor
+    made for elaborate() to add) as used: a cached conversion does not elaborate them, and
+    Amaranth would warn that each was created but never used (private flag of
+    ``amaranth._unused``)."""
+    from amaranth.hdl import Elaboratable
+
+    seen, todo = set(), [component]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, Elaboratable):
+            obj._MustUse__used = True
+            todo.extend(getattr(obj, "__dict__", {}).values())
+        elif isinstance(obj, (list, tuple)):
+            todo.extend(obj)
+        elif isinstance(obj, dict):
+            todo.extend(obj.values())
+
+
 def emit_verilog(component, name: str, *, config: str = "") -> Path:
     """Convert an Amaranth component to Verilog in a cache folder keyed by its content.
 
@@ -125,7 +147,7 @@ def emit_verilog(component, name: str, *, config: str = "") -> Path:
         folder = Path(entry.read_text().strip())
         if (folder / f"{name}.v").exists():
             # the cached Verilog stands for this component: it is used, not forgotten
-            component._MustUse__used = True
+            _mark_used(component)
             return folder
 
     text = verilog.convert(component, name=name, emit_src=False)

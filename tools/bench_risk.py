@@ -91,6 +91,7 @@ class StandaloneRiskGate(wiring.Component):
     def __init__(self, *, open_orders: int = 32, dup_depth: int = 16):
         for name, value in (("open_orders", open_orders), ("dup_depth", dup_depth)):
             if not isinstance(value, int) or not 1 <= value <= 1024:
+                self._MustUse__silence = True   # a refused component is not an unused one
                 raise ValueError(f"{name} must be an integer in [1, 1024], not {value!r}")
         self.open_orders, self.dup_depth = open_orders, dup_depth
         super().__init__({

@@ -113,15 +113,20 @@ class OrderBook(wiring.Component):
     def __init__(self, *, slots: int = 256, levels: int = DEFAULT_LEVELS,
                  order_ways: int = DEFAULT_ORDER_WAYS, order_sets: int = DEFAULT_ORDER_SETS,
                  fifo_depth: int = 16, refill_patience: int = _REFILL_PATIENCE):
-        _pow2("slots", slots, 2)
-        _pow2("order_ways", order_ways, 1)
-        _pow2("order_sets", order_sets, 2)
-        if not isinstance(levels, int) or not 1 <= levels <= 32:
-            raise ValueError(f"levels must be an int in 1..32, not {levels!r}")
-        if not isinstance(refill_patience, int) or refill_patience < 1:
-            raise ValueError(f"refill_patience must be a positive int, not {refill_patience!r}")
-        if fifo_depth < 4:
-            raise ValueError(f"fifo_depth must be at least 4, not {fifo_depth!r}")
+        try:
+            _pow2("slots", slots, 2)
+            _pow2("order_ways", order_ways, 1)
+            _pow2("order_sets", order_sets, 2)
+            if not isinstance(levels, int) or not 1 <= levels <= 32:
+                raise ValueError(f"levels must be an int in 1..32, not {levels!r}")
+            if not isinstance(refill_patience, int) or refill_patience < 1:
+                raise ValueError(f"refill_patience must be a positive int, not "
+                                 f"{refill_patience!r}")
+            if fifo_depth < 4:
+                raise ValueError(f"fifo_depth must be at least 4, not {fifo_depth!r}")
+        except ValueError:
+            self._MustUse__silence = True   # a refused component is not an unused one
+            raise
         self.slots = slots
         self.levels = levels
         self.order_ways = order_ways

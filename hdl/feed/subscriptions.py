@@ -50,8 +50,10 @@ class SubscriptionTable(wiring.Component):
 
     def __init__(self, *, locates: int = LOCATES, slots: int = 256):
         if not isinstance(locates, int) or not 2 <= locates <= LOCATES or locates & (locates - 1):
+            self._MustUse__silence = True   # a refused component is not an unused one
             raise ValueError(f"locates must be a power of two in 2..{LOCATES}, not {locates!r}")
         if not isinstance(slots, int) or not 1 <= slots < 0xFFFF:
+            self._MustUse__silence = True
             raise ValueError(f"slots must be an integer in 1..{0xFFFF - 1}, not {slots!r}")
         self.locates = locates
         self.slots = slots

@@ -463,9 +463,6 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2,
                                 f"this host is {sys.byteorder}-endian")
     streams, has_csr = discover_streams(component)
     folder = toolchain.emit_verilog(component, name, config=config)
-    # A cached conversion does not elaborate the component; it was used all the same, so keep
-    # Amaranth's "created but never used" warning quiet (private flag of amaranth._unused).
-    component._MustUse__used = True
     vfile = folder / f"{name}.v"
     _check_ports(verilog_ports(vfile.read_text(), name), streams, has_csr)
 
