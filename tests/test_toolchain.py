@@ -14,6 +14,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.book.order_book import OrderBook
+from hdl.feed.decoder import Decoder
 from hdl.feed.subscriptions import SubscriptionTable
 from sim import toolchain
 from tools.bench_risk import StandaloneRiskGate
@@ -79,6 +80,7 @@ def test_without_the_mark_the_same_cached_conversion_warns(tmp_path, monkeypatch
     lambda: OrderBook(slots=100),
     lambda: OrderBook(levels=0),
     lambda: SubscriptionTable(locates=3),
+    lambda: Decoder(slots=0),
     lambda: StandaloneRiskGate(open_orders=0),
 ])
 def test_a_refused_component_raises_without_an_unused_warning(make):

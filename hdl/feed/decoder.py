@@ -79,6 +79,7 @@ class Decoder(wiring.Component):
 
     def __init__(self, *, slots: int = 256):
         if not 1 <= slots < NO_SLOT:
+            self._MustUse__silence = True   # a refused component is not an unused one
             raise ValueError(f"slots must be in 1..{NO_SLOT - 1}, not {slots!r}")
         self.slots = slots
         super().__init__({
