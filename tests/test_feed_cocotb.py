@@ -19,7 +19,6 @@ from tb_feed_streams import fuzz_frames, historical_frames, level_update, mold_f
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 SLOTS = 256
-BENCH = FeedBench(slots=SLOTS)
 
 
 def sample_scenario():
@@ -63,8 +62,10 @@ def test_feed_stage_records_and_counters_equal_model(tmp_path, scenario, idle, b
     path = tmp_path / "scenario.pkl"
     path.write_bytes(pickle.dumps({"frames": frames, "config": config, "expected": expected}))
 
-    # Act
-    results = run_cocotb(BENCH, toplevel="ticklane_feed_bench", config=BENCH.config,
+    # Act (the bench is made here, not at import: a parallel worker that collects this module
+    # and runs none of its tests would leave it unused)
+    bench = FeedBench(slots=SLOTS)
+    results = run_cocotb(bench, toplevel="ticklane_feed_bench", config=bench.config,
                          test_module="tb_feed",
                          env={"TICKLANE_TB_SCENARIO": path, "TICKLANE_TB_IDLE": idle,
                               "TICKLANE_TB_BACKPRESSURE": backpressure, "TICKLANE_TB_SEED": 5})
