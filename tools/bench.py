@@ -7,6 +7,9 @@ Sections (each can be skipped with ``--skip NAME``):
   cycles per second;
 * ``orders``: random order requests through the risk gate: order → verdict latency, orders per
   cycle;
+* ``harness``: the harness's speed on the whole top (the profile-guided build the daemon uses), idle
+  and under ITCH traffic from a beat on every cycle to one in ten (``tools/bench_harness.py``),
+  in cycles per CPU second and per wall second, against the goal of 5 million;
 * ``cocotb``: the same top driven by cocotb, pin by pin, to compare its speed with the harness's;
 * ``host``: the host path per batch (``tools/bench_host.py``) and resident memory;
 * ``resources``: LUT / FF / BRAM / DSP of each stage and the top for the xc7z020 from Yosys
@@ -123,6 +126,18 @@ def bench_orders(n_orders: int, seed: int) -> dict:
     }
 
 
+HARNESS_GOAL_MCYCLES = 5.0   # the harness's goal on the whole top, million cycles per second
+
+
+def bench_harness_speed(n_messages: int, idle_cycles: int, repeats: int) -> list[dict]:
+    from tools.bench_harness import top_rows
+
+    return [{"scenario": scenario, "beats": n_in, "bbo_records": n_out, "cycles": cycles,
+             "wall_s": wall, "mcycles_per_wall_s": rate, "mcycles_per_cpu_s": cpu_rate}
+            for _, scenario, n_in, n_out, cycles, wall, rate, cpu_rate
+            in top_rows(n_messages, idle_cycles, repeats)]
+
+
 def bench_cocotb(n_messages: int, seed: int) -> dict:
     from cocotb_tools.check_results import get_results
 
@@ -202,7 +217,10 @@ def main(argv=None) -> int:
     ap.add_argument("--cocotb-messages", type=int, default=3_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip", action="append", default=[],
-                    choices=["replay", "orders", "cocotb", "host", "resources"])
+                    choices=["replay", "orders", "harness", "cocotb", "host", "resources"])
+    ap.add_argument("--harness-messages", type=int, default=100_000,
+                    help="generated ITCH messages per traffic scenario of the harness section")
+    ap.add_argument("--harness-repeats", type=int, default=3, help="best of N per scenario")
     ap.add_argument("--synth", action="store_true",
                     help="synthesize every stage now (minutes) instead of printing the "
                          "committed bitstreams/pynq_z2/resources.json")
@@ -232,6 +250,19 @@ def main(argv=None) -> int:
             ("orders / cycle", f"{o['orders_per_cycle']:.3f}"),
             ("accepted", f"{o['accepted']:,}"),
         ])
+    if "harness" not in args.skip:
+        report["harness"] = rows = bench_harness_speed(args.harness_messages, 1_000_000,
+                                                       args.harness_repeats)
+        missed = [r["scenario"] for r in rows if r["mcycles_per_cpu_s"] < HARNESS_GOAL_MCYCLES]
+        report["harness_goal_mcycles"] = HARNESS_GOAL_MCYCLES
+        table = [(r["scenario"], f"{r['mcycles_per_cpu_s']:6.2f}  {r['mcycles_per_wall_s']:6.2f}"
+                                 f"   ({r['cycles']:,} cycles)") for r in rows]
+        verdict = f"met in {len(rows) - len(missed)} of {len(rows)} scenarios"
+        if missed:
+            verdict += "; not: " + ", ".join(missed)
+        table.append((f"goal {HARNESS_GOAL_MCYCLES:g} M cycles/s", verdict))
+        _print_table(f"harness speed, whole top (best of {args.harness_repeats}; M cycles per "
+                     "CPU second, per wall second)", table)
     if "cocotb" not in args.skip:
         report["cocotb"] = c = bench_cocotb(args.cocotb_messages, args.seed)
         rows = [("cocotb driving speed", f"{c['cycles_per_s']:,.0f} cycles/s "
