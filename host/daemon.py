@@ -329,6 +329,8 @@ class DaemonSummary:
         the link's time and the paper venue's matching excluded, as the gateware's and the
         exchange's work), strategy evaluation, and the whole cycle (link, venue and journal
         included).
+    tick_to_order_us : numpy.ndarray
+        The host path of the batches that sent orders: the host's tick → order loop.
     cycle_cpu_us, link_cpu_us : numpy.ndarray
         Per batch: CPU time of the daemon's thread over the whole cycle and in the link. On a
         shared machine the wall-clock figures include the time the process waited for a core
@@ -366,6 +368,7 @@ class DaemonSummary:
     hw_bbo_cycles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     hw_verdict_cycles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     host_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    tick_to_order_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
     strategy_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
     cycle_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
     link_us: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -379,6 +382,13 @@ class DaemonSummary:
     journal_dir: str = ""
     alerts: list[Alert] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def latency_paths(self) -> dict[str, np.ndarray]:
+        """The run's latencies per path, as ``ticklane report`` reads them: the gateware's in
+        cycles, from the records' stamps (feed → BBO, order → verdict), and the host's tick →
+        order loop in nanoseconds (its name ends in ``_ns``), per batch that sent orders."""
+        return {"md_to_bbo": self.hw_bbo_cycles, "order_to_verdict": self.hw_verdict_cycles,
+                "tick_to_order_host_ns": np.rint(self.tick_to_order_us * 1e3).astype(np.int64)}
 
     def format(self) -> str:
         """A readable table."""
@@ -413,6 +423,7 @@ class DaemonSummary:
             ("feed→BBO (cycles)", cyc(self.hw_bbo_cycles)),
             ("order→verdict (cycles)", cyc(self.hw_verdict_cycles)),
             ("host path / batch (µs)", us(self.host_us)),
+            ("  batches with orders", us(self.tick_to_order_us) + "  (tick → order)"),
             ("strategies / batch (µs)", us(self.strategy_us)),
             ("journal / batch (µs)", us(self.journal_us)),
             ("paper venue / batch (µs)", us(self.venue_us) + "  (its matching)"),
@@ -530,6 +541,7 @@ class Daemon:
         self._bbo_lat: list[np.ndarray] = []
         self._verdict_lat: list[np.ndarray] = []
         self._host_us: list[float] = []
+        self._tick_to_order_us: list[float] = []   # the host path of batches that sent orders
         self._strategy_us: list[float] = []
         self._cycle_us: list[float] = []
         self._link_us: list[float] = []
@@ -887,7 +899,7 @@ class Daemon:
         self.metrics.record_order(len(requests))
         # Fills of this batch reach the gate before its orders are decided.
         self._flush_gate_fills()
-        self._orders_out()
+        self._orders_out(sent=True)
         self._send("order_in", requests)
         self._run_link()
         verdicts = self._receive("verdict_out")
@@ -912,9 +924,10 @@ class Daemon:
         if len(accepted):
             self._venue_events(self._in_venue(self.venue.submit, accepted, self._now_ns))
 
-    def _orders_out(self) -> None:
+    def _orders_out(self, sent: bool = False) -> None:
         # Records in → orders out, once per batch; the link's own time in between (fills handed
         # to the gate) and the paper venue's matching (the market's move) are not the host's.
+        # ``sent``: the batch's orders leave now (else the batch sends none).
         if self._host_us_batch is not None or self._t_records_in is None:
             return
         us = ((time.perf_counter_ns() - self._t_records_in) / 1e3
@@ -922,6 +935,8 @@ class Daemon:
               - (self._venue_s - self._venue_at_records_in) * 1e6)
         self._host_us_batch = us
         self._host_us.append(us)
+        if sent:
+            self._tick_to_order_us.append(us)
         self.metrics.observe_host_latency_us(us)
 
     def _reject(self, key: str, n: int = 1) -> None:
@@ -990,6 +1005,7 @@ class Daemon:
         s.hw_bbo_cycles = cat(self._bbo_lat, np.int64)
         s.hw_verdict_cycles = cat(self._verdict_lat, np.int64)
         s.host_us = np.asarray(self._host_us)
+        s.tick_to_order_us = np.asarray(self._tick_to_order_us)
         s.strategy_us = np.asarray(self._strategy_us)
         s.cycle_us = np.asarray(self._cycle_us)
         s.link_us = np.asarray(self._link_us)
@@ -1115,6 +1131,13 @@ def cmd_run(args) -> int:
     print(summary.format())
     if args.bbo_csv:
         print(f"  BBO CSV: {args.bbo_csv}")
+    if args.latency_out:
+        from host.replay import CLOCK_MHZ, CLOCK_SOURCE
+
+        out = Path(args.latency_out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, **summary.latency_paths(), clock_mhz=CLOCK_MHZ, clock_source=CLOCK_SOURCE)
+        print(f"  latency: {out} (ticklane report {out})")
     return 1 if daemon.plan.error is not None else 0
 
 
@@ -1144,6 +1167,9 @@ def add_parser(subparsers) -> None:
                         "for the demo)")
     p.add_argument("--bbo-csv", metavar="OUT.csv",
                    help="write one row per change of a symbol's top of book, as ticklane replay")
+    p.add_argument("--latency-out", metavar="RUN.npz",
+                   help="write the run's latencies per path for ticklane report: feed → BBO and "
+                        "order → verdict in cycles, the host's tick → order loop in ns")
     p.add_argument("--batch", type=int, default=64, help="messages per batch (default 64)")
     p.add_argument("--max-batches", type=int, default=None, help="stop after this many batches")
     p.add_argument("--slots", type=int, default=256, help="symbol slots of the book (default 256)")

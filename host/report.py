@@ -1,8 +1,9 @@
 """``ticklane report``: latency histograms of a run, per path, in cycles and nanoseconds.
 
-A run (``ticklane replay --latency-out RUN.npz``, or the daemon's) saves the latency of every
-record per path, taken from the records' cycle stamps; on the board the same stamps come from the
-same counter, so board runs produce the same file. This command turns it into an HTML page with a
+A run (``ticklane replay --latency-out RUN.npz`` or ``ticklane run --latency-out RUN.npz``) saves
+the latency of every record per path, taken from the records' cycle stamps, and the daemon adds
+its tick → order loop timed by the host's clock; on the board the same stamps come from the same
+counter, so board runs produce the same file. This command turns it into an HTML page with a
 PNG per path and a JSON summary (see :mod:`tools.latency_report`).
 """
 

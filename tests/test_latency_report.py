@@ -53,8 +53,50 @@ def test_empty_path_is_reported_with_zero_count_and_no_plot(tmp_path):
     summary = build_report({"idle": np.array([], dtype=np.int64), "busy": np.arange(5)},
                            100.0, CLOCK_SOURCE, tmp_path)
 
-    assert summary["paths"]["idle"] == {"count": 0, "cycles": {}, "ns": {}}
+    assert summary["paths"]["idle"] == {"count": 0, "unit": "cycles", "cycles": {}, "ns": {}}
     assert not (tmp_path / "idle.png").exists()
+
+
+def test_a_path_named_ns_is_host_time_summarized_in_ns_with_cycles_for_comparison():
+    ns = np.random.default_rng(1).permutation(np.arange(1_000, 1_001_000, 1_000))  # 1..1000 µs
+
+    stats = summarize(ns, clock_mhz=100.0, unit="ns")
+
+    assert stats["unit"] == "ns" and stats["count"] == 1000
+    assert stats["ns"] == {"min": 1_000, "p50": 500_000, "p90": 900_000, "p99": 990_000,
+                           "p99.9": 999_000, "max": 1_000_000}
+    assert stats["cycles"]["p50"] == 50_000.0     # 500 µs at 10 ns a cycle
+    assert latency_report.unit_of("tick_to_order_host_ns") == "ns"
+    assert latency_report.unit_of("md_to_bbo") == "cycles"
+
+
+def test_report_with_a_host_path_shows_it_in_microseconds(tmp_path):
+    paths = {"md_to_bbo": np.full(20, 3), "tick_to_order_host_ns": np.array([70_500, 80_000,
+                                                                           450_250])}
+
+    summary = build_report(paths, 100.0, CLOCK_SOURCE, tmp_path)
+
+    host = summary["paths"]["tick_to_order_host_ns"]
+    assert host["unit"] == "ns" and host["ns"]["max"] == 450_250
+    assert host["cycles"]["max"] == pytest.approx(45_025.0)
+    assert summary["paths"]["md_to_bbo"]["cycles"]["max"] == 3
+    page = (tmp_path / "index.html").read_text()
+    assert "450.2 µs" in page and "45025 cycles" in page
+    assert (tmp_path / "tick_to_order_host_ns.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_prints_host_paths_in_microseconds(tmp_path, capsys):
+    src = tmp_path / "run.npz"
+    np.savez(src, order_to_verdict=np.full(4, 2), tick_to_order_host_ns=np.array([1_500, 2_500]),
+             clock_mhz=np.array(100.0), clock_source=np.array(CLOCK_SOURCE))
+
+    assert latency_report.main([str(src), "--out", str(tmp_path / "out")]) == 0
+
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()
+             if line.startswith(("order_to_verdict", "tick_to_order"))}
+    assert lines["order_to_verdict"].split()[1:8] == ["4", "2", "2", "2", "2", "2", "2"]
+    assert lines["tick_to_order_host_ns"].split()[1:4] == ["2", "1.5", "1.5"]
+    assert "µs (host clock)" in lines["tick_to_order_host_ns"]
 
 
 @pytest.mark.parametrize("values,message", [
@@ -65,6 +107,15 @@ def test_empty_path_is_reported_with_zero_count_and_no_plot(tmp_path):
 def test_bad_latencies_are_rejected_with_a_clear_message(tmp_path, values, message):
     with pytest.raises(ValueError, match=message):
         build_report({"p": values}, 100.0, CLOCK_SOURCE, tmp_path)
+
+
+@pytest.mark.parametrize("values,message", [
+    (np.array([3, -1]), "negative latency -1 ns"),
+    (np.array([1.5]), "whole nanoseconds"),
+])
+def test_bad_host_latencies_are_rejected_in_their_unit(tmp_path, values, message):
+    with pytest.raises(ValueError, match=message):
+        build_report({"p_ns": values}, 100.0, CLOCK_SOURCE, tmp_path)
 
 
 def test_missing_clock_source_is_rejected(tmp_path):

@@ -5,13 +5,16 @@ Every output record carries the cycle at which its input entered and the cycle a
 clock the design is built for; that clock figure is only as good as its source (a synthesis or
 timing estimate, or the board's configured FCLK), so the source is written next to every number.
 
-Input: per-path arrays of latencies in cycles.
+Input: per-path arrays of latencies in cycles, or in nanoseconds for a path whose name ends in
+``_ns`` (the host's own paths, such as its tick → order loop, timed by the host's clock).
 
 * JSON: ``{"clock_mhz": 100.0, "clock_source": "...", "paths": {"md_to_bbo": [12, 13, ...]}}``
 * npz: one array per path; optional 0-d arrays ``clock_mhz`` and ``clock_source``.
 
-Output in ``out_dir``: ``latency.json`` (count, min, p50, p90, p99, p99.9, max in cycles and ns),
-``index.html`` and one PNG histogram per path.
+Output in ``out_dir``: ``latency.json`` (count, min, p50, p90, p99, p99.9, max in cycles and ns,
+and the unit the path was measured in), ``index.html`` and one PNG histogram per path. A path
+measured in cycles converts to ns at the clock; a path measured in ns converts to cycles of that
+clock, for comparison only.
 
 Quantiles are nearest-rank (numpy ``method="inverted_cdf"``): each is a latency that was observed.
 
@@ -27,57 +30,75 @@ import html
 import json
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["QUANTILES", "summarize", "build_report", "load_input", "main"]
+__all__ = ["QUANTILES", "unit_of", "summarize", "build_report", "load_input", "main"]
 
 # (label, quantile) pairs of the summary.
 QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99.9", 0.999))
 
 
-def _as_cycles(name: str, values) -> np.ndarray:
+def unit_of(name: str) -> str:
+    """``"ns"`` for a path whose name ends in ``_ns`` (host time), else ``"cycles"``."""
+    return "ns" if name.endswith("_ns") else "cycles"
+
+
+def _as_counts(name: str, values, unit: str = "cycles") -> np.ndarray:
     arr = np.asarray(values)
     if arr.ndim != 1:
         raise ValueError(f"path {name!r}: expected a 1-D array of latencies, got shape {arr.shape}")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         if not np.issubdtype(arr.dtype, np.floating) or not np.all(np.isfinite(arr)) \
                 or not np.all(arr == np.round(arr)):
-            raise ValueError(f"path {name!r}: latencies must be whole cycle counts")
+            what = "whole cycle counts" if unit == "cycles" else "whole nanoseconds"
+            raise ValueError(f"path {name!r}: latencies must be {what}")
     arr = arr.astype(np.int64)
     if arr.size and arr.min() < 0:
-        raise ValueError(f"path {name!r}: negative latency {int(arr.min())} cycles; "
-                         f"stamps must be differenced modulo the counter width first")
+        hint = ("stamps must be differenced modulo the counter width first" if unit == "cycles"
+                else "a latency cannot be negative")
+        raise ValueError(f"path {name!r}: negative latency {int(arr.min())} {unit}; {hint}")
     return arr
 
 
-def summarize(cycles: np.ndarray, clock_mhz: float) -> dict:
+def summarize(values: np.ndarray, clock_mhz: float, unit: str = "cycles") -> dict:
     """Count, min, quantiles and max of one path, in cycles and nanoseconds.
 
     Parameters
     ----------
-    cycles : numpy.ndarray
-        1-D latencies in whole cycles.
+    values : numpy.ndarray
+        1-D latencies in whole cycles (``unit="cycles"``) or whole nanoseconds (``"ns"``).
     clock_mhz : float
-        Clock the cycles are converted at.
+        Clock the cycles and nanoseconds are converted at.
+    unit : str
+        What ``values`` count. The quantiles are taken in that unit, so each is a latency that
+        was observed; the other unit is converted from it (cycles → ns exactly at the clock;
+        ns → cycles to 0.1 of a cycle).
 
     Returns
     -------
     dict
-        ``{"count": n, "cycles": {...}, "ns": {...}}``; the inner dicts have keys ``min``,
-        ``p50``, ``p90``, ``p99``, ``p99.9``, ``max`` and are empty when ``n`` is 0.
+        ``{"count": n, "unit": unit, "cycles": {...}, "ns": {...}}``; the inner dicts have keys
+        ``min``, ``p50``, ``p90``, ``p99``, ``p99.9``, ``max`` and are empty when ``n`` is 0.
     """
-    cycles = _as_cycles("summary", cycles)
-    out = {"count": int(cycles.size), "cycles": {}, "ns": {}}
-    if cycles.size == 0:
+    if unit not in ("cycles", "ns"):
+        raise ValueError(f"unit must be 'cycles' or 'ns', not {unit!r}")
+    values = _as_counts("summary", values, unit)
+    out = {"count": int(values.size), "unit": unit, "cycles": {}, "ns": {}}
+    if values.size == 0:
         return out
-    stats = {"min": int(cycles.min())}
+    stats = {"min": int(values.min())}
     for label, q in QUANTILES:
-        stats[label] = int(np.quantile(cycles, q, method="inverted_cdf"))
-    stats["max"] = int(cycles.max())
-    out["cycles"] = stats
-    out["ns"] = {k: v * 1000.0 / clock_mhz for k, v in stats.items()}
+        stats[label] = int(np.quantile(values, q, method="inverted_cdf"))
+    stats["max"] = int(values.max())
+    if unit == "cycles":
+        out["cycles"] = stats
+        out["ns"] = {k: v * 1000.0 / clock_mhz for k, v in stats.items()}
+    else:
+        out["ns"] = stats
+        out["cycles"] = {k: round(v * clock_mhz / 1000.0, 1) for k, v in stats.items()}
     return out
 
 
@@ -85,30 +106,43 @@ def _file_stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "path"
 
 
-def _plot(name: str, cycles: np.ndarray, stats: dict, clock_mhz: float, clock_source: str,
-          path: Path) -> None:
+def _plot(name: str, values: np.ndarray, stats: dict, clock_mhz: float, clock_source: str,
+          path: Path, unit: str = "cycles") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.2), dpi=100)
-    lo, hi = int(cycles.min()), int(cycles.max())
-    # One bin per cycle while that stays readable, otherwise 200 even bins.
-    bins = np.arange(lo, hi + 2) - 0.5 if hi - lo < 200 else 200
-    ax.hist(cycles, bins=bins, color="#3a6ea5", edgecolor="none")
+    if unit == "cycles":
+        x, marks, label_of = values, stats, (lambda v: f"{v} cycles")
+        # One bin per cycle while that stays readable, otherwise 200 even bins.
+        lo, hi = int(values.min()), int(values.max())
+        bins = np.arange(lo, hi + 2) - 0.5 if hi - lo < 200 else 200
+        ax.set_xlabel("latency (cycles)")
+        sec = ax.secondary_xaxis("top", functions=(lambda c: c * 1000.0 / clock_mhz,
+                                                   lambda ns: ns * clock_mhz / 1000.0))
+        sec.set_xlabel(f"ns at {clock_mhz:g} MHz")
+    else:
+        x = values / 1000.0
+        marks = {k: v / 1000.0 for k, v in stats.items()}
+        label_of = (lambda v: f"{v:.1f} µs")
+        bins = 200 if values.min() != values.max() else 1
+        ax.set_xlabel("latency (µs, host clock)")
+        sec = ax.secondary_xaxis("top", functions=(lambda us: us * clock_mhz,
+                                                   lambda c: c / clock_mhz))
+        sec.set_xlabel(f"cycles at {clock_mhz:g} MHz (for comparison)")
+    ax.hist(x, bins=bins, color="#3a6ea5", edgecolor="none")
     ax.set_yscale("log")
-    ax.set_xlabel("latency (cycles)")
     ax.set_ylabel("count")
     for label, color in (("p50", "#2a9d3f"), ("p99", "#e08a00"), ("p99.9", "#c0392b")):
-        ax.axvline(stats[label], color=color, linestyle="--", linewidth=1,
-                   label=f"{label} = {stats[label]} cycles")
+        ax.axvline(marks[label], color=color, linestyle="--", linewidth=1,
+                   label=f"{label} = {label_of(marks[label])}")
     ax.legend(loc="upper right", fontsize=8)
-    sec = ax.secondary_xaxis("top", functions=(lambda c: c * 1000.0 / clock_mhz,
-                                               lambda ns: ns * clock_mhz / 1000.0))
-    sec.set_xlabel(f"ns at {clock_mhz:g} MHz")
-    ax.set_title(f"{name}: {cycles.size} samples", fontsize=10)
-    fig.text(0.01, 0.01, f"clock: {clock_source}", fontsize=7, color="#555555")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    ax.set_title(f"{name}: {values.size} samples", fontsize=10)
+    # the clock's source is a sentence or more: wrapped to the figure's width, not cut off
+    note = textwrap.wrap(f"clock: {clock_source}", 150)
+    fig.text(0.01, 0.01, "\n".join(note), fontsize=7, color="#555555", va="bottom")
+    fig.tight_layout(rect=(0, 0.01 + 0.03 * len(note), 1, 1))
     fig.savefig(path)
     plt.close(fig)
 
@@ -119,9 +153,14 @@ def _html(summary: dict, images: dict) -> str:
     head = "".join(f"<th>{c}</th>" for c in ["path", "count"] + cols)
     rows = []
     for name, s in summary["paths"].items():
-        cells = "".join(
-            f"<td>{s['cycles'][c]}<br><small>{s['ns'][c]:.1f} ns</small></td>" if s["count"]
-            else "<td>-</td>" for c in cols)
+        if not s["count"]:
+            cells = "".join("<td>-</td>" for c in cols)
+        elif s["unit"] == "cycles":
+            cells = "".join(f"<td>{s['cycles'][c]}<br><small>{s['ns'][c]:.1f} ns</small></td>"
+                            for c in cols)
+        else:
+            cells = "".join(f"<td>{s['ns'][c] / 1000:.1f} µs<br><small>{s['cycles'][c]:g} "
+                            f"cycles</small></td>" for c in cols)
         rows.append(f"<tr><td>{html.escape(name)}</td><td>{s['count']}</td>{cells}</tr>")
     figs = "".join(f'<h2>{html.escape(name)}</h2><img src="{html.escape(img)}" alt="latency '
                    f'histogram of {html.escape(name)}">' for name, img in images.items())
@@ -131,8 +170,10 @@ def _html(summary: dict, images: dict) -> str:
 td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right}}td:first-child{{text-align:left}}
 small{{color:#666}}</style></head><body>
 <h1>Latency per path</h1>
-<p>Latencies are exact cycle counts. Nanoseconds assume a clock of {clock['mhz']:g} MHz
-(source: {html.escape(clock['source'])}).</p>
+<p>Latencies of the gateware's paths are exact cycle counts; nanoseconds assume a clock of
+{clock['mhz']:g} MHz (source: {html.escape(clock['source'])}). A path whose name ends in
+<code>_ns</code> is the host's, timed by its clock in nanoseconds and shown in µs; its cycles are
+at the same clock, for comparison.</p>
 <table><tr>{head}</tr>{''.join(rows)}</table>
 {figs}
 </body></html>
@@ -145,7 +186,8 @@ def build_report(paths: dict, clock_mhz: float, clock_source: str, out_dir) -> d
     Parameters
     ----------
     paths : dict of str to numpy.ndarray
-        Latencies in cycles per path (e.g. ``{"md_to_bbo": ..., "order_to_verdict": ...}``).
+        Latencies per path, in cycles (e.g. ``{"md_to_bbo": ..., "order_to_verdict": ...}``),
+        or in nanoseconds for a name ending in ``_ns`` (:func:`unit_of`).
     clock_mhz : float
         The design clock used to convert cycles to nanoseconds.
     clock_source : str
@@ -164,7 +206,7 @@ def build_report(paths: dict, clock_mhz: float, clock_source: str, out_dir) -> d
     ------
     ValueError
         No paths, a non-positive clock, an empty clock source, or latencies that are not
-        whole non-negative cycle counts.
+        whole non-negative counts of their unit.
     """
     if not paths:
         raise ValueError("no latency paths given")
@@ -177,12 +219,13 @@ def build_report(paths: dict, clock_mhz: float, clock_source: str, out_dir) -> d
     summary = {"clock": {"mhz": float(clock_mhz), "source": str(clock_source)}, "paths": {}}
     images = {}
     for name, values in paths.items():
-        cycles = _as_cycles(name, values)
-        stats = summarize(cycles, clock_mhz)
+        unit = unit_of(name)
+        counts = _as_counts(name, values, unit)
+        stats = summarize(counts, clock_mhz, unit)
         summary["paths"][name] = stats
-        if cycles.size:
+        if counts.size:
             img = f"{_file_stem(name)}.png"
-            _plot(name, cycles, stats["cycles"], clock_mhz, clock_source, out / img)
+            _plot(name, counts, stats[unit], clock_mhz, clock_source, out / img, unit)
             images[name] = img
     (out / "latency.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "index.html").write_text(_html(summary, images))
@@ -210,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point; see the module docstring."""
     ap = argparse.ArgumentParser(prog="python -m tools.latency_report",
                                  description="Latency histograms per path from cycle counts")
-    ap.add_argument("input", type=Path, help="JSON or npz of per-path latencies in cycles")
+    ap.add_argument("input", type=Path, help="JSON or npz of per-path latencies in cycles "
+                                             "(in ns for a path named *_ns)")
     ap.add_argument("--out", type=Path, default=Path("out") / "latency")
     ap.add_argument("--clock-mhz", type=float, default=None, help="overrides the input's clock")
     ap.add_argument("--clock-source", default=None, help="where the clock figure comes from")
@@ -226,11 +270,16 @@ def main(argv: list[str] | None = None) -> int:
     summary = build_report(paths, clock, source, args.out)
     print(f"clock {clock:g} MHz ({source})")
     print(f"{'path':<24}{'count':>9}{'min':>8}{'p50':>8}{'p90':>8}{'p99':>8}{'p99.9':>8}{'max':>8}"
-          "  (cycles)")
+          "  unit")
+    keys = ("min", "p50", "p90", "p99", "p99.9", "max")
     for name, s in summary["paths"].items():
-        c = s["cycles"]
-        vals = "".join(f"{c.get(k, '-'):>8}" for k in ("min", "p50", "p90", "p99", "p99.9", "max"))
-        print(f"{name:<24}{s['count']:>9}{vals}")
+        if s["unit"] == "cycles":
+            vals, unit = "".join(f"{s['cycles'].get(k, '-'):>8}" for k in keys), "cycles"
+        else:
+            vals = "".join(f"{s['ns'][k] / 1000:>8.1f}" if s["count"] else f"{'-':>8}"
+                           for k in keys)
+            unit = "µs (host clock)"
+        print(f"{name:<24}{s['count']:>9}{vals}  {unit}")
     print(f"wrote {args.out / 'index.html'} and {args.out / 'latency.json'}")
     return 0
 

@@ -646,3 +646,78 @@ def test_strategy_module_edited_while_running_is_reloaded_between_batches(tmp_pa
     # a batch's orders are out), the next one the new version; nothing failed
     assert made == [[1], [1], [2]]
     assert daemon.strategies.reloads == 1 and daemon.strategies.last_error is None
+
+
+def test_cli_run_writes_every_path_for_the_latency_report(tmp_path, monkeypatch, capsys):
+    # Arrange
+    import host.daemon as daemon_mod
+    from host.cli import main
+    from tools.latency_report import load_input
+
+    runs = []
+
+    def open_link(config, slots, **kw):
+        runs.append(ModelLink())
+        return runs[-1]
+
+    monkeypatch.setattr(daemon_mod, "_open_link", open_link)
+    out = tmp_path / "run.npz"
+
+    # Act
+    rc = main(["run", "--journal", str(tmp_path / "j"), "--latency-out", str(out)])
+    text = capsys.readouterr().out
+    rc_report = main(["report", str(out), "--out", str(tmp_path / "report")])
+
+    # Assert
+    assert rc == 0 and rc_report == 0
+    paths, clock, source = load_input(out)
+    assert set(paths) == {"md_to_bbo", "order_to_verdict", "tick_to_order_host_ns"}
+    assert clock == 100.0 and "not timing-closed" in source
+    assert len(paths["md_to_bbo"]) > 0 and paths["md_to_bbo"].min() >= 0
+    assert len(paths["order_to_verdict"]) > 0
+    # one tick → order figure per batch that sent orders, none for the others
+    host = paths["tick_to_order_host_ns"]
+    assert 0 < len(host) < int(text.split("messages in")[1].split(" in ")[1].split()[0])
+    assert host.min() > 0
+    assert "tick → order" in text and str(out) in text
+    assert (tmp_path / "report" / "tick_to_order_host_ns.png").exists()
+
+
+def test_tick_to_order_is_timed_once_for_each_batch_that_sent_orders(tmp_path):
+    # Arrange: count, per batch, the order requests sent on its path
+    link = ModelLink()
+    daemon = Daemon(_config(tmp_path), link)
+    in_step = [False]
+    batches_with_orders = []
+    send, step = daemon._send, daemon.step
+
+    def spy_send(stream, records):
+        if stream == "order_in" and in_step[0] and len(records):
+            batches_with_orders[-1] = True
+        return send(stream, records)
+
+    def spy_step():
+        in_step[0] = True
+        batches_with_orders.append(False)
+        try:
+            step()
+        finally:
+            in_step[0] = False
+
+    daemon._send, daemon.step = spy_send, spy_step
+
+    # Act
+    summary = daemon.run()
+
+    # Assert
+    assert len(summary.host_us) == summary.batches
+    assert 0 < sum(batches_with_orders) < summary.batches
+    assert len(summary.tick_to_order_us) == sum(batches_with_orders)
+    host_us_of_order_batches = summary.host_us[np.array(batches_with_orders)]
+    assert np.array_equal(summary.tick_to_order_us, host_us_of_order_batches)
+    paths = summary.latency_paths()
+    assert np.array_equal(paths["tick_to_order_host_ns"],
+                          np.rint(summary.tick_to_order_us * 1e3).astype(np.int64))
+    assert np.array_equal(paths["md_to_bbo"], summary.hw_bbo_cycles)
+    assert np.array_equal(paths["order_to_verdict"], summary.hw_verdict_cycles)
+    assert len(summary.hw_verdict_cycles) == summary.orders
