@@ -2,9 +2,9 @@
 
 The Verilator build of a design configuration is cached (see :mod:`sim.toolchain`): each
 configuration gets its own build directory keyed by the Verilog's hash, reused by every test and
-every run that asks for the same design. Processes that build the same configuration at once (parallel
-test workers) take turns: the runner re-runs Verilator and make in the build directory on every
-call, and two of them writing there together would corrupt the build.
+every run that asks for the same design. Processes that build the same configuration at once
+(parallel test workers) take turns: the runner re-runs Verilator and make in the build directory
+on every call, and two of them writing there together would corrupt the build.
 """
 
 from __future__ import annotations
