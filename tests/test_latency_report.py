@@ -81,7 +81,7 @@ def test_report_with_a_host_path_shows_it_in_microseconds(tmp_path):
     assert host["cycles"]["max"] == pytest.approx(45_025.0)
     assert summary["paths"]["md_to_bbo"]["cycles"]["max"] == 3
     page = (tmp_path / "index.html").read_text()
-    assert "450.2 µs" in page and "45025 cycles" in page
+    assert "450.2 µs" in page and "45,025 cycles" in page
     assert (tmp_path / "tick_to_order_host_ns.png").read_bytes()[:4] == b"\x89PNG"
 
 

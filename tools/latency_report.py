@@ -159,7 +159,7 @@ def _html(summary: dict, images: dict) -> str:
             cells = "".join(f"<td>{s['cycles'][c]}<br><small>{s['ns'][c]:.1f} ns</small></td>"
                             for c in cols)
         else:
-            cells = "".join(f"<td>{s['ns'][c] / 1000:.1f} µs<br><small>{s['cycles'][c]:g} "
+            cells = "".join(f"<td>{s['ns'][c] / 1000:,.1f} µs<br><small>{s['cycles'][c]:,.0f} "
                             f"cycles</small></td>" for c in cols)
         rows.append(f"<tr><td>{html.escape(name)}</td><td>{s['count']}</td>{cells}</tr>")
     figs = "".join(f'<h2>{html.escape(name)}</h2><img src="{html.escape(img)}" alt="latency '
