@@ -1,6 +1,7 @@
-"""The harness section of ``make bench`` (tools/bench.py, tools/bench_harness.py) on a short run:
-every scenario runs the whole top, the replays take the whole day in, and the report says what it
-measured. It measures; nothing here depends on how fast this machine is."""
+"""Sections of ``make bench`` (tools/bench.py, tools/bench_harness.py) on short runs: every
+harness scenario runs the whole top and the replays take the whole day in; the host section
+reports the daemon's refusals and alerts in its table. Nothing here depends on how fast this
+machine is."""
 
 from host.link.beats import pack_historical
 from sim.gen.itchgen import generate
@@ -27,3 +28,20 @@ def test_harness_section_runs_every_scenario_to_the_end():
     cycles = [row["cycles"] for row in traffic]
     every, half, fifth, tenth = cycles
     assert every < fifth < tenth and every < half
+
+
+def test_host_section_counts_alerts_in_its_report_instead_of_logging_them(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="ticklane.alerts"):
+        host = bench.bench_host()
+
+    assert [r for r in caplog.records if r.name == "ticklane.alerts"] == []
+    assert not logging.getLogger("ticklane.alerts").disabled     # put back afterwards
+    runs = [host[f"{n} strategies"] for n in (1, 8, 32)]
+    assert all(run["orders"] > 0 for run in runs)
+    # 32 strategies quoting over 8 symbols run into the demo's open-order limit, and the
+    # daemon's reject-rate alert says so
+    many = runs[-1]
+    assert many["rejects"].get("host:OPEN_ORDERS", 0) > 0
+    assert any(a.startswith("reject_rate:") for a in many["alerts"])

@@ -11,7 +11,8 @@ Sections (each can be skipped with ``--skip NAME``):
   and under ITCH traffic from a beat on every cycle to one in ten (``tools/bench_harness.py``),
   in cycles per CPU second and per wall second, against the goal of 5 million;
 * ``cocotb``: the same top driven by cocotb, pin by pin, to compare its speed with the harness's;
-* ``host``: the host path per batch (``tools/bench_host.py``) and resident memory;
+* ``host``: the host path per batch (``tools/bench_host.py``) and resident memory, with each
+  run's orders sent, refusals by reason and the daemon's alerts (counted here, not logged);
 * ``resources``: LUT / FF / BRAM / DSP of each stage and the top for the xc7z020 from Yosys
   ``synth_xilinx``, and fmax estimates from nextpnr-ecp5, labelled as such (no Zynq
   place-and-route is open): the committed ``bitstreams/pynq_z2/resources.json``, or measured
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
 import resource
 import sys
@@ -173,13 +175,21 @@ def bench_host() -> dict:
     from tools.bench_host import bench_decode, run_daemon
 
     out = {}
-    with SimLink(Top()) as link:
-        for n in (1, 8, 32):
-            s = run_daemon(n, link, 64)
-            out[f"{n} strategies"] = {
-                "host_path_us": _pct_float(s.host_us), "strategies_us": _pct_float(s.strategy_us),
-                "venue_us": _pct_float(s.venue_us), "whole_batch_us": _pct_float(s.cycle_us),
-                "rss_mb": s.rss_mb}
+    # The daemon logs each alert as it starts; here they are counted in the table instead.
+    alert_log = logging.getLogger("ticklane.alerts")
+    was_disabled, alert_log.disabled = alert_log.disabled, True
+    try:
+        with SimLink(Top()) as link:
+            for n in (1, 8, 32):
+                s = run_daemon(n, link, 64)
+                out[f"{n} strategies"] = {
+                    "host_path_us": _pct_float(s.host_us),
+                    "strategies_us": _pct_float(s.strategy_us),
+                    "venue_us": _pct_float(s.venue_us), "whole_batch_us": _pct_float(s.cycle_us),
+                    "rss_mb": s.rss_mb, "orders": s.orders, "rejects": dict(s.rejects),
+                    "alerts": [f"{a.kind}: {a.message}" for a in s.alerts if a.active]}
+    finally:
+        alert_log.disabled = was_disabled
     out["bbo_decode_records_per_s"] = bench_decode(repeat=2)
     return out
 
@@ -282,6 +292,11 @@ def main(argv=None) -> int:
                                         for x in ("host_path_us", "strategies_us",
                                                   "whole_batch_us"))
                              + f"   RSS {v['rss_mb']:.0f} MB"))
+                refused = sum(v["rejects"].values())
+                by = ", ".join(f"{k} {n:,}" for k, n in sorted(v["rejects"].items()))
+                rows.append(("  orders sent / refusals, alerts",
+                             f"{v['orders']:,} / {refused:,}" + (f" ({by})" if refused else "")
+                             + (f"; {'; '.join(v['alerts'])}" if v["alerts"] else "; no alert")))
         for name, rate in h["bbo_decode_records_per_s"].items():
             rows.append((f"BBO decode: {name}", f"{rate / 1e6:.1f} M records/s"))
         _print_table("host", rows)
