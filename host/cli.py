@@ -48,12 +48,9 @@ def cmd_replay(args) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(result.csv())
     if args.latency_out:
-        import numpy as np
         from host.replay import CLOCK_MHZ, CLOCK_SOURCE
-        out = Path(args.latency_out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(out, md_to_bbo=result.latency_cycles, clock_mhz=CLOCK_MHZ,
-                 clock_source=CLOCK_SOURCE)
+        from tools.latency_report import save_run
+        save_run(args.latency_out, {"md_to_bbo": result.latency_cycles}, CLOCK_MHZ, CLOCK_SOURCE)
 
     lat = _percentiles(result.latency_cycles)
     c = result.counters

@@ -1133,10 +1133,9 @@ def cmd_run(args) -> int:
         print(f"  BBO CSV: {args.bbo_csv}")
     if args.latency_out:
         from host.replay import CLOCK_MHZ, CLOCK_SOURCE
+        from tools.latency_report import save_run
 
-        out = Path(args.latency_out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(out, **summary.latency_paths(), clock_mhz=CLOCK_MHZ, clock_source=CLOCK_SOURCE)
+        out = save_run(args.latency_out, summary.latency_paths(), CLOCK_MHZ, CLOCK_SOURCE)
         print(f"  latency: {out} (ticklane report {out})")
     return 1 if daemon.plan.error is not None else 0
 

@@ -140,3 +140,17 @@ def test_cli_json_without_clock_exits_with_usage_error(tmp_path):
     src.write_text(json.dumps({"paths": {"p": [1, 2, 3]}}))
 
     assert latency_report.main([str(src), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_save_run_writes_what_load_input_reads_and_refuses_a_bad_path(tmp_path):
+    paths = {"md_to_bbo": np.array([3, 3, 4]), "tick_to_order_host_ns": np.array([1_500, 2_000])}
+
+    out = latency_report.save_run(tmp_path / "sub" / "run.npz", paths, 100.0, CLOCK_SOURCE)
+    loaded, clock, source = latency_report.load_input(out)
+
+    assert (clock, source) == (100.0, CLOCK_SOURCE)
+    assert {k: v.tolist() for k, v in loaded.items()} == {k: v.tolist() for k, v in paths.items()}
+    with pytest.raises(ValueError, match="negative latency -1 ns"):
+        latency_report.save_run(tmp_path / "bad.npz", {"x_ns": np.array([-1])}, 100.0,
+                                CLOCK_SOURCE)
+    assert not (tmp_path / "bad.npz").exists()

@@ -112,3 +112,18 @@ def test_stepwise_replay_refills_flagged_symbols_and_csv_still_equals_model(smal
     assert once.counters["BOOK_REFILLS_APPLIED"] == 0
     assert stepped.host_rows < once.host_rows
     assert 0 < stepped.run_wall_s < stepped.wall_s
+
+
+def test_cli_replay_saves_feed_to_bbo_latency_for_the_report(tmp_path, capsys):
+    from tools.latency_report import load_input
+
+    out = tmp_path / "run.npz"
+    rc = main(["replay", str(DEMO_STREAM), "--latency-out", str(out)])
+
+    assert rc == 0
+    paths, clock, source = load_input(out)
+    assert list(paths) == ["md_to_bbo"] and clock == 100.0 and "not timing-closed" in source
+    # every gateware BBO record of the demo leaves 3 cycles after its message's last byte
+    assert len(paths["md_to_bbo"]) == 1_377 and set(paths["md_to_bbo"].tolist()) == {3}
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    assert (tmp_path / "report" / "md_to_bbo.png").exists()

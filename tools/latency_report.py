@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["QUANTILES", "unit_of", "summarize", "build_report", "load_input", "main"]
+__all__ = ["QUANTILES", "unit_of", "summarize", "build_report", "save_run", "load_input",
+           "main"]
 
 # (label, quantile) pairs of the summary.
 QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99.9", 0.999))
@@ -230,6 +231,17 @@ def build_report(paths: dict, clock_mhz: float, clock_source: str, out_dir) -> d
     (out / "latency.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "index.html").write_text(_html(summary, images))
     return summary
+
+
+def save_run(path, paths: dict, clock_mhz: float, clock_source: str) -> Path:
+    """Write a run's latencies per path as the npz :func:`load_input` reads (each path checked
+    as :func:`build_report` would check it, so a bad run fails here, not in the report)."""
+    arrays = {name: _as_counts(name, values, unit_of(name)) for name, values in paths.items()}
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **arrays, clock_mhz=np.array(float(clock_mhz)),
+             clock_source=np.array(str(clock_source)))
+    return out
 
 
 def load_input(path) -> tuple:
