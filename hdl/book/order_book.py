@@ -138,23 +138,25 @@ class OrderBook(wiring.Component):
         self.capacity = order_ways * order_sets
         self.count_bits = self.capacity.bit_length()
 
+        # Each layout below puts its wide fields first, at multiples of 32 bits where its size
+        # allows: the simulator then copies them as whole words, without shifts.
         self.entry_layout = data.StructLayout({
-            "valid": 1, "tag": REF_BITS - self.set_bits, "slot": self.slot_bits, "sell": 1,
-            "price": 32, "shares": 32,
+            "price": 32, "shares": 32, "tag": REF_BITS - self.set_bits, "slot": self.slot_bits,
+            "sell": 1, "valid": 1,
         })
         self.level_layout = data.StructLayout({
-            "valid": 1, "price": 32, "size": 64, "orders": self.count_bits,
+            "price": 32, "size": 64, "orders": self.count_bits, "valid": 1,
         })
         self.top_layout = data.StructLayout({
-            "bid_valid": 1, "ask_valid": 1, "refill": 1,
             "bid_price": 32, "ask_price": 32, "bid_size": 64, "ask_size": 64,
+            "bid_valid": 1, "ask_valid": 1, "refill": 1,
         })
         self.side_layout = data.StructLayout({
             "lv": data.ArrayLayout(self.level_layout, levels), "deep": _DEEP_BITS,
         })
         self.row_layout = data.StructLayout({
-            "bid": self.side_layout, "ask": self.side_layout, "pub": self.top_layout,
-            "in_snapshot": 1, "last_seq": 64,
+            "bid": self.side_layout, "ask": self.side_layout, "last_seq": 64,
+            "pub": self.top_layout, "in_snapshot": 1,
         })
         super().__init__({
             "events": In(stream.Signature(BookEventLayout)),

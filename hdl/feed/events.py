@@ -28,25 +28,27 @@ class EventKind(enum.Enum, shape=4):
 
 
 BookEventLayout = data.StructLayout({
-    "kind": EventKind,
-    "sell": 1,              # side for ADD and LEVEL (E/C/X/D/U take the order's own side)
-    "slot": 16,             # symbol slot, resolved by the feed
-    "locate": 16,           # ITCH stock locate (0 for crypto)
+    # Wide fields first, each at a multiple of 32 bits: a simulator's word copies then need no
+    # shifts (the layout is internal to the gateware; nothing depends on its bit positions).
     "order_ref": 64,        # A F E C X D: the order; U: the original order
     "new_order_ref": 64,    # U: the replacing order
-    "shares": 32,           # A F U: shares; E C: executed; X: cancelled; LEVEL: new size
-    "price": 32,            # A F U LEVEL
-    "level_flags": 4,       # LEVEL: wire.LEVEL_UPDATE flags (sell, snapshot_begin, _end, delete)
     "stock": 64,            # R, A, F: 8 ASCII bytes in wire order
     "seq": 64,              # the message's sequence number
+    "shares": 32,           # A F U: shares; E C: executed; X: cancelled; LEVEL: new size
+    "price": 32,            # A F U LEVEL
     "ingress": wire.CYCLE_STAMP_BITS,   # cycle its last byte entered
+    "slot": 16,             # symbol slot, resolved by the feed
+    "locate": 16,           # ITCH stock locate (0 for crypto)
     # Added for the host's view of book messages (ticklane decode); the book may ignore them.
-    "tracking": 16,         # ITCH tracking number
-    "timestamp": 48,        # ITCH timestamp, ns since midnight
     "match_number": 64,     # E C: match number
-    "code": 8,              # A F: buy/sell indicator byte as sent; C: printable
-    "attribution": 32,      # F: MPID, 4 ASCII bytes in wire order
-    "exec_price": 32,       # C: execution price
     "exchange_seq": 64,     # LEVEL: the venue's update id
+    "exec_price": 32,       # C: execution price
+    "attribution": 32,      # F: MPID, 4 ASCII bytes in wire order
+    "timestamp": 48,        # ITCH timestamp, ns since midnight
+    "tracking": 16,         # ITCH tracking number
+    "code": 8,              # A F: buy/sell indicator byte as sent; C: printable
     "msg_type": 8,          # the message's type byte
+    "kind": EventKind,
+    "sell": 1,              # side for ADD and LEVEL (E/C/X/D/U take the order's own side)
+    "level_flags": 4,       # LEVEL: wire.LEVEL_UPDATE flags (sell, snapshot_begin, _end, delete)
 })
