@@ -6,14 +6,16 @@ machine is."""
 from host.link.beats import pack_historical
 from sim.gen.itchgen import generate
 from tools import bench
-from tools.bench_harness import TOP_TRAFFIC
+from tools.bench_harness import BOOK_IDLE, TOP_TRAFFIC
 
 
 def test_harness_section_runs_every_scenario_to_the_end():
     rows = bench.bench_harness_speed(n_messages=2_000, idle_cycles=5_000, repeats=1)
 
-    assert [r["scenario"] for r in rows] == ["no traffic"] + [t[0] for t in TOP_TRAFFIC]
-    idle, *traffic = rows
+    assert [r["scenario"] for r in rows] == (["no traffic"] + [t[0] for t in TOP_TRAFFIC]
+                                             + [BOOK_IDLE])
+    idle, *traffic, book_idle = rows
+    assert [r["paced"] for r in rows] == [True] * (len(rows) - 1) + [False]
     assert idle["cycles"] == 5_000 and idle["beats"] == 0 and idle["bbo_records"] == 0
     beats = len(pack_historical(generate(1, 2_000)))
     for row in traffic:
@@ -28,6 +30,10 @@ def test_harness_section_runs_every_scenario_to_the_end():
     cycles = [row["cycles"] for row in traffic]
     every, half, fifth, tenth = cycles
     assert every < fifth < tenth and every < half
+    # the same day with no symbol subscribed: every beat taken, no event reaches the book, and
+    # nothing downstream holds the feed back
+    assert book_idle["beats"] == beats and book_idle["bbo_records"] == 0
+    assert beats <= book_idle["cycles"] <= every
 
 
 def test_host_section_counts_alerts_in_its_report_instead_of_logging_them(caplog):

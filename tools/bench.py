@@ -132,10 +132,13 @@ HARNESS_GOAL_MCYCLES = 5.0   # the harness's goal on the whole top, million cycl
 
 
 def bench_harness_speed(n_messages: int, idle_cycles: int, repeats: int) -> list[dict]:
-    from tools.bench_harness import top_rows
+    """The harness table's rows; ``paced`` is false for :data:`tools.bench_harness.BOOK_IDLE`, a
+    measure of the book's share, not a load the goal is judged on."""
+    from tools.bench_harness import BOOK_IDLE, top_rows
 
     return [{"scenario": scenario, "beats": n_in, "bbo_records": n_out, "cycles": cycles,
-             "wall_s": wall, "mcycles_per_wall_s": rate, "mcycles_per_cpu_s": cpu_rate}
+             "wall_s": wall, "mcycles_per_wall_s": rate, "mcycles_per_cpu_s": cpu_rate,
+             "paced": scenario != BOOK_IDLE}
             for _, scenario, n_in, n_out, cycles, wall, rate, cpu_rate
             in top_rows(n_messages, idle_cycles, repeats)]
 
@@ -263,11 +266,13 @@ def main(argv=None) -> int:
     if "harness" not in args.skip:
         report["harness"] = rows = bench_harness_speed(args.harness_messages, 1_000_000,
                                                        args.harness_repeats)
-        missed = [r["scenario"] for r in rows if r["mcycles_per_cpu_s"] < HARNESS_GOAL_MCYCLES]
+        paced = [r for r in rows if r["paced"]]
+        missed = [r["scenario"] for r in paced if r["mcycles_per_cpu_s"] < HARNESS_GOAL_MCYCLES]
         report["harness_goal_mcycles"] = HARNESS_GOAL_MCYCLES
-        table = [(r["scenario"], f"{r['mcycles_per_cpu_s']:6.2f}  {r['mcycles_per_wall_s']:6.2f}"
-                                 f"   ({r['cycles']:,} cycles)") for r in rows]
-        verdict = f"met in {len(rows) - len(missed)} of {len(rows)} scenarios"
+        table = [(r["scenario"] + ("" if r["paced"] else " (the book's share)"),
+                  f"{r['mcycles_per_cpu_s']:6.2f}  {r['mcycles_per_wall_s']:6.2f}"
+                  f"   ({r['cycles']:,} cycles)") for r in rows]
+        verdict = f"met in {len(paced) - len(missed)} of {len(paced)} scenarios"
         if missed:
             verdict += "; not: " + ", ".join(missed)
         table.append((f"goal {HARNESS_GOAL_MCYCLES:g} M cycles/s", verdict))

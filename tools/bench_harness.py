@@ -12,7 +12,8 @@ cycles per wall second and per CPU second of this process (the second is steadie
 shared with other jobs), the best of ``--repeats`` runs. Times cover :meth:`Harness.run` only
 (not push/pop or the build). The top runs idle, then replays generated ITCH with a beat offered
 on every cycle, on half of them with backpressure on the BBO output, on one in five and on one
-in ten (``idle`` is the chance that a beat is held back a cycle).
+in ten (``idle`` is the chance that a beat is held back a cycle), and once more on every cycle with
+no symbol subscribed, the book idle.
 """
 
 from __future__ import annotations
@@ -81,11 +82,16 @@ TOP_TRAFFIC = (("ITCH beat on every cycle", 0.0, 0.0),
                ("beats on half, BBO backpressure", 0.5, 0.5),
                ("a beat on one cycle in five", 0.8, 0.0),
                ("a beat on one cycle in ten", 0.9, 0.0))
+# Measured after them, not a pace: the same day with a beat on every cycle and no symbol
+# subscribed (FEED_SUB_MODE host-only), so the feed decodes every message and the book receives
+# no event. Its difference to the first scenario is what the book's logic costs.
+BOOK_IDLE = "every cycle, no symbol subscribed"
 
 
 def top_rows(n_messages: int, idle_cycles: int, repeats: int) -> list[tuple]:
     """Rows of the whole top (:class:`hdl.top.Top`, the profile-guided build the daemon uses):
-    idle, then a generated ITCH day under each of :data:`TOP_TRAFFIC`."""
+    idle, then a generated ITCH day under each of :data:`TOP_TRAFFIC`, then :data:`BOOK_IDLE`."""
+    from hdl.feed.decoder import SUB_HOST
     from host.link.beats import pack_historical
     from hdl.top import Top
     from host.link.sim import TRAINER
@@ -98,9 +104,11 @@ def top_rows(n_messages: int, idle_cycles: int, repeats: int) -> list[tuple]:
     stream = generate(1, n_messages)
     beats = pack_historical(stream)
 
-    def replay(label, idle, bp):
+    def replay(label, idle, bp, sub_mode=None):
         h2 = h.spawn()  # a fresh book for each replay of the same day
         h2.reset()
+        if sub_mode is not None:
+            h2.write_reg(wire.REGISTERS.address("FEED_SUB_MODE") // 4, sub_mode)
         h2.push("md_in", beats)
         with _Timer() as t:
             cycles = h2.run(max_cycles=1 << 40, idle={"md_in": idle},
@@ -112,6 +120,7 @@ def top_rows(n_messages: int, idle_cycles: int, repeats: int) -> list[tuple]:
     rows = [_best_of(repeats, lambda: _idle_scenario(h, "Top", idle_cycles))]
     rows += [_best_of(repeats, lambda: replay(label, idle, bp))
              for label, idle, bp in TOP_TRAFFIC]
+    rows.append(_best_of(repeats, lambda: replay(BOOK_IDLE, 0.0, 0.0, SUB_HOST)))
     h.close()
     return rows
 
