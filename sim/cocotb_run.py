@@ -20,7 +20,7 @@ __all__ = ["run_cocotb"]
 
 def run_cocotb(component, *, toplevel: str, test_module: str, config: str = "",
                testcase: str | None = None, env: dict | None = None,
-               waves: bool = False) -> Path:
+               waves: bool = False, log_file: Path | None = None) -> Path:
     """Build ``component`` with Verilator (cached) and run cocotb ``test_module`` against it.
 
     Parameters
@@ -36,6 +36,11 @@ def run_cocotb(component, *, toplevel: str, test_module: str, config: str = "",
         Run only this test of the module.
     env : dict, optional
         Extra environment for the simulation process (the testbench reads its inputs from it).
+    waves : bool
+        Build with tracing and write an FST waveform of the run.
+    log_file : Path, optional
+        Write Verilator's, make's and the simulation's output to this file (the build's to the
+        same name with ``.build`` before the suffix) instead of the terminal.
 
     Returns
     -------
@@ -59,6 +64,8 @@ def run_cocotb(component, *, toplevel: str, test_module: str, config: str = "",
             build_args=verilator_build_args(),
             waves=waves,
             always=False,
+            log_file=(None if log_file is None
+                      else Path(log_file).with_suffix(".build" + Path(log_file).suffix)),
         )
     extra = {k: str(v) for k, v in (env or {}).items()}
     # The runner replaces PYTHONPATH with sys.path, and the process environment overrides
@@ -75,6 +82,7 @@ def run_cocotb(component, *, toplevel: str, test_module: str, config: str = "",
             testcase=testcase,
             extra_env=extra,
             waves=waves,
+            log_file=log_file,
         )
     finally:
         for key, value in saved.items():

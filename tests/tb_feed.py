@@ -34,7 +34,8 @@ def _dicts(values, layout, nbytes):
 
 @cocotb.test()
 async def feed_stage_output_equals_model(dut):
-    scenario = pickle.loads(open(os.environ["TICKLANE_TB_SCENARIO"], "rb").read())
+    with open(os.environ["TICKLANE_TB_SCENARIO"], "rb") as f:
+        scenario = pickle.loads(f.read())
     idle = float(os.environ.get("TICKLANE_TB_IDLE", "0"))
     backpressure = float(os.environ.get("TICKLANE_TB_BACKPRESSURE", "0"))
     seed = int(os.environ.get("TICKLANE_TB_SEED", "0"))

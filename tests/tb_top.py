@@ -27,7 +27,8 @@ PIPELINE_LATENCY = 3
 
 @cocotb.test()
 async def top_replays_stream_like_the_model(dut):
-    stream = open(os.environ["TICKLANE_TB_STREAM"], "rb").read()
+    with open(os.environ["TICKLANE_TB_STREAM"], "rb") as f:
+        stream = f.read()
     frames = [int(x) for x in os.environ.get("TICKLANE_TB_FRAMES", "").split(",") if x]
     expected = np.load(os.environ["TICKLANE_TB_EXPECTED"])
     idle = float(os.environ.get("TICKLANE_TB_IDLE", "0"))

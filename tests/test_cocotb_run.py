@@ -102,3 +102,16 @@ def test_the_environment_is_put_back_when_the_run_fails(tmp_path, monkeypatch):
     else:
         raise AssertionError("the failure was not raised")
     assert "TICKLANE_TEST_NEW" not in os.environ
+
+
+def test_a_run_with_a_log_file_writes_its_output_there_not_to_the_terminal(tmp_path, capfd):
+    from cocotb_tools.check_results import get_results
+
+    log = tmp_path / "run.log"
+    results = cocotb_run.run_cocotb(_Tiny(), toplevel="tiny_inverter", test_module="tb_tiny",
+                                    config="log", log_file=log)
+    assert get_results(results) == (1, 0)
+    assert "inverter checked on every input" in log.read_text()
+    assert (tmp_path / "run.build.log").exists()
+    out, err = capfd.readouterr()
+    assert "inverter checked" not in out + err and "cocotb" not in out + err

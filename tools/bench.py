@@ -165,8 +165,11 @@ def bench_cocotb(n_messages: int, seed: int) -> dict:
                              test_module="tb_top",
                              env={"TICKLANE_TB_STREAM": tmp / "s.itch",
                                   "TICKLANE_TB_EXPECTED": tmp / "e.npy",
-                                  "TICKLANE_TB_STATS": tmp / "stats.json"})
+                                  "TICKLANE_TB_STATS": tmp / "stats.json"},
+                             log_file=tmp / "cocotb.log")    # the tables stay readable
         tests, failed = get_results(results)
+        if failed:
+            print((tmp / "cocotb.log").read_text(errors="replace")[-4000:], file=sys.stderr)
         stats = json.loads((tmp / "stats.json").read_text())
     return {"messages": n_messages, "cycles": stats["cycles"], "wall_s": stats["wall_s"],
             "cycles_per_s": stats["cycles"] / stats["wall_s"], "scoreboard_passed": failed == 0}
