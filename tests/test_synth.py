@@ -115,6 +115,23 @@ def test_fmax_estimate_is_labelled_as_ecp5_not_the_zynq():
 
 
 @needs_yosys
+@needs_nextpnr
+def test_fmax_estimate_with_router2_names_it_in_its_command():
+    verilog = ("module count(input clk, output q); reg [7:0] r; "
+               "always @(posedge clk) r <= r + 1; assign q = r[7]; endmodule")
+    est = fmax_estimate(verilog, "count", target_mhz=100, router="router2")
+    assert est.fmax_mhz > 50
+    assert est.command.endswith("--router router2")
+    default = fmax_estimate(verilog, "count", target_mhz=100)
+    assert "--router" not in default.command
+
+
+def test_fmax_estimate_refuses_an_unknown_router():
+    with pytest.raises(ValueError, match="router must be one of"):
+        fmax_estimate("module m(input clk); endmodule", "m", router="router3")
+
+
+@needs_yosys
 def test_yosys_failure_raises_synthesis_error_with_log():
     with pytest.raises(SynthesisError, match="yosys synth_xilinx failed"):
         synthesize("module broken(input a); assign b = ; endmodule", "broken")

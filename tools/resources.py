@@ -165,13 +165,14 @@ def run_stage(report: dict, stage: str, *, timeout_s: float | None = 1800.0,
 
 def run_fmax(report: dict, stage: str, *, target_mhz: float = 250.0,
              timeout_s: float | None = 900.0, workdir: Path | None = None,
-             log=print) -> FmaxEstimate | None:
-    """Place and route one stage on ECP5; a failure or timeout is stored, not raised."""
+             log=print, router: str = "router1") -> FmaxEstimate | None:
+    """Place and route one stage on ECP5 (nextpnr's ``router``); a failure or timeout is stored,
+    not raised."""
     spec = STAGES[stage]
-    log(f"placing and routing {stage} on ECP5 (limit {timeout_s:g} s) ...")
+    log(f"placing and routing {stage} on ECP5 with {router} (limit {timeout_s:g} s) ...")
     try:
         est = fmax_estimate(spec.make(), f"ticklane_{stage}", target_mhz=target_mhz,
-                            timeout_s=timeout_s,
+                            timeout_s=timeout_s, router=router,
                             workdir=None if workdir is None else Path(workdir) / f"{stage}_ecp5")
     except SynthesisError as e:
         report["fmax"][stage] = {"error": str(e).splitlines()[0], "label": FMAX_LABEL,

@@ -541,9 +541,12 @@ def synthesize(design, top_name: str, *, workdir: str | Path | None = None,
                                   seconds=round(seconds, 1), date=_now())
 
 
+ROUTERS = ("router1", "router2")   # nextpnr's routers; the first is its default
+
+
 def fmax_estimate(design, top_name: str, *, target_mhz: float = 250.0, clock: str | None = None,
                   seed: int = 1, workdir: str | Path | None = None,
-                  timeout_s: float | None = 900.0) -> FmaxEstimate:
+                  timeout_s: float | None = 900.0, router: str = "router1") -> FmaxEstimate:
     """Place and route on a Lattice ECP5 LFE5U-85F and report the achieved clock frequency.
 
     This is not the xc7z020: no open place-and-route exists for it. Quote the result with
@@ -567,6 +570,10 @@ def fmax_estimate(design, top_name: str, *, target_mhz: float = 250.0, clock: st
     timeout_s : float or None
         Give up on place-and-route after this long (the WebAssembly nextpnr takes minutes on a
         design of tens of thousands of LUTs).
+    router : str
+        nextpnr's router: ``"router1"`` (its default) or ``"router2"``, which resolves congestion
+        in a large, dense design where router1 may not converge. The command recorded with the
+        estimate names it when it is not the default.
 
     Returns
     -------
@@ -577,11 +584,15 @@ def fmax_estimate(design, top_name: str, *, target_mhz: float = 250.0, clock: st
     SynthesisError
         A tool is missing, failed or ran out of time, or the design has no timed clock.
     """
+    if router not in ROUTERS:
+        raise ValueError(f"router must be one of {ROUTERS!r}, not {router!r}")
     suffix, text = _design_text(design, top_name)
     yosys = _require(find_yosys(), "yosys")
     nextpnr = _require(find_nextpnr(), "nextpnr-ecp5")
     args = ["--85k", "--package", "CABGA381", "--speed", "6", "--freq", f"{target_mhz:g}",
             "--out-of-context", "--timing-allow-fail", "--seed", str(seed)]
+    if router != ROUTERS[0]:
+        args += ["--router", router]
     with tempfile.TemporaryDirectory(prefix="fmax_") as tmp:
         work = Path(workdir) if workdir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -666,6 +677,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target-mhz", type=float, default=250.0)
     ap.add_argument("--timeout", type=float, default=1800.0, help="per yosys run, seconds")
     ap.add_argument("--fmax-timeout", type=float, default=900.0, help="per stage, seconds")
+    ap.add_argument("--router", choices=ROUTERS, default=ROUTERS[0],
+                    help="nextpnr's router (router2 for a large design router1 does not route)")
     ap.add_argument("--json", type=Path, default=None,
                     help=f"report to write (default for stages: {resources.REPORT_JSON}; "
                          f"for --top: out/synth/<name>.json)")
@@ -682,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
         report = {"utilization": util.to_dict()}
         if args.fmax:
             est = fmax_estimate(_load_top(args.top), name, target_mhz=args.target_mhz,
-                                timeout_s=args.fmax_timeout,
+                                timeout_s=args.fmax_timeout, router=args.router,
                                 workdir=None if args.workdir is None else args.workdir / "ecp5")
             print(f"\nfmax {est.fmax_mhz:.1f} MHz on clock {est.clock!r} ({est.label})")
             report["fmax"] = est.to_dict()
@@ -703,7 +716,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.fmax:
         for stage in fmax_stages:
             resources.run_fmax(report, stage, target_mhz=args.target_mhz,
-                               timeout_s=args.fmax_timeout, workdir=args.workdir, log=print)
+                               timeout_s=args.fmax_timeout, workdir=args.workdir, log=print,
+                               router=args.router)
             resources.save_report(report, out)
     print()
     print(resources.format_report(report))
