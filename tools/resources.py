@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tools.synth_report import (FMAX_LABEL, XC7Z020, FmaxEstimate, SynthesisError, Utilization,
-                                fmax_estimate, synthesize)
+from tools.synth_report import (FMAX_LABEL, ROUTERS, XC7Z020, FmaxEstimate, SynthesisError,
+                                Utilization, fmax_estimate, synthesize)
 
 __all__ = ["Stage", "STAGES", "FMAX_STAGES", "REPORT_JSON", "REPORT_MD", "empty_report",
            "load_report", "save_report", "run_stage", "run_fmax", "format_report",
@@ -165,7 +165,7 @@ def run_stage(report: dict, stage: str, *, timeout_s: float | None = 1800.0,
 
 def run_fmax(report: dict, stage: str, *, target_mhz: float = 250.0,
              timeout_s: float | None = 900.0, workdir: Path | None = None,
-             log=print, router: str = "router1") -> FmaxEstimate | None:
+             log=print, router: str = ROUTERS[0]) -> FmaxEstimate | None:
     """Place and route one stage on ECP5 (nextpnr's ``router``); a failure or timeout is stored,
     not raised."""
     spec = STAGES[stage]

@@ -546,7 +546,7 @@ ROUTERS = ("router1", "router2")   # nextpnr's routers; the first is its default
 
 def fmax_estimate(design, top_name: str, *, target_mhz: float = 250.0, clock: str | None = None,
                   seed: int = 1, workdir: str | Path | None = None,
-                  timeout_s: float | None = 900.0, router: str = "router1") -> FmaxEstimate:
+                  timeout_s: float | None = 900.0, router: str = ROUTERS[0]) -> FmaxEstimate:
     """Place and route on a Lattice ECP5 LFE5U-85F and report the achieved clock frequency.
 
     This is not the xc7z020: no open place-and-route exists for it. Quote the result with
