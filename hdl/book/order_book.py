@@ -407,24 +407,28 @@ class OrderBook(wiring.Component):
             key = Mux(ex_second, ex.new_order_ref, ex.order_ref)
             key_set = order_set_index_hdl(key, self.set_bits)
             key_tag = key[self.set_bits:]
-            entries = []
-            for w in range(ways):
-                e = Signal(self.entry_layout, name=f"entry{w}")
-                m.d.comb += e.eq(tbl_rd[w].data)
-                entries.append(e)
-            hit = Cat(*[e.valid & (e.tag == key_tag) for e in entries])
-            free = Cat(*[~e.valid for e in entries])
+            entries = [tbl_rd[w].data for w in range(ways)]
+            hit = Signal(ways)
+            free = Signal(ways)
+            m.d.comb += [hit.eq(Cat(*[e.valid & (e.tag == key_tag) for e in entries])),
+                         free.eq(Cat(*[~e.valid for e in entries]))]
+            # At most one way of a set holds a tag (an add that hits is refused as a duplicate),
+            # so the hit way is the OR of the hit bits' indices and the entry the OR of the hit
+            # ways' entries; the free way is the lowest free one.
+            free_first = Signal(ways)
+            m.d.comb += free_first.eq(free & (~free + 1)[:ways])
             hit_way = Signal(range(ways))
             free_way = Signal(range(ways))
-            for w in reversed(range(ways)):
-                with m.If(hit[w]):
-                    m.d.comb += hit_way.eq(w)
-                with m.If(free[w]):
-                    m.d.comb += free_way.eq(w)
+            for k in range(len(hit_way)):
+                m.d.comb += [
+                    hit_way[k].eq(Cat(*[hit[w] for w in range(ways) if w >> k & 1]).any()),
+                    free_way[k].eq(Cat(*[free_first[w] for w in range(ways) if w >> k & 1]).any()),
+                ]
             entry = Signal(self.entry_layout)
+            picked = Const(0, self.entry_layout.size)
             for w in range(ways):
-                with m.If(hit_way == w):
-                    m.d.comb += entry.eq(entries[w])
+                picked = picked | Mux(hit[w], entries[w].as_value(), 0)
+            m.d.comb += entry.eq(picked)
 
             kind = ex.kind
             is_add = ex_valid & slot_ok & ((kind == EventKind.ADD) | ((kind == EventKind.REPLACE)
