@@ -202,10 +202,13 @@ class OrderBook(wiring.Component):
         m.d.comb += worse_than_all.eq(Cat(*[~lv[i].valid | better[i] for i in range(n)]).all())
         qualifies = Mux(full, ~worse_than_all, ~worse_than_all | (side.deep == 0))
 
+        # the held levels have distinct prices, so at most one matches: the OR of the matching
+        # levels is that level
         matched = Signal(self.level_layout, name="matched")
+        picked = Const(0, self.level_layout.size)
         for i in range(n):
-            with m.If(match[i]):
-                m.d.comb += matched.eq(lv[i])
+            picked = picked | Mux(match[i], lv[i].as_value(), 0)
+        m.d.comb += matched.eq(picked)
 
         fresh = Signal(self.level_layout, name="fresh")
         m.d.comb += [fresh.valid.eq(1), fresh.price.eq(price), fresh.size.eq(qty),
