@@ -348,11 +348,12 @@ class PreTradeRisk(wiring.Component):
                 with m.If(d_next == k):
                     m.d.sync += [d_valid[k].eq(1), d_id[k].eq(s2.client_order_id)]
 
-        free = Signal(entry_bits)          # lowest free table entry (read only when booking)
+        # The lowest free entry and, below, the lowest matching one, as one-hot vectors: the
+        # lowest set bit of x is x & (~x + 1), a carry chain instead of a chain of multiplexers.
+        valid_bits = Cat(*t_valid)
+        free = Signal(N)                   # lowest free table entry (read only when booking)
         with m.If(s2_valid):
-            for j in reversed(range(N)):
-                with m.If(~t_valid[j]):
-                    m.d.comb += free.eq(j)
+            m.d.comb += free.eq(~valid_bits & (valid_bits + 1)[:N])
 
         # ---- fills -----------------------------------------------------------------------
         fill = self.fill_in.payload
@@ -363,7 +364,7 @@ class PreTradeRisk(wiring.Component):
         # otherwise), like the decision.
         fill_hits = Signal(N)
         fill_hit = Signal()
-        hit = Signal(entry_bits)           # lowest matching entry
+        hit = Signal(N)                    # lowest matching entry
         e_rem = Signal(QB)
         released = Signal(QB)
         rem_after = Signal(QB)             # the entry's remaining quantity after this fill
@@ -372,14 +373,12 @@ class PreTradeRisk(wiring.Component):
                 fill_hits.eq(Cat(t_valid[j] & (t_id[j] == fill.client_order_id)
                                  for j in range(N))),
                 fill_hit.eq(fill_ok & fill_hits.any()),
-                e_rem.eq(t_rem[hit]),
+                hit.eq(fill_hits & (~fill_hits + 1)[:N]),
+                e_rem.eq(_pick(hit, t_rem)),
                 released.eq(Mux(fill.flags.done | (fill.quantity >= e_rem),
                                 e_rem, fill.quantity)),
                 rem_after.eq(e_rem - released),     # released <= e_rem: never below zero
             ]
-            for j in reversed(range(N)):
-                with m.If(fill_hits[j]):
-                    m.d.comb += hit.eq(j)
         with m.If(fill_ok):
             f_idx = fill.slot[:slot_bits]
             m.d.sync += position[f_idx].eq(
@@ -387,11 +386,11 @@ class PreTradeRisk(wiring.Component):
 
         with m.If(books | fill_hit):
             for j in range(N):
-                with m.If(books & (free == j)):
+                with m.If(books & free[j]):
                     m.d.sync += [t_valid[j].eq(1), t_id[j].eq(s2.client_order_id),
                                  t_slot[j].eq(idx), t_sell[j].eq(sell), t_price[j].eq(price),
                                  t_rem[j].eq(qty)]
-                with m.If(fill_hit & (hit == j)):
+                with m.If(fill_hit & hit[j]):
                     # one subtractor on the hit entry, not one per entry
                     m.d.sync += t_rem[j].eq(rem_after)
                     with m.If(fill.flags.done):
@@ -405,7 +404,7 @@ class PreTradeRisk(wiring.Component):
         o_key = Cat(sell, idx)
         f_key = Signal(slot_bits + 1)
         with m.If(self.fill_in.valid):
-            m.d.comb += f_key.eq(Cat(t_sell[hit], t_slot[hit]))
+            m.d.comb += f_key.eq(Cat(_pick(hit, t_sell), _pick(hit, t_slot)))
         same = o_key == f_key
         with m.If(books):
             m.d.sync += open_qty[o_key].eq(
@@ -481,3 +480,11 @@ class PreTradeRisk(wiring.Component):
                                  | regs.commit | regs.counters_clear | (regs.kill[0] != kill)
                                  | ~full)
         return m
+
+
+def _pick(onehot, values):
+    """The value at the set bit of ``onehot`` (zero if none): an OR of masked values."""
+    picked = 0
+    for j, value in enumerate(values):
+        picked = picked | Mux(onehot[j], value, 0)
+    return picked
