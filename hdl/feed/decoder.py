@@ -20,7 +20,7 @@ aligns each unit to byte 0), so decoding is wiring, a few comparators and one ou
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, Cat, Const, Mux
+from amaranth import Module, Signal, Cat, Mux
 from amaranth.lib import wiring, stream, data
 from amaranth.lib.wiring import In, Out
 
@@ -159,32 +159,24 @@ class Decoder(wiring.Component):
             m.d.comb += hit[i].eq(s_valid[i] & (s_name[i] == session))
         free = Signal(SESSIONS)
         m.d.comb += free.eq(~s_valid)
-        # A name is in at most one valid entry (a header that hits updates its entry; only one
-        # that misses takes a free one), so the hit entry's fields are the OR of the hit
-        # entries'; a new session takes the lowest free entry. ``entry`` is one-hot (or zero
-        # when the table is full), ``idx`` its index.
-        free_first = Signal(SESSIONS)
-        m.d.comb += free_first.eq(free & (~free + 1)[:SESSIONS])
-        entry = Signal(SESSIONS)
+        idx = Signal(range(SESSIONS))
         found = Signal()
         new_session = Signal()
-        m.d.comb += [
-            new_session.eq(~hit.any() & free.any()),
-            entry.eq(Mux(hit.any(), hit, free_first)),
-            found.eq(entry.any()),
-        ]
-        idx = Signal(range(SESSIONS))
-        for k in range(len(idx)):
-            m.d.comb += idx[k].eq(Cat(*[entry[i] for i in range(SESSIONS) if i >> k & 1]).any())
-        hit_expected = Const(0, 64)
-        for i in range(SESSIONS):
-            hit_expected = hit_expected | Mux(hit[i], s_expected[i], 0)
+        for i in reversed(range(SESSIONS)):
+            with m.If(hit[i]):
+                m.d.comb += [idx.eq(i), found.eq(1)]
+        with m.If(~hit.any()):
+            for i in reversed(range(SESSIONS)):
+                with m.If(free[i]):
+                    m.d.comb += [idx.eq(i), found.eq(1), new_session.eq(1)]
         cur_expected = Signal(64)
         cur_ended = Signal()
-        m.d.comb += [
-            cur_expected.eq(Mux(new_session, Mux(self.mold_join, h_seq, 1), hit_expected)),
-            cur_ended.eq((hit & s_ended).any()),
-        ]
+        with m.If(new_session):
+            m.d.comb += cur_expected.eq(Mux(self.mold_join, h_seq, 1))
+        with m.Else():
+            for i in range(SESSIONS):
+                with m.If(idx == i):
+                    m.d.comb += [cur_expected.eq(s_expected[i]), cur_ended.eq(s_ended[i])]
 
         seq_end = Signal(65)
         m.d.comb += seq_end.eq(h_seq + h_count)
@@ -241,7 +233,7 @@ class Decoder(wiring.Component):
                                  self.add_duplicate_messages.eq(h_count)]
                     m.d.sync += skip.eq(h_count)
                 for i in range(SESSIONS):
-                    with m.If(entry[i]):
+                    with m.If(idx == i):
                         m.d.sync += [s_valid[i].eq(1), s_name[i].eq(session),
                                      s_expected[i].eq(new_expected), s_ended[i].eq(new_ended)]
                 with m.If(report_gap):
