@@ -296,9 +296,11 @@ class Decoder(wiring.Component):
         m.d.comb += self.subscribed.eq(next_free)
         stock_r = wire_order(b, 11, 8)
         ticker_hit = Signal()
-        for i in range(TICKERS):
-            with m.If((self.tickers[i] != 0) & (self.tickers[i] == stock_r)):
-                m.d.comb += ticker_hit.eq(1)
+        # compared only for a directory message in the tickers mode, the one place it is read
+        with m.If(is_dir & (self.sub_mode == SUB_TICKERS)):
+            for i in range(TICKERS):
+                with m.If((self.tickers[i] != 0) & (self.tickers[i] == stock_r)):
+                    m.d.comb += ticker_hit.eq(1)
         wants = Signal()
         m.d.comb += wants.eq((self.sub_mode == SUB_AUTO) |
                              ((self.sub_mode == SUB_TICKERS) & ticker_hit))
@@ -316,69 +318,74 @@ class Decoder(wiring.Component):
             with m.Else():
                 m.d.comb += self.count_slot_overflow.eq(1)
 
-        # the event
-        e = Signal(BookEventLayout)
-        m.d.comb += [
-            # a level update names its slot itself: kept, in range or not, for the host's view
-            e.slot.eq(Mux(subscribed | is_level, slot, NO_SLOT)),
-            e.locate.eq(locate),
-            e.seq.eq(seq),
-            e.ingress.eq(u.ingress),
-            e.tracking.eq(big_endian(b, 3, 2)),
-            e.timestamp.eq(big_endian(b, 5, 6)),
-            e.msg_type.eq(mtype),
-        ]
-        with m.Switch(mtype):
-            with m.Case(ord("R")):
-                m.d.comb += [e.kind.eq(EventKind.DIRECTORY), e.stock.eq(stock_r)]
-            with m.Case(ord("A"), ord("F")):   # F is A plus a 4-byte attribution at 36
-                m.d.comb += [
-                    e.kind.eq(EventKind.ADD),
-                    e.order_ref.eq(big_endian(b, 11, 8)),
-                    e.code.eq(b[PREFIX + 19]),
-                    e.sell.eq(b[PREFIX + 19] == ord("S")),
-                    e.shares.eq(big_endian(b, 20, 4)),
-                    e.stock.eq(wire_order(b, 24, 8)),
-                    e.price.eq(big_endian(b, 32, 4)),
-                ]
-                with m.If(mtype == ord("F")):
-                    m.d.comb += e.attribution.eq(wire_order(b, 36, 4))
-            with m.Case(ord("E"), ord("C")):
-                m.d.comb += [
-                    e.kind.eq(EventKind.EXECUTE),
-                    e.order_ref.eq(big_endian(b, 11, 8)),
-                    e.shares.eq(big_endian(b, 19, 4)),
-                    e.match_number.eq(big_endian(b, 23, 8)),
-                ]
-                with m.If(mtype == ord("C")):
-                    m.d.comb += [e.code.eq(b[PREFIX + 31]), e.exec_price.eq(big_endian(b, 32, 4))]
-            with m.Case(ord("X")):
-                m.d.comb += [
-                    e.kind.eq(EventKind.CANCEL),
-                    e.order_ref.eq(big_endian(b, 11, 8)),
-                    e.shares.eq(big_endian(b, 19, 4)),
-                ]
-            with m.Case(ord("D")):
-                m.d.comb += [e.kind.eq(EventKind.DELETE), e.order_ref.eq(big_endian(b, 11, 8))]
-            with m.Case(ord("U")):
-                m.d.comb += [
-                    e.kind.eq(EventKind.REPLACE),
-                    e.order_ref.eq(big_endian(b, 11, 8)),
-                    e.new_order_ref.eq(big_endian(b, 19, 8)),
-                    e.shares.eq(big_endian(b, 27, 4)),
-                    e.price.eq(big_endian(b, 31, 4)),
-                ]
-            with m.Case(wire.LEVEL_UPDATE_TYPE):
-                flags = b[PREFIX + 1]
-                m.d.comb += [
-                    e.kind.eq(EventKind.LEVEL),
-                    e.locate.eq(0), e.tracking.eq(0), e.timestamp.eq(0),
-                    e.sell.eq(flags[0]),
-                    e.level_flags.eq(flags[:4]),
-                    e.price.eq(wire_order(b, 4, 4)),
-                    e.shares.eq(wire_order(b, 8, 4)),
-                    e.exchange_seq.eq(wire_order(b, 16, 8)),
-                ]
+        # the event: written straight into the output register, under the condition that loads
+        # it (below), so a simulator extracts the fields only for a message that makes an event
+        def load_event():
+            m.d.sync += [
+                ev_valid.eq(1),
+                ev.eq(0),
+                # a level update names its slot itself: kept, in range or not, for the host's view
+                ev.slot.eq(Mux(subscribed | is_level, slot, NO_SLOT)),
+                ev.locate.eq(locate),
+                ev.seq.eq(seq),
+                ev.ingress.eq(u.ingress),
+                ev.tracking.eq(big_endian(b, 3, 2)),
+                ev.timestamp.eq(big_endian(b, 5, 6)),
+                ev.msg_type.eq(mtype),
+            ]
+            with m.Switch(mtype):
+                with m.Case(ord("R")):
+                    m.d.sync += [ev.kind.eq(EventKind.DIRECTORY), ev.stock.eq(stock_r)]
+                with m.Case(ord("A"), ord("F")):   # F is A plus a 4-byte attribution at 36
+                    m.d.sync += [
+                        ev.kind.eq(EventKind.ADD),
+                        ev.order_ref.eq(big_endian(b, 11, 8)),
+                        ev.code.eq(b[PREFIX + 19]),
+                        ev.sell.eq(b[PREFIX + 19] == ord("S")),
+                        ev.shares.eq(big_endian(b, 20, 4)),
+                        ev.stock.eq(wire_order(b, 24, 8)),
+                        ev.price.eq(big_endian(b, 32, 4)),
+                    ]
+                    with m.If(mtype == ord("F")):
+                        m.d.sync += ev.attribution.eq(wire_order(b, 36, 4))
+                with m.Case(ord("E"), ord("C")):
+                    m.d.sync += [
+                        ev.kind.eq(EventKind.EXECUTE),
+                        ev.order_ref.eq(big_endian(b, 11, 8)),
+                        ev.shares.eq(big_endian(b, 19, 4)),
+                        ev.match_number.eq(big_endian(b, 23, 8)),
+                    ]
+                    with m.If(mtype == ord("C")):
+                        m.d.sync += [ev.code.eq(b[PREFIX + 31]),
+                                     ev.exec_price.eq(big_endian(b, 32, 4))]
+                with m.Case(ord("X")):
+                    m.d.sync += [
+                        ev.kind.eq(EventKind.CANCEL),
+                        ev.order_ref.eq(big_endian(b, 11, 8)),
+                        ev.shares.eq(big_endian(b, 19, 4)),
+                    ]
+                with m.Case(ord("D")):
+                    m.d.sync += [ev.kind.eq(EventKind.DELETE),
+                                 ev.order_ref.eq(big_endian(b, 11, 8))]
+                with m.Case(ord("U")):
+                    m.d.sync += [
+                        ev.kind.eq(EventKind.REPLACE),
+                        ev.order_ref.eq(big_endian(b, 11, 8)),
+                        ev.new_order_ref.eq(big_endian(b, 19, 8)),
+                        ev.shares.eq(big_endian(b, 27, 4)),
+                        ev.price.eq(big_endian(b, 31, 4)),
+                    ]
+                with m.Case(wire.LEVEL_UPDATE_TYPE):
+                    flags = b[PREFIX + 1]
+                    m.d.sync += [
+                        ev.kind.eq(EventKind.LEVEL),
+                        ev.locate.eq(0), ev.tracking.eq(0), ev.timestamp.eq(0),
+                        ev.sell.eq(flags[0]),
+                        ev.level_flags.eq(flags[:4]),
+                        ev.price.eq(wire_order(b, 4, 4)),
+                        ev.shares.eq(wire_order(b, 8, 4)),
+                        ev.exchange_seq.eq(wire_order(b, 16, 8)),
+                    ]
 
         # routing
         book_msg = Signal()
@@ -387,17 +394,18 @@ class Decoder(wiring.Component):
             with m.If(book_msg):
                 with m.If(subscribed | self.pass_all):
                     m.d.comb += self.count_event.eq(1)
-                    m.d.sync += [ev_valid.eq(1), ev.eq(e)]
+                    load_event()
                 with m.Else():
                     m.d.comb += self.count_unsubscribed.eq(1)
             with m.Else():
                 with m.If(is_dir & subscribed):
                     m.d.comb += self.count_event.eq(1)
-                    m.d.sync += [ev_valid.eq(1), ev.eq(e)]
+                    load_event()
                 length = big_endian(b, -2, 2)
-                raw = Signal(8 * (MAX_MESSAGE - PREFIX))
-                for j in range(MAX_MESSAGE - PREFIX):
-                    m.d.comb += raw[8 * j:8 * j + 8].eq(Mux(length > j, b[PREFIX + j], 0))
+                # the message's bytes, zero past its length (an expression, not a signal: a
+                # simulator computes it only where the record is loaded)
+                raw = Cat(*[Mux(length > j, b[PREFIX + j], 0)
+                            for j in range(MAX_MESSAGE - PREFIX)])
                 m.d.comb += self.count_host.eq(1)
                 m.d.sync += [
                     host_valid.eq(1),
