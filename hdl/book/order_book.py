@@ -523,8 +523,7 @@ class OrderBook(wiring.Component):
 
             with m.If(tbl_we):
                 for w in range(ways):
-                    m.d.comb += [tbl_wr[w].addr.eq(key_set), tbl_wr[w].data.eq(tbl_data),
-                                 tbl_wr[w].en.eq(tbl_way == w)]
+                    m.d.comb += tbl_wr[w].en.eq(tbl_way == w)
 
             # ---- execute: levels
             row = Signal(self.row_layout)
@@ -611,7 +610,7 @@ class OrderBook(wiring.Component):
                          new_row.in_snapshot.eq(new_in_snapshot), new_row.last_seq.eq(new_last_seq)]
 
             with m.If(is_book | inst_ok):
-                m.d.comb += [row_wr.addr.eq(slot), row_wr.data.eq(new_row), row_wr.en.eq(1)]
+                m.d.comb += row_wr.en.eq(1)
             with m.If(lose_slot):
                 m.d.sync += [lost.eq(lost | lost_set), lost_count.eq(popcount(lost | lost_set))]
 
@@ -631,11 +630,17 @@ class OrderBook(wiring.Component):
                 record.flags.crossed.eq(bid_valid & ask_valid
                                         & (top.bid_price >= top.ask_price)),
                 record.locate.eq(Mux(ex_inst, st_locate, ex.locate)),
-                fifo.w_data.eq(record),
                 fifo.w_en.eq(changed),
                 self.count_bbo.eq(changed),
                 self.count_refill.eq(changed & top.refill & ~row.pub.refill),
             ]
+
+        # The write ports' address and data, and the FIFO's data, are the execute's values on
+        # every cycle (zero without one); only the enables above are conditional. A simulator
+        # then needs no copy of them: each port reads the execute's signal itself.
+        for w in range(ways):
+            m.d.comb += [tbl_wr[w].addr.eq(key_set), tbl_wr[w].data.eq(tbl_data)]
+        m.d.comb += [row_wr.addr.eq(slot), row_wr.data.eq(new_row), fifo.w_data.eq(record)]
 
         # Activity, for the simulation harness (nothing in the gateware reads it). With it low
         # no register, memory or FIFO of the block changes on the next edge: every write above
