@@ -155,35 +155,36 @@ class Decoder(wiring.Component):
         h_seq = Cat(*[b[10 + i] for i in reversed(range(8))])
         h_count = Cat(b[19], b[18])
         hit = Signal(SESSIONS)
-        for i in range(SESSIONS):
-            m.d.comb += hit[i].eq(s_valid[i] & (s_name[i] == session))
         free = Signal(SESSIONS)
-        m.d.comb += free.eq(~s_valid)
         idx = Signal(range(SESSIONS))
         found = Signal()
         new_session = Signal()
-        for i in reversed(range(SESSIONS)):
-            with m.If(hit[i]):
-                m.d.comb += [idx.eq(i), found.eq(1)]
-        with m.If(~hit.any()):
-            for i in reversed(range(SESSIONS)):
-                with m.If(free[i]):
-                    m.d.comb += [idx.eq(i), found.eq(1), new_session.eq(1)]
         cur_expected = Signal(64)
         cur_ended = Signal()
-        with m.If(new_session):
-            m.d.comb += cur_expected.eq(Mux(self.mold_join, h_seq, 1))
-        with m.Else():
-            for i in range(SESSIONS):
-                with m.If(idx == i):
-                    m.d.comb += [cur_expected.eq(s_expected[i]), cur_ended.eq(s_ended[i])]
-
         seq_end = Signal(65)
-        m.d.comb += seq_end.eq(h_seq + h_count)
         ahead = Signal()
-        m.d.comb += ahead.eq(h_seq > cur_expected)
         behind_by = Signal(64)
-        m.d.comb += behind_by.eq(cur_expected - h_seq)
+        # Read only for a header unit, so computed only for one (zero otherwise): a simulator
+        # then skips the session table's compares on every other unit and idle cycle.
+        with m.If(u.header):
+            for i in range(SESSIONS):
+                m.d.comb += hit[i].eq(s_valid[i] & (s_name[i] == session))
+            m.d.comb += free.eq(~s_valid)
+            for i in reversed(range(SESSIONS)):
+                with m.If(hit[i]):
+                    m.d.comb += [idx.eq(i), found.eq(1)]
+            with m.If(~hit.any()):
+                for i in reversed(range(SESSIONS)):
+                    with m.If(free[i]):
+                        m.d.comb += [idx.eq(i), found.eq(1), new_session.eq(1)]
+            with m.If(new_session):
+                m.d.comb += cur_expected.eq(Mux(self.mold_join, h_seq, 1))
+            with m.Else():
+                for i in range(SESSIONS):
+                    with m.If(idx == i):
+                        m.d.comb += [cur_expected.eq(s_expected[i]), cur_ended.eq(s_ended[i])]
+            m.d.comb += [seq_end.eq(h_seq + h_count), ahead.eq(h_seq > cur_expected),
+                         behind_by.eq(cur_expected - h_seq)]
 
         msg_seq = Signal(64)       # MoldUDP64: sequence number of the next message block
         hist_seq = Signal(64)      # historical: messages delivered so far
