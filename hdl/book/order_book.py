@@ -68,7 +68,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .. import wire
-from ..bits import popcount
+from ..bits import lowest_set, onehot_index, onehot_select, popcount
 from ..feed.events import BookEventLayout, EventKind
 from .order_table import REF_BITS, order_set_index_hdl
 
@@ -205,10 +205,7 @@ class OrderBook(wiring.Component):
         # the held levels have distinct prices, so at most one matches: the OR of the matching
         # levels is that level
         matched = Signal(self.level_layout, name="matched")
-        picked = Const(0, self.level_layout.size)
-        for i in range(n):
-            picked = picked | Mux(match[i], lv[i].as_value(), 0)
-        m.d.comb += matched.eq(picked)
+        m.d.comb += matched.eq(onehot_select(match, [lv[i].as_value() for i in range(n)]))
 
         fresh = Signal(self.level_layout, name="fresh")
         m.d.comb += [fresh.valid.eq(1), fresh.price.eq(price), fresh.size.eq(qty),
@@ -419,19 +416,12 @@ class OrderBook(wiring.Component):
             # so the hit way is the OR of the hit bits' indices and the entry the OR of the hit
             # ways' entries; the free way is the lowest free one.
             free_first = Signal(ways)
-            m.d.comb += free_first.eq(free & (~free + 1)[:ways])
+            m.d.comb += free_first.eq(lowest_set(free))
             hit_way = Signal(range(ways))
             free_way = Signal(range(ways))
-            for k in range(len(hit_way)):
-                m.d.comb += [
-                    hit_way[k].eq(Cat(*[hit[w] for w in range(ways) if w >> k & 1]).any()),
-                    free_way[k].eq(Cat(*[free_first[w] for w in range(ways) if w >> k & 1]).any()),
-                ]
+            m.d.comb += [hit_way.eq(onehot_index(hit)), free_way.eq(onehot_index(free_first))]
             entry = Signal(self.entry_layout)
-            picked = Const(0, self.entry_layout.size)
-            for w in range(ways):
-                picked = picked | Mux(hit[w], entries[w].as_value(), 0)
-            m.d.comb += entry.eq(picked)
+            m.d.comb += entry.eq(onehot_select(hit, [e.as_value() for e in entries]))
 
             kind = ex.kind
             is_add = ex_valid & slot_ok & ((kind == EventKind.ADD) | ((kind == EventKind.REPLACE)

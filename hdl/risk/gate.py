@@ -36,6 +36,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import wire
+from ..bits import lowest_set, onehot_select
 from .limits import (COLLAR_BPS_BIT, COLLAR_ENABLE_BIT, LIMIT_REGISTERS, PER_SYMBOL,
                      SYMBOL_ENABLED_BIT, SYMBOL_KILL_BIT, SYMBOL_REDUCE_ONLY_BIT,
                      RiskRegisterSignature, member_name)
@@ -348,12 +349,12 @@ class PreTradeRisk(wiring.Component):
                 with m.If(d_next == k):
                     m.d.sync += [d_valid[k].eq(1), d_id[k].eq(s2.client_order_id)]
 
-        # The lowest free entry and, below, the lowest matching one, as one-hot vectors: the
-        # lowest set bit of x is x & (~x + 1), a carry chain instead of a chain of multiplexers.
+        # The lowest free entry and, below, the lowest matching one, as one-hot vectors
+        # (hdl.bits.lowest_set: a carry chain instead of a chain of multiplexers).
         valid_bits = Cat(*t_valid)
         free = Signal(N)                   # lowest free table entry (read only when booking)
         with m.If(s2_valid):
-            m.d.comb += free.eq(~valid_bits & (valid_bits + 1)[:N])
+            m.d.comb += free.eq(lowest_set(~valid_bits))
 
         # ---- fills -----------------------------------------------------------------------
         fill = self.fill_in.payload
@@ -373,8 +374,8 @@ class PreTradeRisk(wiring.Component):
                 fill_hits.eq(Cat(t_valid[j] & (t_id[j] == fill.client_order_id)
                                  for j in range(N))),
                 fill_hit.eq(fill_ok & fill_hits.any()),
-                hit.eq(fill_hits & (~fill_hits + 1)[:N]),
-                e_rem.eq(_pick(hit, t_rem)),
+                hit.eq(lowest_set(fill_hits)),
+                e_rem.eq(onehot_select(hit, t_rem)),
                 released.eq(Mux(fill.flags.done | (fill.quantity >= e_rem),
                                 e_rem, fill.quantity)),
                 rem_after.eq(e_rem - released),     # released <= e_rem: never below zero
@@ -404,7 +405,7 @@ class PreTradeRisk(wiring.Component):
         o_key = Cat(sell, idx)
         f_key = Signal(slot_bits + 1)
         with m.If(self.fill_in.valid):
-            m.d.comb += f_key.eq(Cat(_pick(hit, t_sell), _pick(hit, t_slot)))
+            m.d.comb += f_key.eq(Cat(onehot_select(hit, t_sell), onehot_select(hit, t_slot)))
         same = o_key == f_key
         with m.If(books):
             m.d.sync += open_qty[o_key].eq(
@@ -481,10 +482,3 @@ class PreTradeRisk(wiring.Component):
                                  | ~full)
         return m
 
-
-def _pick(onehot, values):
-    """The value at the set bit of ``onehot`` (zero if none): an OR of masked values."""
-    picked = 0
-    for j, value in enumerate(values):
-        picked = picked | Mux(onehot[j], value, 0)
-    return picked
