@@ -37,7 +37,7 @@ def lowest_set(value) -> Value:
     """The lowest set bit of ``value`` alone (zero if none): ``x & (~x + 1)``, a carry chain where a
     priority encoder would be a chain of multiplexers."""
     value = Value.cast(value)
-    return (value & (~value + 1))[:len(value)]
+    return value & (~value + 1)[:len(value)]
 
 
 def onehot_select(onehot, values) -> Value:
