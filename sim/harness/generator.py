@@ -70,7 +70,19 @@ LTO = "-flto=auto"
 # under their branches, and idle cycles skip them. Verilator's dataflow pass (DFG) would hoist
 # them out again, so it is off. On the full top, folded, at -O3 (M cycles per CPU second, before
 # the harness gated clocks): idle 3.0 against 1.7 with the defaults, ITCH traffic 1.8 against 1.4.
-HARNESS_VERILATOR_FLAGS: tuple[str, ...] = ("-fno-dfg", "--gate-stmts", "10000")
+#
+# Two more passes are off. Verilator's table pass replaces small blocks of logic by lookups in
+# constant tables, and the index is assembled from the inputs' bits on every evaluation; its
+# localize pass makes each variable that one function uses a local of that function, so the
+# book's execute, one function of several thousand lines, declares and clears its wide locals
+# (VlWide) on every call. Kept as members of the model, they are neither. On the full top,
+# profile-guided, three alternating runs each the best of five, with an ITCH beat on every
+# cycle (M cycles per CPU second): 3.26-3.35 with both passes on, 3.43-3.46 without the table
+# pass, 3.60-3.63 without either. `tools.bench_harness --top-only`, two runs: beats on half the
+# cycles 4.51-4.74 against 4.44-4.63, no symbol subscribed 7.41-7.58 against 6.76-6.86, no
+# traffic 17.8 against 18.1.
+HARNESS_VERILATOR_FLAGS: tuple[str, ...] = ("-fno-dfg", "--gate-stmts", "10000", "-fno-table",
+                                            "-fno-localize")
 
 # GCC's profile-guided optimisation: the instrumented build, then the one that uses the counts.
 # Partial training keeps code the trainer never ran optimised for speed, not for size.
