@@ -3,6 +3,7 @@ sessions' own ground truth (Binance bookTicker, OKX checksums) reproduced throug
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -261,6 +262,36 @@ def test_binance_v3_recordings_agree_with_book_ticker(name, futures, at_least):
     matches, mismatches, counters = _binance_ground_truth(events, instruments, futures)
 
     assert mismatches == [] and matches >= at_least and counters["gap"] == 0
+
+
+@pytest.mark.parametrize("name, futures", [("BINANCE", False), ("BINANCE_FUTURES", True)])
+def test_binance_v3_book_updates_count_as_the_recording_projects_replay(name, futures):
+    # expected_counts.json holds the normalised updates the recording project's own replay
+    # produces: one l2_book update per snapshot and per diff that follows the sync (the diffs
+    # older than the snapshot are dropped), one ticker per bookTicker.
+    pytest.importorskip("zstandard")
+    expected = json.loads(need(CRYPTO / "v3" / "expected_counts.json").read_text())[name]
+    events, _ = binance.read_v3_session(need(CRYPTO / "v3" / f"{name}.jsonl.zst"))
+    instruments = binance.recording_instruments(events, first_slot=1)
+    sync = binance.BinanceDepthSync(instruments, futures=futures)
+    batches = [b for e in events if not isinstance(e, binance.BookTicker) for b in sync.feed(e)]
+    snapshots = sum(isinstance(e, binance.DepthSnapshot) for e in events)
+    tickers = sum(isinstance(e, binance.BookTicker) for e in events)
+
+    assert len(batches) == snapshots + sync.counters["applied"] == expected["l2_book"]
+    assert sync.counters["gap"] == 0
+    assert tickers == expected["ticker"]
+
+
+def test_okx_v3_book_messages_count_as_the_recording_projects_replay():
+    pytest.importorskip("zstandard")
+    expected = json.loads(need(CRYPTO / "v3" / "expected_counts.json").read_text())["OKX"]
+    messages = okx.read_v3_books(need(CRYPTO / "v3" / "OKX.jsonl.zst"))
+    sync = okx.OkxBookSync(okx.recording_instruments(messages, first_slot=1))
+    batches = [sync.feed(m) for m in messages]
+
+    assert len(batches) == len(messages) == expected["l2_book"]
+    assert sync.counters["checksum_ok"] == expected["l2_book"]
 
 
 def test_binance_exchange_info_grid_refuses_book_sizes_off_its_lot():
