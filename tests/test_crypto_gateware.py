@@ -234,3 +234,33 @@ def test_okx_session_through_the_gateware_equals_the_model_message_for_message(l
         history = published.get(("slot", inst.slot))
         if history:
             assert history[-1][1] == tuple(model.bbo(SlotKey(inst.slot))), name
+
+
+def test_binance_gap_clears_the_symbol_in_the_gateware(link):
+    # Arrange: the real session with one applied NKNUSDT diff lost, as a dropped frame would
+    events = _binance_v1()
+    instruments = binance.recording_instruments(events, first_slot=1)
+    probe = binance.BinanceDepthSync(instruments)
+    applied = []
+    for event in events:
+        before = probe.counters["applied"]
+        probe.feed(event)
+        if probe.counters["applied"] > before and event.symbol == "NKNUSDT":
+            applied.append(event)
+    lost = applied[1]
+    sync = binance.BinanceDepthSync(instruments)
+    batches = [b for e in events if e is not lost for b in sync.feed(e)]
+    slot_names = {i.slot: s for s, i in instruments.items()}
+    slot = instruments["NKNUSDT"].slot
+
+    # Act
+    buf, _, records, changes, counters, model = _through_gateware(link, batches, slot_names)
+
+    # Assert: the gap is found, the book is cleared, and the pipeline publishes no top for the
+    # symbol from then on (the recording brings no new snapshot), as the model does
+    assert sync.counters["gap"] == 1 and sync.counters["cleared"] == 1
+    assert not sync.synced("NKNUSDT")
+    _check_against_model(link, buf, records, changes, counters)
+    last = records[records["slot"] == slot][-1]
+    assert int(last["flags"]) & (_BID_VALID | _ASK_VALID) == 0
+    assert model.bbo(SlotKey(slot)) == (None, None, None, None)

@@ -68,6 +68,14 @@ def test_float_negative_and_non_numbers_are_refused(bad):
         BTC.price_ticks(bad)
 
 
+@pytest.mark.parametrize("bad", [" 30243.5 ", "30_243.5", "3.02435e4", "+30243.5", "٣٠٢٤٣",
+                                 "30243.", ".5", ""])
+def test_only_plain_ascii_decimals_are_taken(bad):
+    with pytest.raises(LevelError, match="not a plain decimal number"):
+        BTC.price_ticks(bad)
+    assert BTC.price_ticks("30243.5") == 302435
+
+
 def test_instrument_rejects_a_zero_tick_and_a_wide_slot():
     with pytest.raises(LevelError, match="tick must be > 0"):
         Instrument("X", 0, "0", "1")
@@ -168,6 +176,12 @@ def _snap(last, bids=(("10", "1"),), asks=(("12", "1"),), symbol="XY"):
 XY = {"XY": Instrument("XY", 9, "1", "1")}
 
 
+def _is_clear(batch, slot):
+    """The batch is the empty snapshot that clears ``slot``'s book."""
+    return batch.snapshot and [(u.slot, u.flags, u.price, u.size) for u in batch.updates] == [
+        (slot, FLAG_SNAPSHOT_BEGIN | FLAG_SNAPSHOT_END | FLAG_DELETE, 0, 0)]
+
+
 def test_binance_diffs_before_the_snapshot_are_buffered_then_filtered():
     sync = binance.BinanceDepthSync(XY)
     assert sync.feed(_diff(95, 100, [("9", "5")])) == []
@@ -184,8 +198,11 @@ def test_binance_gap_stops_the_book_until_the_next_snapshot():
     sync.feed(_snap(100))
     sync.feed(_diff(101, 102))
 
-    assert sync.feed(_diff(104, 105)) == []
+    cleared = sync.feed(_diff(104, 105))
     assert not sync.synced("XY") and sync.counters["gap"] == 1
+    # the gateware's copy is emptied, stamped with the last id the book was right at
+    assert [(b.update_id, b.snapshot) for b in cleared] == [(102, True)]
+    assert _is_clear(cleared[0], 9) and sync.counters["cleared"] == 1
     assert sync.feed(_diff(106, 107)) == []
     resumed = sync.feed(_snap(105))
     assert [b.update_id for b in resumed] == [105, 107]
@@ -195,8 +212,51 @@ def test_binance_first_diff_must_straddle_the_snapshot_id():
     sync = binance.BinanceDepthSync(XY)
     sync.feed(_snap(100))
 
-    assert sync.feed(_diff(102, 104)) == []
-    assert sync.counters["gap"] == 1
+    cleared = sync.feed(_diff(102, 104))
+    assert sync.counters["gap"] == 1 and len(cleared) == 1 and _is_clear(cleared[0], 9)
+
+
+def test_binance_spot_applies_a_diff_that_overlaps_the_book():
+    # Binance's spot rule: ignore u <= the book's id, a gap is U > id + 1; an event whose range
+    # overlaps the book's id is applied (its quantities are absolute).
+    sync = binance.BinanceDepthSync(XY)
+    sync.feed(_snap(100))
+    sync.feed(_diff(101, 103))
+
+    assert [b.update_id for b in sync.feed(_diff(102, 105, bids=[("10", "4")]))] == [105]
+    assert sync.counters["gap"] == 0 and sync.book_update_id("XY") == 105
+
+
+def test_binance_snapshot_older_than_the_buffered_diffs_is_discarded():
+    sync = binance.BinanceDepthSync(XY)
+    sync.feed(_diff(105, 106))
+
+    assert sync.feed(_snap(100)) == []         # 101..104 are missing between them
+    assert sync.counters["snapshot_too_old"] == 1 and not sync.synced("XY")
+    resumed = sync.feed(_snap(105))            # the buffered diff is kept for the next one
+    assert [b.update_id for b in resumed] == [105, 106] and sync.synced("XY")
+
+
+def test_binance_refused_diff_clears_the_book_and_waits_for_a_snapshot():
+    sync = binance.BinanceDepthSync(XY)
+    sync.feed(_snap(100))
+    sync.feed(_diff(101, 101))
+
+    cleared = sync.feed(_diff(102, 102, bids=[("10.5", "1")]))   # off the tick of 1
+
+    assert [b.update_id for b in cleared] == [101] and _is_clear(cleared[0], 9)
+    assert sync.counters["refused"] == 1 and sync.counters["applied"] == 1
+    assert "10.5" in sync.last_refusal and not sync.synced("XY")
+    assert sync.feed(_diff(103, 103, bids=[("11", "1")])) == []   # no longer continuous
+    assert [b.update_id for b in sync.feed(_snap(103))] == [103]
+
+
+def test_binance_refused_snapshot_leaves_the_symbol_unsynced():
+    sync = binance.BinanceDepthSync(XY)
+
+    assert sync.feed(_snap(100, bids=[("10", "0.5")])) == []      # off the lot of 1
+    assert sync.counters["refused"] == 1 and not sync.synced("XY")
+    assert sync.counters["cleared"] == 0       # nothing had been sent for it
 
 
 def test_binance_futures_continuity_uses_previous_final_id():
@@ -207,7 +267,9 @@ def test_binance_futures_continuity_uses_previous_final_id():
     broken = binance.DepthDiff("XY", 140, 150, (), (), 0, 135)
 
     assert [b.update_id for b in sync.feed(first) + sync.feed(second)] == [100, 130]
-    assert sync.feed(broken) == [] and sync.counters["gap"] == 1
+    cleared = sync.feed(broken)
+    assert sync.counters["gap"] == 1 and [b.update_id for b in cleared] == [130]
+    assert _is_clear(cleared[0], 9)
 
 
 # ------------------------------------------------------------------ recordings: ground truth
@@ -361,6 +423,64 @@ def test_okx_checksum_detects_a_corrupted_level():
     assert (sync.counters["checksum_mismatch"], sync.counters["checksum_ok"]) == (1, 1)
     assert messages[3].inst_id == first.inst_id and dropped is None
     assert sync.counters["waiting"] == 1 and sync.top(first.inst_id) == ([], [])
+
+
+def _okx(action, bids=(), asks=(), seq=None, prev=None, checksum="auto", inst="XY-USDT"):
+    bids = tuple(tuple(level) for level in bids)
+    asks = tuple(tuple(level) for level in asks)
+    return okx.OkxBookMessage(inst, action, bids, asks, None if checksum == "auto" else checksum,
+                              seq if seq is not None else 0, 0, seq, prev)
+
+
+OKX_XY = {"XY-USDT": Instrument("XY-USDT", 5, "1", "1")}
+
+
+def test_okx_checksum_mismatch_sends_a_clear_not_the_failing_update():
+    sync = okx.OkxBookSync(OKX_XY)
+    good = okx.okx_checksum([("10", "1")], [("12", "1")])
+    first = sync.feed(_okx("snapshot", [("10", "1")], [("12", "1")], checksum=good))
+    assert first.snapshot and sync.counters["checksum_ok"] == 1
+
+    # the venue's checksum says 10 holds 2 after this update: the local book (3) is wrong
+    wrong = okx.okx_checksum([("10", "2")], [("12", "1")])
+    out = sync.feed(_okx("update", [("10", "3")], checksum=wrong))
+
+    assert sync.counters["checksum_mismatch"] == 1 and sync.counters["cleared"] == 1
+    assert _is_clear(out, 5)                       # not the update that failed
+    assert sync.feed(_okx("update", [("11", "1")])) is None and sync.counters["waiting"] == 1
+    assert sync.feed(_okx("snapshot", [("10", "2")], [("12", "1")])).snapshot
+
+
+def test_okx_update_must_name_the_last_seq_id():
+    sync = okx.OkxBookSync(OKX_XY)
+    sync.feed(_okx("snapshot", [("10", "1")], [("12", "1")], seq=100, prev=-1))
+    assert sync.feed(_okx("update", [("10", "2")], seq=107, prev=100)).update_id == 107
+    # no change: the same id again, with prevSeqId equal to it
+    assert sync.feed(_okx("update", seq=107, prev=107)).updates == ()
+
+    out = sync.feed(_okx("update", [("10", "5")], seq=130, prev=120))   # 107..120 lost
+
+    assert sync.counters["gap"] == 1 and _is_clear(out, 5) and out.update_id == 107
+    assert sync.feed(_okx("update", [("10", "6")], seq=140, prev=130)) is None
+    assert sync.feed(_okx("snapshot", [("10", "6")], seq=150, prev=-1)).update_id == 150
+
+
+def test_okx_refused_update_clears_the_book():
+    sync = okx.OkxBookSync(OKX_XY)
+    sync.feed(_okx("snapshot", [("10", "1")], [("12", "1")], seq=1, prev=-1))
+
+    out = sync.feed(_okx("update", [("10.5", "1")], seq=2, prev=1))   # off the tick of 1
+
+    assert sync.counters["refused"] == 1 and "10.5" in sync.last_refusal and _is_clear(out, 5)
+    assert sync.top("XY-USDT") == ([], [])
+
+
+def test_okx_message_reads_seq_ids():
+    frame = {"arg": {"channel": "books", "instId": "XY-USDT"}, "action": "update",
+             "data": [{"bids": [["10", "1", "0", "1"]], "asks": [], "ts": "1",
+                       "checksum": 5, "seqId": 8, "prevSeqId": 3}]}
+    (msg,) = okx._message_of(frame, 0)
+    assert (msg.seq_id, msg.prev_seq_id, msg.update_id) == (8, 3, 8)
 
 
 def test_okx_checksum_of_the_documented_shape():

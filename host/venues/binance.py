@@ -5,14 +5,21 @@ fields ``U`` first and ``u`` final update id, ``b``/``a`` levels as [price, quan
 quantity 0 removes the level) and "How to manage a local order book correctly":
 
 1. buffer the stream's events; get a snapshot from ``/api/v3/depth?symbol=..&limit=1000``;
+   if the first buffered event's ``U`` is above the snapshot's ``lastUpdateId + 1``, the
+   snapshot is too old: get another;
 2. drop buffered events with ``u <= lastUpdateId`` of the snapshot;
 3. the first event applied must have ``U <= lastUpdateId + 1 <= u``;
-4. after it, each event's ``U`` must be the previous event's ``u + 1``; otherwise the book has
-   missed an update (a gap) and must be rebuilt from a new snapshot.
+4. after it, an event with ``u`` at or below the book's update id is ignored, and one with ``U``
+   above the book's update id + 1 means the book missed an update (a gap): it must be rebuilt
+   from a new snapshot. Normally each event's ``U`` is the previous event's ``u + 1``.
 
 Ref: Binance USD-M Futures docs, "How to manage a local order book correctly": there each event
 carries ``pu``, which must equal the previous event's ``u``; the first applied event has
 ``U <= lastUpdateId <= u``.
+
+A book that loses its sync (a gap, a snapshot too old for the events that follow it, or a value
+the instrument's grid cannot carry) is cleared in the gateware by an empty snapshot, so that
+nothing publishes its last levels as current; it stays empty until a new snapshot syncs it.
 
 ``<symbol>@bookTicker`` (fields ``u`` update id, ``b``/``B`` best bid price/qty, ``a``/``A`` best
 ask) gives the top of the same book at update id ``u``: the ground truth the converted levels are
@@ -28,7 +35,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 from urllib.parse import parse_qs, urlparse
 
-from host.venues.levels import (Instrument, LevelBatch, decimal_grid, diff_updates,
+from host.venues.levels import (Instrument, LevelBatch, LevelError, decimal_grid, diff_updates,
                                 snapshot_updates)
 from host.venues.recording import Frame, read_frames
 
@@ -230,14 +237,20 @@ class BinanceDepthSync:
     ----------
     counters : collections.Counter
         ``applied`` diffs, ``stale`` diffs dropped as older than the book, ``gap`` detections
-        (the symbol then waits for a new snapshot), ``waiting`` diffs dropped while unsynced and
-        over the buffer limit, ``unknown_symbol`` events.
+        (the symbol then waits for a new snapshot), ``snapshot_too_old`` snapshots discarded
+        because the buffered diffs start after them, ``refused`` snapshots and diffs holding a
+        value the instrument's grid cannot carry (the symbol then waits for a new snapshot),
+        ``cleared`` books emptied in the gateware on losing their sync, ``waiting`` diffs dropped
+        while unsynced and over the buffer limit, ``unknown_symbol`` events.
+    last_refusal : str or None
+        The message of the last refused value.
     """
 
     def __init__(self, instruments: Mapping[str, Instrument], *, futures: bool = False):
         self.instruments = dict(instruments)
         self.futures = futures
         self.counters: Counter = Counter()
+        self.last_refusal: str | None = None
         self._state: dict[str, _SymbolState] = defaultdict(_SymbolState)
 
     def synced(self, symbol: str) -> bool:
@@ -259,17 +272,26 @@ class BinanceDepthSync:
 
     def on_snapshot(self, snap: DepthSnapshot) -> list[LevelBatch]:
         """Replace the symbol's book with a REST snapshot, then apply the buffered diffs that
-        follow it."""
+        follow it. A snapshot older than the first buffered diff it would need, or one holding
+        a value the grid cannot carry, is discarded: the symbol waits for another."""
         inst = self.instruments.get(snap.symbol)
         if inst is None:
             self.counters["unknown_symbol"] += 1
             return []
         state = self._state[snap.symbol]
+        try:
+            updates = snapshot_updates(inst, snap.bids, snap.asks, snap.last_update_id)
+        except LevelError as err:
+            self._refuse(err)
+            return self._lose_sync(state, inst, snap.symbol, snap.local_ts_ns)
+        live = [d for d in state.pending if not self._stale(snap.last_update_id, d, True)]
+        if live and not self._continues(snap.last_update_id, live[0], True):
+            self.counters["snapshot_too_old"] += 1
+            return self._lose_sync(state, inst, snap.symbol, snap.local_ts_ns)
         state.book_id = snap.last_update_id
         state.first = True
-        out = [LevelBatch(snap.symbol, inst.slot, snap.last_update_id,
-                          snapshot_updates(inst, snap.bids, snap.asks, snap.last_update_id),
-                          True, snap.local_ts_ns)]
+        out = [LevelBatch(snap.symbol, inst.slot, snap.last_update_id, updates, True,
+                          snap.local_ts_ns)]
         pending, state.pending = state.pending, deque()
         for diff in pending:
             out.extend(self.on_diff(diff))
@@ -288,34 +310,57 @@ class BinanceDepthSync:
                 state.pending.popleft()
                 self.counters["waiting"] += 1
             return []
-        book_id = state.book_id
-        # Spot drops u <= lastUpdateId; futures' first event may end exactly at lastUpdateId.
-        stale = (diff.final_update_id < book_id if self.futures and state.first
-                 else diff.final_update_id <= book_id)
-        if stale:
+        if self._stale(state.book_id, diff, state.first):
             self.counters["stale"] += 1
             return []
-        if not self._continues(state, diff):
+        if not self._continues(state.book_id, diff, state.first):
             self.counters["gap"] += 1
-            state.book_id = None
+            out = self._lose_sync(state, inst, diff.symbol, diff.local_ts_ns)
             state.pending.append(diff)
-            return []
+            return out
+        try:
+            updates = diff_updates(inst, diff.bids, diff.asks, diff.final_update_id)
+        except LevelError as err:
+            # The book can no longer be the venue's: it is cleared, and the diffs that follow
+            # wait for a new snapshot.
+            self._refuse(err)
+            return self._lose_sync(state, inst, diff.symbol, diff.local_ts_ns)
         state.book_id = diff.final_update_id
         state.first = False
         self.counters["applied"] += 1
-        return [LevelBatch(diff.symbol, inst.slot, diff.final_update_id,
-                           diff_updates(inst, diff.bids, diff.asks, diff.final_update_id),
-                           False, diff.local_ts_ns)]
+        return [LevelBatch(diff.symbol, inst.slot, diff.final_update_id, updates, False,
+                           diff.local_ts_ns)]
 
-    def _continues(self, state: _SymbolState, diff: DepthDiff) -> bool:
-        book_id = state.book_id
+    def _refuse(self, err: LevelError) -> None:
+        self.counters["refused"] += 1
+        self.last_refusal = str(err)
+
+    def _lose_sync(self, state: _SymbolState, inst: Instrument, symbol: str,
+                   local_ts_ns: int) -> list[LevelBatch]:
+        """Mark the symbol unsynced; a book the gateware holds is cleared by an empty
+        snapshot (stamped with the last update id it was in sync at)."""
+        book_id, state.book_id, state.first = state.book_id, None, False
+        if book_id is None:
+            return []
+        self.counters["cleared"] += 1
+        return [LevelBatch(symbol, inst.slot, book_id,
+                           snapshot_updates(inst, (), (), book_id), True, local_ts_ns)]
+
+    def _stale(self, book_id: int, diff: DepthDiff, first: bool) -> bool:
+        # Spot drops u <= lastUpdateId; futures' first event may end exactly at lastUpdateId.
+        if self.futures and first:
+            return diff.final_update_id < book_id
+        return diff.final_update_id <= book_id
+
+    def _continues(self, book_id: int, diff: DepthDiff, first: bool) -> bool:
+        """Whether a diff that is not stale continues a book at ``book_id``."""
         if self.futures:
-            if state.first:
+            if first:
                 return diff.first_update_id <= book_id <= diff.final_update_id
             return diff.previous_final_update_id == book_id
-        if state.first:
-            return diff.first_update_id <= book_id + 1 <= diff.final_update_id
-        return diff.first_update_id == book_id + 1
+        # Spot: U <= id + 1 (with u > id, as the diff is not stale); the first after a
+        # snapshot then has U <= lastUpdateId + 1 <= u.
+        return diff.first_update_id <= book_id + 1
 
 
 def level_batches(events: Iterable, instruments: Mapping[str, Instrument], *,

@@ -13,6 +13,7 @@ length, then the record's bytes (type byte ``ord('l')``, fields little-endian as
 from __future__ import annotations
 
 import decimal
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Iterable, Sequence
@@ -39,6 +40,9 @@ _EXACT = decimal.Context(prec=60, traps=[decimal.InvalidOperation, decimal.Divis
                                           decimal.Inexact, decimal.Overflow])
 
 
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
+
+
 class LevelError(ValueError):
     """A venue value that cannot become a LEVEL_UPDATE field exactly."""
 
@@ -48,11 +52,14 @@ def _decimal(value, what: str) -> Decimal:
         raise LevelError(f"{what} must be a decimal string or Decimal, not the float {value!r}")
     if isinstance(value, Decimal):
         d = value
-    elif isinstance(value, (str, int)) and not isinstance(value, bool):
-        try:
-            d = Decimal(value)
-        except decimal.InvalidOperation:
-            raise LevelError(f"{what} {value!r} is not a decimal number") from None
+    elif isinstance(value, str):
+        # Venues send plain ASCII decimals ("0.35130000"); Decimal() alone would also take
+        # spaces, "_" separators, exponents, a "+" and non-ASCII digits.
+        if not _PLAIN_DECIMAL.fullmatch(value):
+            raise LevelError(f"{what} {value!r} is not a plain decimal number")
+        d = Decimal(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        d = Decimal(value)
     else:
         raise LevelError(f"{what} must be a decimal string or Decimal, got "
                          f"{type(value).__name__} {value!r}")

@@ -7,9 +7,17 @@ and ask, ``bid_price:bid_size:ask_price:ask_size:...``, using the original strin
 has fewer than 25 levels, the other side's remaining levels follow alone; the checksum is the
 CRC32 of that string as a signed 32-bit integer.
 
+Each message also carries ``seqId`` and ``prevSeqId`` (-1 on a snapshot) when the venue sends
+them: an update continues the book only if its ``prevSeqId`` is the ``seqId`` of the message
+before it (the ids are not consecutive, and equal on a message that changes nothing); otherwise
+updates were lost.
+
 The book here keeps the venue's original strings, so that the checksum is verified after every
-message exactly as OKX computes it. A mismatch means the local book is wrong: it is counted and
-the instrument waits for the next snapshot (a new subscription on a live session).
+message exactly as OKX computes it. A checksum mismatch, a break in the ``seqId`` chain or a value
+the instrument's grid cannot carry means the local book is no longer the venue's: the event is
+counted, the failing message's levels are not sent, the gateware's copy of the book is cleared by
+an empty snapshot (so that nothing publishes its last levels as current), and the instrument
+waits for the next snapshot (a new subscription on a live session).
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
-from host.venues.levels import Instrument, LevelBatch, diff_updates, snapshot_updates
+from host.venues.levels import (Instrument, LevelBatch, LevelError, diff_updates,
+                                snapshot_updates)
 from host.venues.recording import read_frames
 
 __all__ = ["OkxBookMessage", "OkxBookSync", "okx_checksum", "read_books",
@@ -47,6 +56,8 @@ class OkxBookMessage:
     update_id : int
         ``seqId`` when the venue sends it, else the message's ``ts`` (ms).
     local_ts_ns : int
+    seq_id, prev_seq_id : int or None
+        ``seqId`` and ``prevSeqId`` as sent (None when absent).
     """
 
     inst_id: str
@@ -56,6 +67,8 @@ class OkxBookMessage:
     checksum: int | None
     update_id: int
     local_ts_ns: int
+    seq_id: int | None = None
+    prev_seq_id: int | None = None
 
 
 def okx_checksum(bids: Sequence[tuple[str, str]], asks: Sequence[tuple[str, str]]) -> int:
@@ -90,10 +103,12 @@ def _message_of(msg: dict, local_ts_ns: int) -> list[OkxBookMessage]:
     for data in msg.get("data", ()):
         checksum = data.get("checksum")
         update_id = data.get("seqId", data.get("ts", 0))
+        seq, prev = data.get("seqId"), data.get("prevSeqId")
         out.append(OkxBookMessage(arg["instId"], action, tuple(data.get("bids", ())),
                                   tuple(data.get("asks", ())),
                                   None if checksum is None else int(checksum), int(update_id),
-                                  local_ts_ns))
+                                  local_ts_ns, None if seq is None else int(seq),
+                                  None if prev is None else int(prev)))
     return out
 
 
@@ -163,7 +178,8 @@ class _Side:
 
 
 class OkxBookSync:
-    """Rebuild OKX books, verify the checksum after every message, and produce level batches.
+    """Rebuild OKX books, verify the checksum and the ``seqId`` chain after every message, and
+    produce level batches.
 
     Parameters
     ----------
@@ -173,15 +189,23 @@ class OkxBookSync:
     Attributes
     ----------
     counters : collections.Counter
-        ``snapshot`` and ``update`` messages applied, ``checksum_ok``, ``checksum_mismatch``
-        (the instrument then waits for a new snapshot), ``no_checksum``, ``waiting`` updates
-        dropped while unsynced, ``unknown_instrument``.
+        ``snapshot`` and ``update`` messages applied, ``checksum_ok``, ``checksum_mismatch``,
+        ``gap`` (an update whose ``prevSeqId`` is not the last ``seqId``), ``refused`` messages
+        holding a value the instrument's grid cannot carry (after each of these three the
+        instrument waits for a new snapshot), ``cleared`` books emptied in the gateware on
+        losing their sync, ``no_checksum``, ``waiting`` updates dropped while unsynced,
+        ``unknown_instrument``.
+    last_refusal : str or None
+        The message of the last refused value.
     """
 
     def __init__(self, instruments: Mapping[str, Instrument]):
         self.instruments = dict(instruments)
         self.counters: Counter = Counter()
+        self.last_refusal: str | None = None
         self._books: dict[str, tuple[_Side, _Side]] = {}
+        self._seq: dict[str, int | None] = {}
+        self._sent: dict[str, int] = {}    # instruments the gateware holds a book of: last id
 
     def top(self, inst_id: str, n: int = CHECKSUM_DEPTH) -> tuple[list, list]:
         """The best ``n`` (price, size) strings of each side (bids, asks)."""
@@ -191,20 +215,32 @@ class OkxBookSync:
         return book[0].top(n), book[1].top(n)
 
     def feed(self, msg: OkxBookMessage) -> LevelBatch | None:
-        """Apply one message; return its level batch, or None if it was dropped."""
+        """Apply one message; return its level batch, the empty snapshot that clears the
+        instrument's book on losing the sync, or None if it was dropped."""
         inst = self.instruments.get(msg.inst_id)
         if inst is None:
             self.counters["unknown_instrument"] += 1
             return None
-        if msg.action == "snapshot":
-            book = self._books[msg.inst_id] = (_Side(True), _Side(False))
-            updates = snapshot_updates(inst, msg.bids, msg.asks, msg.update_id)
-        else:
-            book = self._books.get(msg.inst_id)
-            if book is None:
-                self.counters["waiting"] += 1
-                return None
-            updates = diff_updates(inst, msg.bids, msg.asks, msg.update_id)
+        try:
+            if msg.action == "snapshot":
+                updates = snapshot_updates(inst, msg.bids, msg.asks, msg.update_id)
+                book = (_Side(True), _Side(False))
+            else:
+                book = self._books.get(msg.inst_id)
+                if book is None:
+                    self.counters["waiting"] += 1
+                    return None
+                last = self._seq.get(msg.inst_id)
+                if msg.prev_seq_id is not None and last is not None and msg.prev_seq_id != last:
+                    self.counters["gap"] += 1
+                    return self._lose_sync(msg, inst)
+                updates = diff_updates(inst, msg.bids, msg.asks, msg.update_id)
+        except LevelError as err:
+            self.counters["refused"] += 1
+            self.last_refusal = str(err)
+            return self._lose_sync(msg, inst)
+        self._books[msg.inst_id] = book
+        self._seq[msg.inst_id] = msg.seq_id
         for side, levels in ((book[0], msg.bids), (book[1], msg.asks)):
             for level in levels:
                 side.apply(level[0], level[1])
@@ -216,9 +252,22 @@ class OkxBookSync:
             self.counters["checksum_ok"] += 1
         else:
             self.counters["checksum_mismatch"] += 1
-            del self._books[msg.inst_id]
+            return self._lose_sync(msg, inst)
+        self._sent[msg.inst_id] = msg.update_id
         return LevelBatch(msg.inst_id, inst.slot, msg.update_id, updates,
                           msg.action == "snapshot", msg.local_ts_ns)
+
+    def _lose_sync(self, msg: OkxBookMessage, inst: Instrument) -> LevelBatch | None:
+        """Drop the instrument's book; clear the gateware's copy, stamped with the last update
+        id it was right at, if one was sent."""
+        self._books.pop(msg.inst_id, None)
+        self._seq.pop(msg.inst_id, None)
+        last = self._sent.pop(msg.inst_id, None)
+        if last is None:
+            return None
+        self.counters["cleared"] += 1
+        return LevelBatch(msg.inst_id, inst.slot, last, snapshot_updates(inst, (), (), last),
+                          True, msg.local_ts_ns)
 
 
 def level_batches(messages: Iterable[OkxBookMessage],
