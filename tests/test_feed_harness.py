@@ -66,6 +66,45 @@ def test_fuzzed_frames_give_the_models_records_and_counters(harness, mold):
                                               "DROP_TRUNCATED", "DROP_ZERO_LENGTH")) > 100
 
 
+def test_mold_blocks_a_short_packet_did_not_bring_are_missing_in_the_gateware_too(harness):
+    # Arrange: packets that bring fewer blocks than their count (cut, or announced more)
+    from host.feed.framing import build_heartbeat, build_packet
+    msgs = generate_messages(4, 12, n_symbols=1)
+    session = "SESSION001"
+    announced = bytearray(build_packet(session, 4, msgs[3:5]))
+    announced[18:20] = (4).to_bytes(2, "big")
+    frames = [build_packet(session, 1, msgs[0:3])[:-5], build_packet(session, 3, msgs[2:3]),
+              bytes(announced), build_packet(session, 8, msgs[7:9]),
+              build_packet(session, 10, msgs[9:11])[:-5], build_heartbeat(session, 12)]
+    config = FeedConfig(mold=True, pass_all=True)
+    expected = run_feed_model(frames, config)
+    # Act
+    got = run_feed_gateware(frames, config, harness=harness.spawn(), idle=0.3,
+                            backpressure=0.3, seed=5)
+    # Assert: 3 is taken when it comes again, 6 7 and 11 are reported missing
+    assert [d for d, _ in expected.delivered] == [1, 2, 3, 4, 5, 8, 9, 10]
+    assert [(g["expected"], g["received"]) for g in expected.gaps] == [(6, 8), (11, 12)]
+    assert [{k: g[k] for k in e} for g, e in zip(got.gaps, expected.gaps)] == expected.gaps
+    assert len(got.gaps) == 2 and got.counters == expected.counters
+    assert [{k: e[k] for k in EVENT_FIELDS} for e in got.events] == expected.events
+    assert [(h["seq"], h["slot"]) for h in got.host] == [(h["seq"], h["slot"])
+                                                         for h in expected.host]
+
+
+def test_add_with_a_bad_side_books_nothing_in_the_gateware_either(harness):
+    from host.feed.framing import frame_historical as framed
+    msgs = generate_messages(6, 40, n_symbols=2)
+    adds = [i for i, m in enumerate(msgs) if m[:1] in (b"A", b"F")]
+    bad = [bytearray(m) for m in msgs]
+    for i in adds[::2]:
+        bad[i][19] = b"bs\x00 "[i % 4]
+    frames = [framed([bytes(m) for m in bad])]
+    expected = run_feed_model(frames)
+    got = run_feed_gateware(frames, FeedConfig(), harness=harness.spawn())
+    assert [{k: e[k] for k in EVENT_FIELDS} for e in got.events] == expected.events
+    assert sum(e["kind"] == 0 for e in expected.events) == len(adds[::2]) > 3
+
+
 def test_host_written_entries_subscribe_remove_and_refuse_slots_beyond_the_build(harness):
     # Arrange: host-only subscriptions; locate 7 moved, 9 removed, two slots out of range
     # refused and counted (11 keeps its entry, 12 gets none); bits 16-30 are not the slot's

@@ -104,6 +104,49 @@ def test_mold_gap_sends_expected_and_received_and_duplicates_are_dropped():
             c["MOLD_END_OF_SESSION"], c["MOLD_AFTER_END"]) == (2, 5, 1, 3, 1, 1, 1, 1)
 
 
+def test_mold_blocks_a_packet_announced_but_did_not_bring_are_missing_again():
+    # MoldUDP64's count is the number of blocks in the packet: blocks that never arrived (the
+    # packet cut short, or its rest unreadable) were not received, and the next packet of the
+    # session reports them as a gap, or brings them in order
+    msgs = [add(1, k) for k in range(1, 12)]
+    cut = build_packet("SESSION001", 1, msgs[0:3])[:-5]           # block 3 cut short
+    announced = bytearray(build_packet("SESSION001", 4, msgs[3:5]))
+    announced[18:20] = (4).to_bytes(2, "big")                     # says 4 blocks, brings 2
+    frames = [cut, build_packet("SESSION001", 3, msgs[2:3]),      # 3 again: in order now
+              bytes(announced),                                  # 4 5, then 6 7 never came
+              build_packet("SESSION001", 8, msgs[7:9]),          # 6 7 are a gap
+              build_packet("SESSION001", 10, msgs[9:11])[:-5],   # 10, then 11 cut
+              build_heartbeat("SESSION001", 12)]                 # 11 is a gap
+    # Act
+    r = run_feed_model(frames, FeedConfig(mold=True, pass_all=True))
+    # Assert
+    assert [e["seq"] for e in r.events] == [1, 2, 3, 4, 5, 8, 9, 10]
+    assert [(g["expected"], g["received"]) for g in r.gaps] == [(6, 8), (11, 12)]
+    c = r.counters
+    assert (c["MOLD_DUPLICATE_MESSAGES"], c["MOLD_MISSING_MESSAGES"], c["MOLD_BAD_COUNT"],
+            c["DROP_TRUNCATED"]) == (0, 3, 1, 2)
+
+
+def test_mold_short_packet_never_moves_a_session_back_over_what_it_delivered():
+    msgs = [add(1, k) for k in range(1, 9)]
+    frames = [build_packet("SESSION001", 1, msgs[0:5]),
+              build_packet("SESSION001", 2, msgs[1:6])[:-5],      # overlap, its new 6 cut
+              build_packet("SESSION001", 1, msgs[0:3])[:-5],      # old, and cut
+              build_packet("SESSION001", 6, msgs[5:8])]           # 6 in order
+    r = run_feed_model(frames, FeedConfig(mold=True, pass_all=True))
+    assert [e["seq"] for e in r.events] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert r.gaps == [] and r.counters["MOLD_DUPLICATE_MESSAGES"] == 4 + 3   # as announced
+
+
+def test_add_with_a_side_other_than_b_or_s_becomes_an_event_of_no_kind():
+    # ITCH 5.0 section 1.3.1: the Buy/Sell Indicator is "B" or "S"; the book takes nothing else
+    bad = bytearray(add(1, 7))
+    bad[19] = ord("b")
+    r = run_feed_model([frame_historical([directory(1, "X"), bytes(bad), add(1, 8)])])
+    assert [(e["msg_type"], e["kind"], e["code"]) for e in r.events] == [
+        (ord("R"), 1, 0), (ord("A"), 0, ord("b")), (ord("A"), 2, ord("B"))]
+
+
 def test_mold_blocks_beyond_the_count_are_dropped_and_counted():
     packet = build_packet("SESSION001", 1, [add(1, 1)])
     packet = packet[:18] + b"\x00\x00" + packet[20:]         # count 0 yet one block

@@ -357,3 +357,20 @@ def test_sequencer_delivers_each_message_once_under_reordering_and_repeats():
     assert c.messages_delivered == len(delivered)
     assert len(delivered) + c.missing_messages == 40
     assert c.messages_delivered + c.duplicate_messages == 2 * 40  # every arrival is one or the other
+
+
+def test_sequencer_cut_short_makes_the_blocks_not_brought_expected_again():
+    seqr = MoldSequencer()
+    s = b"SESSION001"
+    v = seqr.accept(MoldPacket(s, 1, 5, (b"",) * 5))          # in order, E = 6
+    seqr.cut_short(v, 3)                                      # only 1 and 2 came
+    assert seqr.expected(s) == 3
+    v = seqr.accept(MoldPacket(s, 1, 2, (b"",) * 2))          # old: E stays
+    seqr.cut_short(v, 2)
+    assert seqr.expected(s) == 3
+    v = seqr.accept(MoldPacket(s, 2, 4, (b"",) * 4))          # overlap from 3, E = 6
+    seqr.cut_short(v, 2)                                      # nothing new came: back to 3,
+    assert seqr.expected(s) == 3                              # never below what it expected
+    v = seqr.accept(MoldPacket(s, 3, 0, ()))                  # a heartbeat is left alone
+    seqr.cut_short(v, 1)
+    assert seqr.expected(s) == 3

@@ -10,7 +10,9 @@ aligns each unit to byte 0), so decoding is wiring, a few comparators and one ou
 * MoldUDP64 header units are checked against the session table (:data:`SESSIONS` entries, each a
   session name, its next expected sequence number and whether it ended), with the rules of
   :class:`host.feed.framing.MoldSequencer`; a gap sends a :data:`hdl.wire.FEED_GAP` record, and
-  the packet's repeated (or all its) messages are marked to be dropped as they arrive.
+  the packet's repeated (or all its) messages are marked to be dropped as they arrive. Blocks a
+  packet announced and did not bring are missing again when the next header arrives (that header
+  waits one cycle).
 * Messages A F E C X D U and the level update 'l' become book events with the slot resolved;
   R becomes a DIRECTORY event when its locate is (or becomes) subscribed. Book messages of an
   unsubscribed locate are dropped and counted, unless ``pass_all`` (then slot 0xFFFF; a level
@@ -116,6 +118,10 @@ class Decoder(wiring.Component):
             "add_missing": Out(32),
             "add_duplicate_messages": Out(16),
         })
+        # High for the one cycle a MoldUDP64 header waits while the packet before it, which
+        # brought fewer blocks than it announced, is accounted (the only cycle the decoder
+        # refuses a unit while its outputs can take records).
+        self.fix_now = Signal(name="fix_now")
 
     def elaborate(self, platform):
         m = Module()
@@ -139,8 +145,10 @@ class Decoder(wiring.Component):
         with m.If(self.gaps.ready):
             m.d.sync += gap_valid.eq(0)
         ready = Signal()
+        # A header waits one cycle while the packet before it, if it came short, is accounted
+        # (``fix_now``, below).
         m.d.comb += ready.eq((~ev_valid | self.events.ready) & (~host_valid | self.host.ready)
-                             & (~gap_valid | self.gaps.ready))
+                             & (~gap_valid | self.gaps.ready) & ~self.fix_now)
         m.d.comb += self.units.ready.eq(ready)
         fire = Signal()
         m.d.comb += fire.eq(self.units.valid & ready)
@@ -156,6 +164,18 @@ class Decoder(wiring.Component):
         h_count = Cat(b[19], b[18])
         hit = Signal(SESSIONS)
         free = Signal(SESSIONS)
+        # A packet that brings fewer message blocks than its header announced (cut short, or
+        # its rest dropped by the deframer) has moved its session's expected number past
+        # blocks that never came. When the next header arrives those become missing again: the
+        # header waits one cycle while its session is set to expect the first block not seen
+        # (never less than it expected before that packet), so the next packet of the session
+        # reports them as a gap.
+        p_idx = Signal(range(SESSIONS))   # the last packet's session entry
+        p_fix = Signal()                  # the packet moved the session's expected to its end
+        # the session table's expected numbers have one write path (a header, or a fix)
+        tw_en = Signal()
+        tw_idx = Signal(range(SESSIONS))
+        tw_expected = Signal(64)
         idx = Signal(range(SESSIONS))
         found = Signal()
         new_session = Signal()
@@ -199,9 +219,17 @@ class Decoder(wiring.Component):
         is_eos = Signal()
         m.d.comb += [is_hb.eq(h_count == 0), is_eos.eq(h_count == 0xFFFF)]
 
+        m.d.comb += self.fix_now.eq(self.units.valid & u.header & p_fix & (remaining != 0))
+        with m.If(self.fix_now):
+            # msg_seq is the first block not seen. An overlap packet skips its old blocks first:
+            # while some are left to skip, msg_seq + skip is what the session expected before
+            # the packet, which it keeps; after them, skip is 0.
+            m.d.comb += [tw_en.eq(1), tw_idx.eq(p_idx), tw_expected.eq(msg_seq + skip)]
+            m.d.sync += p_fix.eq(0)
         with m.If(fire & u.header):
             m.d.comb += self.count_packet.eq(1)
-            m.d.sync += [msg_seq.eq(h_seq), skip.eq(0), drop_frame.eq(0)]
+            m.d.sync += [msg_seq.eq(h_seq), skip.eq(0), drop_frame.eq(0),
+                         p_fix.eq(0), p_idx.eq(idx)]
             m.d.sync += remaining.eq(Mux(is_hb | is_eos, 0, h_count))
             with m.If(u.frame_end & ~is_hb & ~is_eos):
                 m.d.comb += self.count_bad_count.eq(1)
@@ -223,20 +251,23 @@ class Decoder(wiring.Component):
                     m.d.sync += skip.eq(h_count)
                 with m.Elif(h_seq == cur_expected):
                     m.d.comb += new_expected.eq(seq_end)
+                    m.d.sync += p_fix.eq(1)
                 with m.Elif(ahead):
                     m.d.comb += [report_gap.eq(1), new_expected.eq(seq_end)]
+                    m.d.sync += p_fix.eq(1)
                 with m.Elif(seq_end > cur_expected):
                     m.d.comb += [self.count_overlap.eq(1), new_expected.eq(seq_end),
                                  self.add_duplicate_messages.eq(behind_by)]
-                    m.d.sync += skip.eq(behind_by)
+                    m.d.sync += [skip.eq(behind_by), p_fix.eq(1)]
                 with m.Else():
                     m.d.comb += [self.count_duplicate.eq(1),
                                  self.add_duplicate_messages.eq(h_count)]
                     m.d.sync += skip.eq(h_count)
+                m.d.comb += [tw_en.eq(1), tw_idx.eq(idx), tw_expected.eq(new_expected)]
                 for i in range(SESSIONS):
                     with m.If(idx == i):
                         m.d.sync += [s_valid[i].eq(1), s_name[i].eq(session),
-                                     s_expected[i].eq(new_expected), s_ended[i].eq(new_ended)]
+                                     s_ended[i].eq(new_ended)]
                 with m.If(report_gap):
                     m.d.comb += [self.count_gap.eq(1),
                                  self.add_missing.eq((h_seq - cur_expected)[:32])]
@@ -251,6 +282,10 @@ class Decoder(wiring.Component):
                         gap.flags.end_of_session.eq(is_eos),
                         gap.ingress_cycle.eq(u.ingress),
                     ]
+
+        for i in range(SESSIONS):
+            with m.If(tw_en & (tw_idx == i)):
+                m.d.sync += s_expected[i].eq(tw_expected)
 
         with m.If(self.mold_reset):   # after the header logic: forgetting wins
             m.d.sync += [s_valid.eq(0), s_ended.eq(0)]
@@ -338,8 +373,13 @@ class Decoder(wiring.Component):
                 with m.Case(ord("R")):
                     m.d.sync += [ev.kind.eq(EventKind.DIRECTORY), ev.stock.eq(stock_r)]
                 with m.Case(ord("A"), ord("F")):   # F is A plus a 4-byte attribution at 36
+                    side = b[PREFIX + 19]
                     m.d.sync += [
-                        ev.kind.eq(EventKind.ADD),
+                        # Buy/Sell Indicator: 'B' or 'S' (section 1.3.1). An add with any other
+                        # byte books nothing: it travels as an event of no kind, as the
+                        # reference book ignores it (and counts it as an anomaly)
+                        ev.kind.eq(Mux((side == ord("B")) | (side == ord("S")), EventKind.ADD,
+                                       EventKind.NONE)),
                         ev.order_ref.eq(big_endian(b, 11, 8)),
                         ev.code.eq(b[PREFIX + 19]),
                         ev.sell.eq(b[PREFIX + 19] == ord("S")),

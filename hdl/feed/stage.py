@@ -71,11 +71,15 @@ class FeedStage(wiring.Component):
                                "FEED_SUB_SLOT": Signal(name="feed_sub_slot_stb")}
         # High when the stage's state may change on the next edge; see the end of elaborate().
         self.busy = Signal(name="busy")
+        # High for the one cycle a MoldUDP64 header waits after a packet that brought fewer
+        # blocks than it announced (:attr:`hdl.feed.decoder.Decoder.fix_now`); for the proofs.
+        self.header_wait = Signal(name="header_wait")
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.deframer = deframer = Deframer()
         m.submodules.decoder = decoder = Decoder(slots=self.slots)
+        m.d.comb += self.header_wait.eq(decoder.fix_now)
         m.submodules.table = table = SubscriptionTable(locates=self.locates, slots=self.slots)
         connect(m, wiring.flipped(self.beats), deframer.beats)
         connect(m, deframer.units, decoder.units)

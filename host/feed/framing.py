@@ -473,6 +473,11 @@ class MoldSequencer:
     treated the same way and then marks the session ended. Heartbeats and end of session are
     counted in ``heartbeats`` and ``end_of_sessions`` whatever their sequence number.
 
+    A packet may bring fewer message blocks than its count (cut short, or its rest unreadable).
+    The stage that reads the blocks then calls :meth:`cut_short`: the blocks not brought were not
+    received, so ``E`` goes back to the first of them (never below where it was before the
+    packet), and the session's next packet reports them as a gap.
+
     Sessions are independent: a packet of another session never moves this session's ``E``.
 
     Parameters
@@ -498,6 +503,18 @@ class MoldSequencer:
         """Whether ``session`` has received its end-of-session packet."""
         st = self._sessions.get(_check_session(session))
         return st is not None and st.ended
+
+    def cut_short(self, verdict: MoldVerdict, first_missing: int) -> None:
+        """The packet of ``verdict`` brought its messages only up to ``first_missing`` (its last
+        blocks never arrived, or could not be read): the session expects that message again,
+        never less than it expected before the packet, so the next packet reports the rest as
+        a gap. Only an in-order, gap or overlap verdict moved ``E``; the others leave it."""
+        if verdict.kind not in (MoldPacketKind.IN_ORDER, MoldPacketKind.GAP,
+                                MoldPacketKind.OVERLAP):
+            return
+        st = self._sessions.get(verdict.session)
+        if st is not None:
+            st.expected = max(first_missing, verdict.expected)
 
     def accept_bytes(self, buf: bytes) -> MoldVerdict:
         """Parse a raw packet (see :func:`parse_packet`, whose errors propagate) and accept it."""

@@ -72,6 +72,8 @@ def itch_events(messages: Iterable[bytes], *, first_seq: int = 1) -> list[dict]:
         if t == "R":
             ev["stock"] = int.from_bytes(f["stock"].ljust(8).encode(), "little")
         elif t in "AF":
+            if f["buy_sell_indicator"] not in ("B", "S"):
+                ev["kind"] = int(EventKind.NONE.value)   # the feed's decoder books nothing
             ev.update(order_ref=f["order_reference_number"], sell=int(f["buy_sell_indicator"] == "S"),
                       shares=f["shares"], price=f["price"],
                       stock=int.from_bytes(f["stock"].ljust(8).encode(), "little"))

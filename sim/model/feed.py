@@ -152,6 +152,7 @@ class FeedModel:
         self.skip = 0
         self.remaining = 0
         self.drop_frame = False
+        self.last_verdict = None   # the sequencer's verdict on the last packet
 
     def _count(self, name: str, n: int = 1) -> None:
         self.counters[name] = (self.counters[name] + n) & 0xFFFF_FFFF
@@ -204,6 +205,10 @@ class FeedModel:
         c = self._count
         c("MOLD_PACKETS")
         session, seq, count = hdr[:10], _be(hdr, 10, 8), _be(hdr, 18, 2)
+        if self.last_verdict is not None and self.remaining:
+            # the previous packet brought fewer blocks than it announced (see the decoder)
+            self.sequencer.cut_short(self.last_verdict, self.msg_seq)
+        self.last_verdict = None
         special = count in (0, 0xFFFF)
         self.msg_seq, self.skip, self.drop_frame = seq, 0, False
         self.remaining = 0 if special else count
@@ -218,6 +223,7 @@ class FeedModel:
         before = dict(vars(self.sequencer.counters))
         msgs = () if special else (b"",) * count
         v = self.sequencer.accept(MoldPacket(session, seq, count, msgs))
+        self.last_verdict = v
         after = vars(self.sequencer.counters)
         for reg, key in (("MOLD_HEARTBEATS", "heartbeats"), ("MOLD_END_OF_SESSION", "end_of_sessions"),
                          ("MOLD_GAPS", "gap_events"), ("MOLD_MISSING_MESSAGES", "missing_messages"),
@@ -314,7 +320,10 @@ class FeedModel:
                 f.update(order_ref=d["original_order_reference_number"],
                          new_order_ref=d["new_order_reference_number"], shares=d["shares"],
                          price=d["price"])
-            self._book(self._event(_KIND[t], rslot, seq, msg[0], **f), subscribed)
+            kind = _KIND[t]
+            if t in "AF" and msg[19] not in b"BS":
+                kind = EventKind.NONE      # a Buy/Sell Indicator other than B or S books nothing
+            self._book(self._event(kind, rslot, seq, msg[0], **f), subscribed)
             return
         if t == "R" and subscribed:
             c("FEED_EVENTS")
