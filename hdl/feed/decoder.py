@@ -171,7 +171,9 @@ class Decoder(wiring.Component):
         # (never less than it expected before that packet), so the next packet of the session
         # reports them as a gap.
         p_idx = Signal(range(SESSIONS))   # the last packet's session entry
-        p_fix = Signal()                  # the packet moved the session's expected to its end
+        # the packet moved the session's expected number to its end and some of its blocks
+        # have not come (yet)
+        p_fix = Signal()
         # the session table's expected numbers have one write path (a header, or a fix)
         tw_en = Signal()
         tw_idx = Signal(range(SESSIONS))
@@ -219,7 +221,7 @@ class Decoder(wiring.Component):
         is_eos = Signal()
         m.d.comb += [is_hb.eq(h_count == 0), is_eos.eq(h_count == 0xFFFF)]
 
-        m.d.comb += self.fix_now.eq(self.units.valid & u.header & p_fix & (remaining != 0))
+        m.d.comb += self.fix_now.eq(self.units.valid & u.header & p_fix)
         with m.If(self.fix_now):
             # msg_seq is the first block not seen. An overlap packet skips its old blocks first:
             # while some are left to skip, msg_seq + skip is what the session expected before
@@ -303,6 +305,8 @@ class Decoder(wiring.Component):
                     m.d.comb += self.count_bad_count.eq(1)      # a block beyond the count
                 with m.Else():
                     m.d.sync += remaining.eq(remaining - 1)
+                    with m.If(remaining == 1):
+                        m.d.sync += p_fix.eq(0)                 # every block came
                     with m.If(u.frame_end & (remaining != 1)):
                         m.d.comb += self.count_bad_count.eq(1)  # the packet ended early
                     with m.If(skip != 0):
