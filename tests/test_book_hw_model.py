@@ -83,3 +83,20 @@ def test_host_merge_of_refill_records_equals_full_model_message_for_message():
 def test_order_book_rejects_bad_geometry_with_the_value(kwargs, text):
     with pytest.raises(ValueError, match=text.replace("(", r"\(").replace(".", r"\.")):
         OrderBook(**kwargs)
+
+
+def test_itch_events_give_an_add_with_a_bad_side_no_kind_as_the_feed_does():
+    from hdl.feed.events import EventKind
+    from host.feed.itch import encode_message
+    add = bytearray(encode_message({
+        "message_type": "A", "stock_locate": 1, "tracking_number": 0, "timestamp": 2,
+        "order_reference_number": 5, "buy_sell_indicator": "B", "shares": 100,
+        "stock": "X", "price": 10_000}))
+    good = bytes(add)
+    add[19] = ord("b")
+    kinds = [e["kind"] for e in itch_events([bytes(add), good])]
+    assert kinds == [EventKind.NONE.value, EventKind.ADD.value]
+    def book():
+        return HardwareBook(slots=4, levels=2, order_ways=2, order_sets=64, assign_slots=False)
+    assert len(book().run(itch_events([bytes(add)]))) == 0
+    assert len(book().run(itch_events([good]))) == 1

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 from urllib.parse import parse_qs, urlparse
 
-from host.venues.levels import (Instrument, LevelBatch, LevelError, decimal_grid, diff_updates,
-                                snapshot_updates)
+from host.venues.levels import (Instrument, LevelBatch, LevelError, clear_batch, decimal_grid,
+                                diff_updates, snapshot_updates)
 from host.venues.recording import Frame, read_frames
 
 __all__ = ["DepthSnapshot", "DepthDiff", "BookTicker", "BinanceDepthSync", "read_session",
@@ -283,11 +283,11 @@ class BinanceDepthSync:
             updates = snapshot_updates(inst, snap.bids, snap.asks, snap.last_update_id)
         except LevelError as err:
             self._refuse(err)
-            return self._lose_sync(state, inst, snap.symbol, snap.local_ts_ns)
+            return self._lose_sync(state, inst, snap.local_ts_ns)
         live = [d for d in state.pending if not self._stale(snap.last_update_id, d, True)]
         if live and not self._continues(snap.last_update_id, live[0], True):
             self.counters["snapshot_too_old"] += 1
-            return self._lose_sync(state, inst, snap.symbol, snap.local_ts_ns)
+            return self._lose_sync(state, inst, snap.local_ts_ns)
         state.book_id = snap.last_update_id
         state.first = True
         out = [LevelBatch(snap.symbol, inst.slot, snap.last_update_id, updates, True,
@@ -315,7 +315,7 @@ class BinanceDepthSync:
             return []
         if not self._continues(state.book_id, diff, state.first):
             self.counters["gap"] += 1
-            out = self._lose_sync(state, inst, diff.symbol, diff.local_ts_ns)
+            out = self._lose_sync(state, inst, diff.local_ts_ns)
             state.pending.append(diff)
             return out
         try:
@@ -324,7 +324,7 @@ class BinanceDepthSync:
             # The book can no longer be the venue's: it is cleared, and the diffs that follow
             # wait for a new snapshot.
             self._refuse(err)
-            return self._lose_sync(state, inst, diff.symbol, diff.local_ts_ns)
+            return self._lose_sync(state, inst, diff.local_ts_ns)
         state.book_id = diff.final_update_id
         state.first = False
         self.counters["applied"] += 1
@@ -335,7 +335,7 @@ class BinanceDepthSync:
         self.counters["refused"] += 1
         self.last_refusal = str(err)
 
-    def _lose_sync(self, state: _SymbolState, inst: Instrument, symbol: str,
+    def _lose_sync(self, state: _SymbolState, inst: Instrument,
                    local_ts_ns: int) -> list[LevelBatch]:
         """Mark the symbol unsynced; a book the gateware holds is cleared by an empty
         snapshot (stamped with the last update id it was in sync at)."""
@@ -343,8 +343,7 @@ class BinanceDepthSync:
         if book_id is None:
             return []
         self.counters["cleared"] += 1
-        return [LevelBatch(symbol, inst.slot, book_id,
-                           snapshot_updates(inst, (), (), book_id), True, local_ts_ns)]
+        return [clear_batch(inst, book_id, local_ts_ns)]
 
     def _stale(self, book_id: int, diff: DepthDiff, first: bool) -> bool:
         # Spot drops u <= lastUpdateId; futures' first event may end exactly at lastUpdateId.

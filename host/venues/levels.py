@@ -22,6 +22,7 @@ from hdl.wire import LEVEL_UPDATE, LEVEL_UPDATE_TYPE
 
 __all__ = ["LevelError", "Instrument", "LevelUpdate", "LevelBatch", "decimal_grid",
            "encode_level_message", "decode_level_message", "snapshot_updates", "diff_updates",
+           "clear_batch",
            "FLAG_SELL", "FLAG_SNAPSHOT_BEGIN", "FLAG_SNAPSHOT_END", "FLAG_DELETE",
            "LEVEL_MESSAGE_LENGTH"]
 
@@ -329,6 +330,14 @@ def snapshot_updates(instrument: Instrument, bids: Sequence, asks: Sequence,
     out[0][1] |= FLAG_SNAPSHOT_BEGIN
     out[-1][1] |= FLAG_SNAPSHOT_END
     return tuple(LevelUpdate(s, f, p, q, exchange_seq) for s, f, p, q in out)
+
+
+def clear_batch(instrument: Instrument, update_id: int, local_ts_ns: int = 0) -> LevelBatch:
+    """The batch that empties the instrument's book in the gateware (an empty snapshot), sent
+    when the host's book loses its sync with the venue; ``update_id`` is the last id the book
+    was right at."""
+    return LevelBatch(instrument.symbol, instrument.slot, update_id,
+                      snapshot_updates(instrument, (), (), update_id), True, local_ts_ns)
 
 
 def diff_updates(instrument: Instrument, bids: Sequence, asks: Sequence,

@@ -30,7 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
-from host.venues.levels import (Instrument, LevelBatch, LevelError, diff_updates,
+from host.venues.levels import (Instrument, LevelBatch, LevelError, clear_batch, diff_updates,
                                 snapshot_updates)
 from host.venues.recording import read_frames
 
@@ -266,8 +266,7 @@ class OkxBookSync:
         if last is None:
             return None
         self.counters["cleared"] += 1
-        return LevelBatch(msg.inst_id, inst.slot, last, snapshot_updates(inst, (), (), last),
-                          True, msg.local_ts_ns)
+        return clear_batch(inst, last, msg.local_ts_ns)
 
 
 def level_batches(messages: Iterable[OkxBookMessage],
