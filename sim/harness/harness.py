@@ -122,7 +122,8 @@ class Harness:
     @classmethod
     def build(cls, component, name: str, config: str = "", *,
               dtypes: Mapping[str, np.dtype] | None = None, settle: int = _DEFAULT_SETTLE,
-              fold: bool = True, gate: bool = True, pgo: str | None = None) -> "Harness":
+              fold: bool = True, gate: bool = True, pgo: str | None = None,
+              schedule: bool = True) -> "Harness":
         """Build (or reuse from the cache) the harness of ``component`` and load it.
 
         Parameters
@@ -145,13 +146,17 @@ class Harness:
         pgo : str, optional
             See :func:`sim.harness.build_harness`: ``"module:function"`` of a trainer for a
             profile-guided build.
+        schedule : bool
+            See :func:`sim.harness.build_harness`; the default steps the model by the
+            harness's own schedule where the generated code allows it.
 
         Returns
         -------
         Harness
             A fresh instance at cycle 0, not yet reset.
         """
-        return cls(build_harness(component, name, config=config, fold=fold, gate=gate, pgo=pgo),
+        return cls(build_harness(component, name, config=config, fold=fold, gate=gate, pgo=pgo,
+                                 schedule=schedule),
                    dtypes=dtypes, settle=settle)
 
     def spawn(self) -> "Harness":
