@@ -10,7 +10,8 @@ from tools.bench_harness import BOOK_IDLE, TOP_TRAFFIC
 
 
 def test_harness_section_runs_every_scenario_to_the_end():
-    rows = bench.bench_harness_speed(n_messages=2_000, idle_cycles=5_000, repeats=1)
+    info = {}
+    rows = bench.bench_harness_speed(n_messages=2_000, idle_cycles=5_000, repeats=1, info=info)
 
     assert [r["scenario"] for r in rows] == (["no traffic"] + [t[0] for t in TOP_TRAFFIC]
                                              + [BOOK_IDLE])
@@ -34,6 +35,8 @@ def test_harness_section_runs_every_scenario_to_the_end():
     # nothing downstream holds the feed back
     assert book_idle["beats"] == beats and book_idle["bbo_records"] == 0
     assert beats <= book_idle["cycles"] <= every
+    # the daemon's build steps the model by the harness's own schedule
+    assert info == {"schedule": "harness"}
 
 
 def test_host_section_counts_alerts_in_its_report_instead_of_logging_them(caplog):

@@ -131,16 +131,18 @@ def bench_orders(n_orders: int, seed: int) -> dict:
 HARNESS_GOAL_MCYCLES = 5.0   # the harness's goal on the whole top, million cycles per second
 
 
-def bench_harness_speed(n_messages: int, idle_cycles: int, repeats: int) -> list[dict]:
+def bench_harness_speed(n_messages: int, idle_cycles: int, repeats: int,
+                        info: dict | None = None) -> list[dict]:
     """The harness table's rows; ``paced`` is false for :data:`tools.bench_harness.BOOK_IDLE`, a
-    measure of the book's share, not a load the goal is judged on."""
+    measure of the book's share, not a load the goal is judged on. ``info`` receives the build's
+    schedule (see :func:`tools.bench_harness.top_rows`)."""
     from tools.bench_harness import BOOK_IDLE, top_rows
 
     return [{"scenario": scenario, "beats": n_in, "bbo_records": n_out, "cycles": cycles,
              "wall_s": wall, "mcycles_per_wall_s": rate, "mcycles_per_cpu_s": cpu_rate,
              "paced": scenario != BOOK_IDLE}
             for _, scenario, n_in, n_out, cycles, wall, rate, cpu_rate
-            in top_rows(n_messages, idle_cycles, repeats)]
+            in top_rows(n_messages, idle_cycles, repeats, info)]
 
 
 def bench_cocotb(n_messages: int, seed: int) -> dict:
@@ -267,8 +269,10 @@ def main(argv=None) -> int:
             ("accepted", f"{o['accepted']:,}"),
         ])
     if "harness" not in args.skip:
+        info: dict = {}
         report["harness"] = rows = bench_harness_speed(args.harness_messages, 1_000_000,
-                                                       args.harness_repeats)
+                                                       args.harness_repeats, info)
+        report["harness_schedule"] = info["schedule"]
         paced = [r for r in rows if r["paced"]]
         missed = [r["scenario"] for r in paced if r["mcycles_per_cpu_s"] < HARNESS_GOAL_MCYCLES]
         report["harness_goal_mcycles"] = HARNESS_GOAL_MCYCLES
@@ -279,6 +283,7 @@ def main(argv=None) -> int:
         if missed:
             verdict += "; not: " + ", ".join(missed)
         table.append((f"goal {HARNESS_GOAL_MCYCLES:g} M cycles/s", verdict))
+        table.append(("schedule of the model's regions", info["schedule"]))
         _print_table(f"harness speed, whole top (best of {args.harness_repeats}; M cycles per "
                      "CPU second, per wall second)", table)
     if "cocotb" not in args.skip:

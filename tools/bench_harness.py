@@ -88,9 +88,11 @@ TOP_TRAFFIC = (("ITCH beat on every cycle", 0.0, 0.0),
 BOOK_IDLE = "every cycle, no symbol subscribed"
 
 
-def top_rows(n_messages: int, idle_cycles: int, repeats: int) -> list[tuple]:
+def top_rows(n_messages: int, idle_cycles: int, repeats: int,
+             info: dict | None = None) -> list[tuple]:
     """Rows of the whole top (:class:`hdl.top.Top`, the profile-guided build the daemon uses):
-    idle, then a generated ITCH day under each of :data:`TOP_TRAFFIC`, then :data:`BOOK_IDLE`."""
+    idle, then a generated ITCH day under each of :data:`TOP_TRAFFIC`, then :data:`BOOK_IDLE`.
+    ``info``, if given, receives the build's ``schedule`` (:attr:`HarnessBuild.schedule`)."""
     from hdl.feed.decoder import SUB_HOST
     from host.link.beats import pack_historical
     from hdl.top import Top
@@ -100,6 +102,8 @@ def top_rows(n_messages: int, idle_cycles: int, repeats: int) -> list[tuple]:
     top = Top()
     h = Harness.build(top, "ticklane_top", config=top.config, pgo=TRAINER,
                       dtypes={"md_in": wire.MD_BEAT.dtype, "bbo_out": BBO.dtype})
+    if info is not None:
+        info["schedule"] = h.build_info.schedule
     h.reset()
     stream = generate(1, n_messages)
     beats = pack_historical(stream)
@@ -154,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
                                   args.repeats)
         h.close()
     if args.top or args.top_only:
-        rows += top_rows(args.top_messages, max(args.idle_cycles // 10, 1), args.repeats)
+        info: dict = {}
+        rows += top_rows(args.top_messages, max(args.idle_cycles // 10, 1), args.repeats, info)
+        print(f"Top: {info['schedule']} schedule")
 
     header = ("design", "scenario", "records in", "records out", "cycles", "wall s",
               "Mcycles/s", "Mcycles/cpu-s")
