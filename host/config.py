@@ -17,7 +17,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "ConfigError", "Config", "LinkConfig", "FeedConfig", "VenueConfig", "RiskLimits",
@@ -37,9 +37,9 @@ class ConfigError(ValueError):
 
 
 def _f(default: Any, doc: str, *, choices: tuple = (), minimum: int | float | None = None,
-       key: str | None = None) -> Any:
+       maximum: int | None = None, key: str | None = None) -> Any:
     """A dataclass field with its documentation, allowed values and TOML key."""
-    meta = {"doc": doc, "choices": choices, "minimum": minimum, "key": key}
+    meta = {"doc": doc, "choices": choices, "minimum": minimum, "maximum": maximum, "key": key}
     return field(default=default, metadata=meta)
 
 
@@ -131,18 +131,25 @@ class RiskLimits:
 class SymbolRiskOverride:
     """``[risk.symbols.<TICKER>]``: per-symbol overrides; a field left out keeps the global value.
 
+    Only the limits the risk gate holds per symbol slot can be overridden: the order quantity
+    and the position. The gate holds one notional limit, one open-order limit and one collar band
+    for every symbol, so those keys are refused here with that reason: a tighter value for one
+    symbol would be enforced by nothing.
+
     Attributes
     ----------
-    max_order_qty, max_notional, max_position, max_open_orders, collar_ticks, tick_size : int or None
+    max_order_qty, max_position : int or None
         Default ``None`` (inherit the ``[risk]`` value).
     """
 
-    max_order_qty: int | None = _f(None, "override of risk.max_order_qty", minimum=1)
-    max_notional: int | None = _f(None, "override of risk.max_notional", minimum=1)
-    max_position: int | None = _f(None, "override of risk.max_position", minimum=0)
-    max_open_orders: int | None = _f(None, "override of risk.max_open_orders", minimum=0)
-    collar_ticks: int | None = _f(None, "override of risk.collar_ticks", minimum=0)
-    tick_size: int | None = _f(None, "override of risk.tick_size", minimum=1)
+    GLOBAL_ONLY: ClassVar[dict[str, str]] = {
+        "max_notional": "one notional limit", "max_open_orders": "one open-order limit",
+        "collar_ticks": "one collar band", "tick_size": "one collar band (collar_ticks x tick_size)"}
+
+    max_order_qty: int | None = _f(None, "override of risk.max_order_qty", minimum=1,
+                                   maximum=0xFFFF_FFFF)
+    max_position: int | None = _f(None, "override of risk.max_position", minimum=0,
+                                  maximum=0xFFFF_FFFF)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,11 +174,12 @@ class RiskConfig:
         Default empty: ``[risk.symbols.<TICKER>]`` tables.
     """
 
-    max_order_qty: int = _f(1000, "largest order quantity", minimum=1)
-    max_notional: int = _f(1_000_000_000, "largest price x quantity of one order", minimum=1)
-    max_position: int = _f(5000, "largest absolute net position", minimum=0)
+    max_order_qty: int = _f(1000, "largest order quantity", minimum=1, maximum=0xFFFF_FFFF)
+    max_notional: int = _f(1_000_000_000, "largest price x quantity of one order", minimum=1,
+                           maximum=(1 << 64) - 1)
+    max_position: int = _f(5000, "largest absolute net position", minimum=0, maximum=0xFFFF_FFFF)
     max_open_orders: int = _f(32, "most open orders at once (the default gate holds 32)",
-                              minimum=0)
+                              minimum=0, maximum=0xFFFF_FFFF)
     collar_ticks: int = _f(50, "farthest limit price from the opposite best, ticks", minimum=0)
     tick_size: int = _f(100, "price increment, integer price units", minimum=1)
     symbols: Mapping[str, SymbolRiskOverride] = _ff(
@@ -189,7 +197,7 @@ class RiskConfig:
         override = self.symbols.get(ticker)
         values = {}
         for f in dataclasses.fields(RiskLimits):
-            value = getattr(override, f.name) if override is not None else None
+            value = getattr(override, f.name, None) if override is not None else None
             values[f.name] = getattr(self, f.name) if value is None else value
         return RiskLimits(**values)
 
@@ -384,6 +392,10 @@ def _build(cls: type, table: Mapping[str, Any], path: str) -> Any:
     prefix = f"{path}." if path else ""
     for key in table:
         if key not in by_key:
+            reason = getattr(cls, "GLOBAL_ONLY", {}).get(key)
+            if reason:
+                raise ConfigError(f"{prefix}{key}: the risk gate holds {reason} for every "
+                                  f"symbol; set it under [risk]")
             raise ConfigError(f"{prefix}{key}: unknown key; expected one of {sorted(by_key)}")
     kwargs = {}
     for key, f in by_key.items():
@@ -399,6 +411,9 @@ def _build(cls: type, table: Mapping[str, Any], path: str) -> Any:
         minimum = f.metadata.get("minimum")
         if minimum is not None and value is not None and value < minimum:
             raise ConfigError(f"{key_path}: must be >= {minimum}, got {value!r}")
+        maximum = f.metadata.get("maximum")
+        if maximum is not None and value is not None and value > maximum:
+            raise ConfigError(f"{key_path}: must be <= {maximum}, got {value!r}")
         kwargs[f.name] = value
     return cls(**kwargs)
 

@@ -97,11 +97,11 @@ _HOST_REJECT_KEYS = tuple((int(r), f"host:{r.name}") for r in PreTradeReason)
 # ------------------------------------------------------------------------------------------
 
 def demo_config(*, journal_dir: str | None = None) -> Config:
-    """The embedded default: simulated link, the demo stream, paper venue, two strategies.
+    """The embedded default: simulated link, the demo stream, paper venue, four strategies.
 
-    A market maker quotes the first two demo symbols (slots 0 and 1, AAPL and MSFT in the
-    directory order of ``host/data/demo.itch``) and an imbalance-momentum strategy trades the
-    next two. Prices are ITCH Price(4): a tick of 100 is one cent.
+    A market maker quotes each of the first two demo symbols (slots 0 and 1, AAPL and MSFT in the
+    directory order of ``host/data/demo.itch``) and an imbalance-momentum strategy trades each
+    of the next two. Prices are ITCH Price(4): a tick of 100 is one cent.
 
     Parameters
     ----------
@@ -131,9 +131,11 @@ def demo_config(*, journal_dir: str | None = None) -> Config:
 def precheck_config(risk: RiskConfig) -> PreTradeConfig:
     """The host pre-check's limits from ``[risk]``.
 
-    The host check is global; per-symbol overrides are enforced exactly by the gate. So that
-    the host never refuses what the configuration allows some symbol, it takes the loosest of the
-    global value and the overrides.
+    The host check is global. The two limits a symbol may override (order quantity and position,
+    :class:`host.config.SymbolRiskOverride`) are enforced per symbol slot, exactly, by the gate;
+    so that the host never refuses what the configuration allows some symbol, it takes the
+    loosest of the global value and the overrides for those two. Notional and open orders have
+    one value for every symbol, here and in the gate.
     """
     def loosest(name: str) -> int:
         values = [getattr(risk, name)] + [getattr(o, name) for o in risk.symbols.values()
@@ -142,9 +144,9 @@ def precheck_config(risk: RiskConfig) -> PreTradeConfig:
 
     position = loosest("max_position")
     return PreTradeConfig(max_order_quantity=loosest("max_order_qty"),
-                          max_notional=loosest("max_notional"),
+                          max_notional=risk.max_notional,
                           max_long=position, max_short=position,
-                          max_open_orders=loosest("max_open_orders"))
+                          max_open_orders=risk.max_open_orders)
 
 
 def gate_registers(risk: RiskConfig, tickers: dict[int, str]) -> list[tuple[str, int, int]]:

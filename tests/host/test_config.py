@@ -127,3 +127,55 @@ def test_journal_defaults_to_group_commit_and_refuses_a_zero_fsync_interval():
         parse_config("[journal]\nfsync_interval_ms = 0\n")
     with pytest.raises(ConfigError, match="journal.fsync"):
         parse_config('[journal]\nfsync = "sometimes"\n')
+
+
+@pytest.mark.parametrize("key, held", [("max_notional", "one notional limit"),
+                                       ("max_open_orders", "one open-order limit"),
+                                       ("collar_ticks", "one collar band"),
+                                       ("tick_size", "one collar band")])
+def test_a_symbol_override_the_gate_cannot_hold_per_symbol_is_refused_with_the_reason(key, held):
+    # The gate holds these once for every symbol: a tighter value for one symbol would be
+    # enforced by nothing, neither the gate nor the host's pre-check.
+    with pytest.raises(ConfigError, match=rf"^risk\.symbols\.AAPL\.{key}: the risk gate holds "
+                                          rf"{held}.* for every symbol; set it under \[risk\]$"):
+        parse_config(f"[risk.symbols.AAPL]\n{key} = 5\n")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[risk]\nmax_notional = 18446744073709551616\n",
+     r"^risk\.max_notional: must be <= 18446744073709551615, got 18446744073709551616$"),
+    ("[risk]\nmax_open_orders = 4294967296\n",
+     r"^risk\.max_open_orders: must be <= 4294967295, got 4294967296$"),
+    ("[risk.symbols.AAPL]\nmax_position = 4294967296\n",
+     r"^risk\.symbols\.AAPL\.max_position: must be <= 4294967295, got 4294967296$")])
+def test_a_limit_wider_than_its_gate_register_is_refused(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(text)
+
+
+def test_the_widest_notional_limit_fits_the_gate_registers():
+    from host.daemon import gate_registers
+
+    config = parse_config("[risk]\nmax_notional = 18446744073709551615\n")
+    regs = {name: value for name, index, value in gate_registers(config.risk, {})}
+    assert regs["RISK_MAX_NOTIONAL_LO"] == regs["RISK_MAX_NOTIONAL_HI"] == 0xFFFF_FFFF
+
+
+def test_the_host_precheck_takes_the_loosest_of_what_symbols_may_override_only():
+    from host.daemon import gate_registers, precheck_config
+
+    config = parse_config("[risk]\nmax_order_qty = 100\nmax_position = 1000\n"
+                          "max_notional = 5000000\nmax_open_orders = 8\n"
+                          "[risk.symbols.AAPL]\nmax_order_qty = 400\nmax_position = 200\n")
+
+    pre = precheck_config(config.risk)
+    regs = {(name, index): value for name, index, value
+            in gate_registers(config.risk, {0: "AAPL", 1: "MSFT"})}
+
+    # quantity and position: the host lets the loosest through, the gate holds each slot's own
+    assert (pre.max_order_quantity, pre.max_long, pre.max_short) == (400, 1000, 1000)
+    assert regs[("RISK_MAX_ORDER_QTY", 0)] == 400 and regs[("RISK_MAX_ORDER_QTY", 1)] == 100
+    assert regs[("RISK_MAX_LONG", 0)] == 200 and regs[("RISK_MAX_LONG", 1)] == 1000
+    # notional and open orders: one value, the same in both
+    assert (pre.max_notional, pre.max_open_orders) == (5_000_000, 8)
+    assert regs[("RISK_MAX_NOTIONAL_LO", 0)] == 5_000_000 and regs[("RISK_MAX_OPEN_ORDERS", 0)] == 8
