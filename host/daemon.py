@@ -53,16 +53,18 @@ import numpy as np
 from hdl import wire
 from host.config import Config, ConfigError, RiskConfig, config_from_mapping, load_config
 from host.feed.framing import FramingError, scan_historical
-from host.journal import FsyncPolicy, Session
+from host.journal import (FsyncPolicy, JournalCorrupt, JournalLocked, ReplayDivergence,
+                          Session)
 from host.link.base import Link, LinkError
 from host.hostbook import HostBook, RefillMerge, changes_to_records, locate_mask
 from host.link.beats import frame_ends_on_messages, pack_beats
 from host.metrics import Alert, Metrics
+from host.oms.order import OrderState
 from host.oms.risk import PreTradeConfig, PreTradeReason
 from host.replay import DEMO_STREAM, directory
 from host.strategy import OpenOrder, StrategyContext, StrategyHost, StrategySpec
 from host.types import Fill, OrderIntent, OrderKind, Side
-from host.venue.events import Cancelled, Reject, Replaced
+from host.venue.events import Cancelled, Reject, Replaced, VenueRejectReason
 from host.venue.paper import PaperVenue, PaperVenueConfig
 from sim.model.bbo_csv import HEADER as BBO_CSV_HEADER, format_row
 from sim.model.book import BboChange
@@ -588,12 +590,46 @@ class Daemon:
                                  price=0, quantity=abs(pos.quantity), done=False))
         if seed:
             self._pending_gate_fills.append(self.session.oms.fill_records(seed))
-        live = self.session.oms.open_orders()
-        if live:
-            self.summary.notes.append(
-                f"{len(live)} order(s) live in the recovered journal are unknown to the fresh "
-                f"venue and gate; they are left as they are")
+        self._end_orders_of_the_last_session()
         self._started = True
+
+    def _end_orders_of_the_last_session(self) -> None:
+        """End, in the journal, every order a recovered session left open.
+
+        The paper venue and the gate start empty, so nothing will ever answer those orders:
+        left open, they would count against the limits for good, and the strategies would try
+        to replace or cancel them, which the gate refuses as unknown. A request still waiting
+        for the gate is refused (a verdict with no reason bit), one waiting for the venue is
+        rejected with ``SESSION_ENDED``, and a working order is cancelled by the venue
+        (``Cancelled`` with no request). These inputs are journaled like any other, so a
+        recovery of this session finds the same ends. The gate is not told: it never knew the
+        orders (the positions reached it above)."""
+        oms = self.session.oms
+        waiting = [o for o in oms.orders.values() if o.state is OrderState.NEW]
+        if waiting:
+            v = wire.VERDICT.array(len(waiting))
+            v["client_order_id"] = [o.client_order_id for o in waiting]
+            v["slot"] = [o.slot for o in waiting]
+            v["kind"] = [int(o.kind) for o in waiting]
+            self.session.on_verdicts(v)
+        rejects = [Reject(client_order_id=o.client_order_id,
+                          reason=VenueRejectReason.SESSION_ENDED)
+                   for o in oms.orders.values() if o.state is OrderState.RISK_ACCEPTED]
+        if rejects:
+            self.session.on_venue_events(rejects)
+        working = [Cancelled(client_order_id=o.client_order_id) for o in oms.open_orders()
+                   if o.state in (OrderState.ACKNOWLEDGED, OrderState.PARTIALLY_FILLED)]
+        if working:
+            self.session.on_venue_events(working)
+        if waiting or rejects or working:
+            self.summary.notes.append(
+                f"the recovered session left {len(waiting) + len(rejects) + len(working)} "
+                f"order request(s) open that the fresh venue and gate do not know: "
+                f"{len(waiting)} refused before the gate, {len(rejects)} rejected "
+                f"(SESSION_ENDED), {len(working)} cancelled")
+        if oms.open_orders():
+            raise RuntimeError(f"orders of the recovered session still open after their ends "
+                               f"were journaled: {oms.open_orders()}")
 
     def _fit_open_orders(self, capacity: int) -> None:
         """Hold the host pre-check's open-order limit to the gate's table, so that the host
@@ -773,6 +809,12 @@ class Daemon:
         self._flush_gate_fills(run=False)
         self._run_link()
         hw = self._receive("bbo_out")
+        if "gaps_out" in self.link.streams:
+            # MoldUDP64 sequence gaps the feed reported (FEED_GAP records): counted, and judged
+            # by the gap alert. Retransmission requests are not made.
+            gaps = self._receive("gaps_out")
+            if len(gaps):
+                self.metrics.record_gap(len(gaps))
         # Host path timing starts when the records are in host memory.
         self._t_records_in = time.perf_counter_ns()
         self._link_at_records_in = self._link_s
@@ -939,11 +981,12 @@ class Daemon:
         self._host_us.append(us)
         if sent:
             self._tick_to_order_us.append(us)
-        self.metrics.observe_host_latency_us(us)
+        self.metrics.observe_host_latency(us / 1e6)
 
     def _reject(self, key: str, n: int = 1) -> None:
         self._rejects[key] += n
-        self.metrics.record_reject(key, n)
+        # A host refusal is an intent that never became an order: not part of the reject rate.
+        self.metrics.record_reject(key, n, sent=not key.startswith("host:"))
 
     def _venue_events(self, events: list) -> None:
         if not events:
@@ -1114,8 +1157,14 @@ def cmd_run(args) -> int:
     server = None
     try:
         with link:
-            daemon = Daemon(config, link, slots=args.slots, batch_messages=args.batch,
-                            bbo_csv=args.bbo_csv)
+            try:
+                daemon = Daemon(config, link, slots=args.slots, batch_messages=args.batch,
+                                bbo_csv=args.bbo_csv)
+            except (JournalCorrupt, JournalLocked, ReplayDivergence, ValueError) as exc:
+                # ValueError: a journal of another version or wire format (host.journal.codec)
+                print(f"ticklane run: cannot open the journal {config.journal.dir}: {exc}",
+                      file=sys.stderr)
+                return 2
             server = daemon.metrics.serve()
             old = {sig: signal.signal(sig, daemon.request_stop)
                    for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -142,8 +142,9 @@ class Metrics:
         ``ticklane_gaps_total``: sequence gaps detected in market data.
     hw_latency : CycleHistogram
         ``ticklane_hw_latency_cycles``: egress minus ingress cycle of BBO records.
-    host_latency_us : Histogram
-        ``ticklane_host_latency_us``: host time from batch arrival to intents queued.
+    host_latency : Histogram
+        ``ticklane_host_latency_seconds``: the host's time from a batch's BBO records in host
+        memory to its order requests sent, the link's and the paper venue's time left out.
     queue_depth : Gauge
         ``ticklane_queue_depth{queue}``.
     refills : Counter
@@ -163,12 +164,14 @@ class Metrics:
         self.bbo_records = Counter("ticklane_bbo_records", "BBO update records", registry=r)
         self.orders = Counter("ticklane_orders", "order requests sent to the risk gate",
                               registry=r)
-        self.rejects = Counter("ticklane_rejects", "order requests rejected", ["reason"],
-                               registry=r)
+        self.rejects = Counter("ticklane_rejects",
+                               "refusals by reason: host: intents the pre-check refused, gate: "
+                               "and venue: order requests", ["reason"], registry=r)
         self.gaps = Counter("ticklane_gaps", "market-data sequence gaps", registry=r)
-        self.host_latency_us = Histogram("ticklane_host_latency_us",
-                                         "batch arrival to intents queued, microseconds",
-                                         buckets=HOST_LATENCY_BUCKETS_US, registry=r)
+        self.host_latency = Histogram("ticklane_host_latency_seconds",
+                                      "BBO records in host memory to order requests sent",
+                                      buckets=[b / 1e6 for b in HOST_LATENCY_BUCKETS_US],
+                                      registry=r)
         self.queue_depth = Gauge("ticklane_queue_depth", "items waiting in a queue", ["queue"],
                                  registry=r)
         self.refills = Counter("ticklane_book_refills", "book refill events", ["event"],
@@ -219,10 +222,16 @@ class Metrics:
         self.orders.inc(n)
         self._window_orders += n
 
-    def record_reject(self, reason: str, n: int = 1) -> None:
-        """Count rejected requests by reason (e.g. ``max_qty``, ``collar``)."""
+    def record_reject(self, reason: str, n: int = 1, *, sent: bool = True) -> None:
+        """Count refusals by reason (e.g. ``gate:POSITION_LIMIT``).
+
+        ``sent``: the refused were order requests sent to the gate (counted by
+        :meth:`record_order`), which the reject rate is judged on; False for intents the host
+        refused before they became orders.
+        """
         self.rejects.labels(reason=reason).inc(n)
-        self._window_rejects += n
+        if sent:
+            self._window_rejects += n
 
     def record_gap(self, n: int = 1) -> None:
         """Count market-data sequence gaps."""
@@ -234,9 +243,9 @@ class Metrics:
         if n:
             self.refills.labels(event=event).inc(n)
 
-    def observe_host_latency_us(self, microseconds: float) -> None:
-        """One host-side latency observation."""
-        self.host_latency_us.observe(microseconds)
+    def observe_host_latency(self, seconds: float) -> None:
+        """One host-side latency observation (see :attr:`host_latency`)."""
+        self.host_latency.observe(seconds)
 
     def set_queue_depth(self, queue: str, depth: int) -> None:
         """Current depth of a named queue (``intents``, ``bbo``, ``journal`` ...)."""

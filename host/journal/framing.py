@@ -111,12 +111,20 @@ def scan(path: Path) -> JournalScan:
         if left < HEADER.size:
             return JournalScan(records, off, TornTail(off, left, "file ends inside a header"))
         length, kind, seq = HEADER.unpack_from(data, off)
+        bad = None
         if length > MAX_PAYLOAD:
-            raise JournalCorrupt(path, off, f"length {length} exceeds {MAX_PAYLOAD}")
-        if kind not in RecordKind._value2member_map_:
-            raise JournalCorrupt(path, off, f"unknown record kind {kind}")
-        if seq != expected:
-            raise JournalCorrupt(path, off, f"sequence number {seq}, expected {expected}")
+            bad = f"length {length} exceeds {MAX_PAYLOAD}"
+        elif kind not in RecordKind._value2member_map_:
+            bad = f"unknown record kind {kind}"
+        elif seq != expected:
+            bad = f"sequence number {seq}, expected {expected}"
+        if bad is not None:
+            # Zeros from here to the end are a record that never reached the disk (a file
+            # system can extend a file before it writes the data after a power loss).
+            if data.count(0, off) == left:
+                return JournalScan(records, off, TornTail(
+                    off, left, f"{left} zero bytes to the end of the file"))
+            raise JournalCorrupt(path, off, bad)
         extent = HEADER.size + length + TRAILER.size
         if extent > left:
             return JournalScan(records, off, TornTail(

@@ -18,6 +18,7 @@ durable content is unknown): the error is kept, and every later append, sync and
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 import time
@@ -26,9 +27,38 @@ from pathlib import Path
 
 from host.journal.framing import frame
 
-__all__ = ["FsyncPolicy", "Journal", "JournalSyncError", "JOURNAL_FILE"]
+__all__ = ["FsyncPolicy", "Journal", "JournalSyncError", "JournalLocked", "JOURNAL_FILE",
+           "LOCK_FILE", "lock_session"]
 
 JOURNAL_FILE = "journal.tklj"
+LOCK_FILE = "journal.lock"
+
+
+class JournalLocked(RuntimeError):
+    """Another open session holds the journal directory: two writers would interleave their
+    records and leave a journal that no recovery can read."""
+
+
+def lock_session(directory: Path) -> int:
+    """Take the session directory's exclusive lock (``flock`` on :data:`LOCK_FILE`).
+
+    Returns the locked file descriptor; closing it releases the lock (a :class:`Journal` given
+    it as ``lock`` does so on :meth:`Journal.close`). The lock is per open file, so a second
+    session in the same process is refused too.
+
+    Raises
+    ------
+    JournalLocked
+        Another session holds it.
+    """
+    fd = os.open(Path(directory) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise JournalLocked(f"{directory}: the journal is open in another session "
+                            f"(it holds {LOCK_FILE}); stop that one first") from None
+    return fd
 _MODES = ("always", "interval", "group", "never")
 
 
@@ -85,6 +115,8 @@ class Journal:
     next_seq : int
         Sequence number of the next record.
     policy : FsyncPolicy
+    lock : int, optional
+        A descriptor from :func:`lock_session`, closed (the lock released) with the journal.
 
     Attributes
     ----------
@@ -97,7 +129,9 @@ class Journal:
         journal's share of the daemon's path; the group-commit thread's fsyncs are not in it).
     """
 
-    def __init__(self, path: Path, *, next_seq: int, policy: FsyncPolicy | None = None):
+    def __init__(self, path: Path, *, next_seq: int, policy: FsyncPolicy | None = None,
+                 lock: int = -1):
+        self._held = lock  # the session directory's lock (see lock_session), released on close
         self.path = Path(path)
         self.policy = policy if policy is not None else FsyncPolicy()
         self.next_seq = next_seq
@@ -236,6 +270,9 @@ class Journal:
         finally:
             os.close(self._fd)
             self._fd = -1
+            if self._held >= 0:
+                os.close(self._held)
+                self._held = -1
 
     def __enter__(self):
         return self

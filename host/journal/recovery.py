@@ -24,7 +24,7 @@ import numpy as np
 from hdl import wire
 from host.journal import codec
 from host.journal.framing import JournalRecord, RecordKind, TornTail, scan
-from host.journal.journal import JOURNAL_FILE, FsyncPolicy, Journal
+from host.journal.journal import JOURNAL_FILE, FsyncPolicy, Journal, lock_session
 from host.journal.snapshot import load_latest_snapshot, write_snapshot
 from host.oms.engine import OrderManager
 from host.oms.risk import PreTradeConfig
@@ -123,36 +123,48 @@ def recover(path: str | os.PathLike, *, policy: FsyncPolicy | None = None,
         Damage before the last record (names the offset).
     ReplayDivergence
         Replay did not reproduce the journaled orders.
+    host.journal.journal.JournalLocked
+        Another session has the directory open.
     """
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
-    jpath = directory / JOURNAL_FILE
-    result = scan(jpath)
-    if result.torn is not None:
-        # Crash-only: the torn bytes were never acknowledged; cut them so appends continue
-        # from a clean record boundary.
-        os.truncate(jpath, result.end)
-    records = result.records
-    if records and records[0].kind != RecordKind.FILE_HEADER:
-        raise ValueError(f"{jpath}: first record is {records[0].kind.name}, not FILE_HEADER")
-    snap, notes = load_latest_snapshot(directory, result.last_seq)
-    if snap is not None:
-        oms = OrderManager.from_state(snap.state)
-        tail = [r for r in records if r.seq > snap.seq]
-        if records:
-            codec.check_file_header(records[0].payload)
-    else:
-        oms = OrderManager(config)
-        tail = records
-    replay(oms, tail)
-    journal = Journal(jpath, next_seq=result.last_seq + 1, policy=policy)
-    if not records:
-        journal.append(RecordKind.FILE_HEADER, codec.encode_file_header())
-        journal.append(RecordKind.CONFIG, codec.encode_config(oms.config))
-        journal.sync()
-    elif config is not None and config != oms.config:
-        oms.reconfigure(config)
-        journal.append(RecordKind.CONFIG, codec.encode_config(config))
+    lock = lock_session(directory)
+    try:
+        jpath = directory / JOURNAL_FILE
+        result = scan(jpath)
+        if result.torn is not None:
+            # Crash-only: the torn bytes were never acknowledged; cut them so appends continue
+            # from a clean record boundary.
+            os.truncate(jpath, result.end)
+        records = result.records
+        if records and records[0].kind != RecordKind.FILE_HEADER:
+            raise ValueError(f"{jpath}: first record is {records[0].kind.name}, "
+                             f"not FILE_HEADER")
+        snap, notes = load_latest_snapshot(directory, result.last_seq)
+        if snap is not None:
+            oms = OrderManager.from_state(snap.state)
+            tail = [r for r in records if r.seq > snap.seq]
+            if records:
+                codec.check_file_header(records[0].payload)
+        else:
+            oms = OrderManager(config)
+            tail = records
+        replay(oms, tail)
+        journal = Journal(jpath, next_seq=result.last_seq + 1, policy=policy, lock=lock)
+    except BaseException:
+        os.close(lock)
+        raise
+    try:   # from here the journal holds the lock and releases it when closed
+        if not records:
+            journal.append(RecordKind.FILE_HEADER, codec.encode_file_header())
+            journal.append(RecordKind.CONFIG, codec.encode_config(oms.config))
+            journal.sync()
+        elif config is not None and config != oms.config:
+            oms.reconfigure(config)
+            journal.append(RecordKind.CONFIG, codec.encode_config(config))
+    except BaseException:
+        journal.close()
+        raise
     report = RecoveryReport(snapshot_seq=snap.seq if snap else 0, replayed=len(tail),
                             last_seq=result.last_seq, torn_tail=result.torn, notes=notes)
     return State(oms=oms, journal=journal, report=report, directory=directory)

@@ -121,6 +121,21 @@ class OrderManager:
         self.version += 1
         self.last_rejections = []
         passed: list[Order] = []
+        first_id, counters = self.next_client_order_id, dict(self.counters)
+        try:
+            self._submit(intents, passed)
+        except BaseException:
+            # Atomic like every handler: the orders made before the failure go again.
+            for coid in range(first_id, self.next_client_order_id):
+                self.orders.pop(coid, None)
+                self._live.pop(coid, None)
+            self.next_client_order_id, self.counters = first_id, counters
+            self.last_rejections = []
+            raise
+        self.counters["requests"] += len(passed)
+        return self.requests_for(passed)
+
+    def _submit(self, intents: Sequence[OrderIntent], passed: list[Order]) -> None:
         # Open quantity per (slot, side) of the live orders, kept up to date as intents pass:
         # one pass over the live orders per call, not one per intent.
         open_qty: dict[tuple[int, Side], int] = {}
@@ -139,8 +154,6 @@ class OrderManager:
                 key = (order.slot, order.side)
                 open_qty[key] = open_qty.get(key, 0) + order.leaves
             passed.append(order)
-        self.counters["requests"] += len(passed)
-        return self.requests_for(passed)
 
     def _exposure(self, intent: OrderIntent, open_qty: dict[tuple[int, Side], int]) -> Exposure:
         open_buy = open_qty.get((intent.slot, Side.BUY), 0)
@@ -154,7 +167,7 @@ class OrderManager:
             # A replace keeps its target's symbol and side.
             t = self._live.get(intent.target)
             target_live = (t is not None and t.slot == intent.slot
-                           and t.side is Side(intent.side))
+                           and t.side == intent.side)
         return Exposure(position=pos.quantity if pos else 0, open_buy=open_buy,
                         open_sell=open_sell, open_orders=len(self._live),
                         target_live=target_live)
@@ -170,8 +183,11 @@ class OrderManager:
                           side=t.side, price=t.price, quantity=t.leaves, kind=OrderKind.CANCEL,
                           target=t.client_order_id)
         else:
-            order = Order(client_order_id=coid, strategy=intent.strategy, slot=intent.slot,
-                          side=Side(intent.side), price=intent.price, quantity=intent.quantity,
+            # Plain ints: the check took numpy integers too, and the journal and the positions
+            # must hold exactly what went on the wire.
+            order = Order(client_order_id=coid, strategy=intent.strategy, slot=int(intent.slot),
+                          side=Side(int(intent.side)), price=int(intent.price),
+                          quantity=int(intent.quantity),
                           kind=OrderKind(intent.kind),
                           target=intent.target if intent.kind == OrderKind.REPLACE else 0,
                           ioc=bool(intent.ioc),

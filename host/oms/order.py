@@ -4,7 +4,9 @@ Every order request the host sends (a new order, a cancel or a replace) is an :c
 with a client order id. Its state only moves along the edges of :data:`TRANSITIONS`; any other
 move raises :class:`IllegalTransition`, because an out-of-order or duplicated message from the
 gate or the venue means our picture of the order is wrong, and trading on a wrong picture is worse
-than stopping.
+than stopping. A fill carries no execution id, so a repeated partial fill that does not overfill
+the order cannot be told from a second fill of the same size: it is booked. A venue adapter must
+hand each fill over once (the paper venue does); a repeat that overfills raises.
 
 ::
 

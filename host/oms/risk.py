@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import operator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -31,7 +32,8 @@ _U32 = (1 << 32) - 1
 
 class PreTradeReason(enum.IntFlag):
     """Why the host refused an intent; several bits may be set."""
-    INVALID = 1 << 0             #: price or quantity out of range, or an unknown kind
+    INVALID = 1 << 0             #: slot, side, price or quantity not an integer in range
+    #:                              (a float, a bool or a side other than BUY / SELL)
     ORDER_QUANTITY = 1 << 1      #: quantity above max_order_quantity
     NOTIONAL = 1 << 2            #: price × quantity above max_notional
     POSITION_LONG = 1 << 3       #: position + open buys + quantity above max_long
@@ -52,6 +54,18 @@ _OPEN_ORDERS = int(PreTradeReason.OPEN_ORDERS)
 _SYMBOL_DISABLED = int(PreTradeReason.SYMBOL_DISABLED)
 _UNKNOWN_TARGET = int(PreTradeReason.UNKNOWN_TARGET)
 _UNSUPPORTED_KIND = int(PreTradeReason.UNSUPPORTED_KIND)
+_SIDES = frozenset(int(s) for s in Side)
+
+
+def _integer(value) -> int | None:
+    """``value`` as an exact int (a Python or numpy integer), or None: a float, a bool or
+    anything else is not a quantity or a price."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,22 +167,25 @@ class PreTradeCheck:
         # Plain integers while checking (an IntFlag operation costs a microsecond), one
         # PreTradeReason at the end.
         r = 0
-        if cfg.enabled_slots is not None and intent.slot not in cfg.enabled_slots:
-            r |= _SYMBOL_DISABLED
-        if not 0 <= intent.slot <= 0xFFFF:
+        slot = _integer(intent.slot)
+        if slot is None or not 0 <= slot <= 0xFFFF:
             r |= _INVALID
         kind = intent.kind
         if kind == OrderKind.CANCEL:
+            # A cancel only ever lowers exposure: a disabled symbol's orders can still be pulled.
             if not exposure.target_live:
                 r |= _UNKNOWN_TARGET
             return PreTradeReason(r)
+        if cfg.enabled_slots is not None and slot not in cfg.enabled_slots:
+            r |= _SYMBOL_DISABLED
         if kind == OrderKind.REPLACE:
             if not exposure.target_live:
                 r |= _UNKNOWN_TARGET
         elif kind != OrderKind.NEW:
             return PreTradeReason(r | _UNSUPPORTED_KIND)
-        qty, price = intent.quantity, intent.price
-        if not (0 < qty <= _U32 and 0 < price <= _U32):
+        qty, price = _integer(intent.quantity), _integer(intent.price)
+        if (qty is None or price is None or not (0 < qty <= _U32 and 0 < price <= _U32)
+                or _integer(intent.side) not in _SIDES):
             return PreTradeReason(r | _INVALID)
         if qty > cfg.max_order_quantity:
             r |= _ORDER_QUANTITY

@@ -21,6 +21,8 @@ class VenueRejectReason(enum.IntEnum):
     DUPLICATE_ID = 3            #: a client order id the venue has already seen
     INVALID = 4                 #: zero quantity or price; a replace that changes the side
     UNSUPPORTED = 5             #: a request kind the venue does not implement
+    SESSION_ENDED = 6           #: the venue session ended before it answered (the daemon
+    #:                             restarted on a recovered journal with a fresh paper venue)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,7 +17,7 @@ import pytest
 from hdl import wire
 from host.config import ConfigError, config_from_mapping
 from host.daemon import (Daemon, FeedPlan, demo_config, format_dollars,
-                         gate_registers)
+                         gate_registers, precheck_config)
 from host.feed.itch import decode_message
 from host.journal import recover
 from host.link.base import Link, LinkError, RunStats
@@ -557,6 +557,33 @@ def test_cli_run_reports_bad_config_key(tmp_path, capsys):
     assert "risk.max_order_qty" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("damage", ["version", "locked"])
+def test_cli_run_on_a_journal_it_cannot_open_is_a_clear_error(tmp_path, capsys, damage):
+    # Arrange: a journal of another version, or one another session holds open
+    from host.cli import main
+    from host.journal import FsyncPolicy, Session
+    from host.journal.journal import JOURNAL_FILE
+    directory = tmp_path / "j"
+    Session.open(directory, policy=FsyncPolicy(mode="never")).close()
+    held = None
+    if damage == "version":
+        raw = bytearray((directory / JOURNAL_FILE).read_bytes())
+        raw[13:17] = b"\x00" * 4        # the file header record's payload starts at byte 13
+        (directory / JOURNAL_FILE).write_bytes(bytes(raw))
+    else:
+        held = Session.open(directory, policy=FsyncPolicy(mode="never"))
+
+    # Act
+    rc = main(["run", "--journal", str(directory), "--max-batches", "1"])
+
+    # Assert: one line naming the journal, no traceback
+    err = capsys.readouterr().err
+    if held is not None:
+        held.close()
+    assert rc == 2
+    assert f"cannot open the journal {directory}" in err and "Traceback" not in err
+
+
 def test_cli_recover_of_directory_without_journal_is_an_error(tmp_path, capsys):
     from host.cli import main
     assert main(["recover", str(tmp_path)]) == 2
@@ -721,3 +748,117 @@ def test_tick_to_order_is_timed_once_for_each_batch_that_sent_orders(tmp_path):
     assert np.array_equal(paths["md_to_bbo"], summary.hw_bbo_cycles)
     assert np.array_equal(paths["order_to_verdict"], summary.hw_verdict_cycles)
     assert len(summary.hw_verdict_cycles) == summary.orders
+
+
+def _journal_with_an_order_in_every_open_state(directory: Path) -> dict[str, int]:
+    """A session journal left as a crash leaves it: one request waiting for the gate, one for the
+    venue, a working order, a partly filled one, and a replace of it still waiting for the
+    venue. Returns the client order ids by name."""
+    from host.journal import FsyncPolicy, Session
+    from host.oms.risk import PreTradeConfig
+    from host.types import Fill, OrderIntent, OrderKind, Side
+    from host.venue.events import Ack
+
+    accepted = wire.VERDICT.flag("flags", "accepted")
+
+    def verdicts(requests):
+        v = wire.VERDICT.array(len(requests))
+        for name in ("client_order_id", "slot", "kind"):
+            v[name] = requests[name]
+        v["flags"] = accepted
+        return v
+
+    def new(**kw):
+        return OrderIntent(**{"strategy": "t", "slot": 0, "side": Side.BUY, "price": 1_000_000,
+                              "quantity": 100, **kw})
+
+    s = Session.open(directory, policy=FsyncPolicy(mode="never"),
+                     config=precheck_config(demo_config().risk))
+    working, partial, at_venue = s.submit([new(), new(), new()])["client_order_id"]
+    s.on_verdicts(verdicts(s.oms.requests_for([s.oms.orders[int(c)]
+                                               for c in (working, partial, at_venue)])))
+    s.on_venue_events([Ack(client_order_id=int(working)), Ack(client_order_id=int(partial))])
+    s.on_venue_events([Fill(client_order_id=int(partial), slot=0, side=Side.BUY,
+                            price=1_000_000, quantity=40, done=False)])
+    (replace,) = s.submit([new(kind=OrderKind.REPLACE, target=int(partial), quantity=30)])[
+        "client_order_id"]
+    s.on_verdicts(verdicts(s.oms.requests_for([s.oms.orders[int(replace)]])))
+    (waiting,) = s.submit([new(side=Side.SELL, slot=1)])["client_order_id"]
+    s.journal.close()          # a crash: no stop, no snapshot
+    return {"working": int(working), "partial": int(partial), "at_venue": int(at_venue),
+            "replace": int(replace), "waiting": int(waiting)}
+
+
+def test_a_restart_ends_every_order_the_recovered_session_left_open(tmp_path):
+    # Arrange: a crashed session's journal with orders open in every state
+    config = _config(tmp_path)
+    ids = _journal_with_an_order_in_every_open_state(Path(config.journal.dir))
+
+    # Act: the daemon starts on it, with a fresh paper venue and gate
+    daemon = Daemon(config, ModelLink())
+    daemon.start()
+    oms = daemon.session.oms
+
+    # Assert: nothing is left open, each request ended as its venue or gate would end it
+    assert oms.open_orders() == []
+    states = {name: oms.orders[coid].state for name, coid in ids.items()}
+    assert states == {"waiting": OrderState.RISK_REJECTED, "at_venue": OrderState.REJECTED,
+                      "replace": OrderState.REJECTED, "working": OrderState.CANCELLED,
+                      "partial": OrderState.CANCELLED}
+    assert oms.position(0).quantity == 40          # the fill stays
+    assert any("1 refused before the gate, 2 rejected (SESSION_ENDED), 2 cancelled" in note
+               for note in daemon.summary.notes)
+    # the run goes on with quotes the gate knows: no request names an order it never saw
+    summary = daemon.run(max_batches=20)
+    assert summary.rejects.get("gate:UNKNOWN_ORDER", 0) == 0
+    # and a recovery of this journal finds the same ends
+    state = recover(config.journal.dir)
+    state.journal.close()
+    assert {name: state.oms.orders[coid].state for name, coid in ids.items()} == states
+
+
+def test_a_restart_after_a_crash_mid_run_leaves_the_market_makers_quoting(tmp_path):
+    # Arrange: a run killed after ten batches, with quotes resting at the venue
+    config = _config(tmp_path)
+    first = Daemon(config, ModelLink())
+    first.start()
+    for _ in range(10):
+        first.step()
+    assert first.session.oms.open_orders()
+    restart_id = first.session.oms.next_client_order_id
+    first.session.journal.close()
+
+    # Act
+    daemon, link, oms, summary = _run(config)
+
+    # Assert: the market makers (slots 0 and 1) quote again, and the gate knew every target
+    accepted_slots = {o.slot for o in oms.orders.values()
+                      if o.client_order_id >= restart_id and o.state not in (
+                          OrderState.NEW, OrderState.RISK_REJECTED)}
+    assert {0, 1} <= accepted_slots
+    assert summary.rejects.get("gate:UNKNOWN_ORDER", 0) == 0
+    assert oms.open_orders() == []
+
+
+def test_feed_gap_records_reach_the_gap_metric_and_its_alert(tmp_path, caplog):
+    # Arrange: a link whose feed reports one MoldUDP64 gap in the first batch
+    import logging
+
+    class GapLink(ModelLink):
+        def run(self, *, max_cycles=None):
+            if not getattr(self, "gap_sent", False):
+                gap = wire.FEED_GAP.array(1)
+                gap["expected"], gap["received"] = 10, 15
+                self.out["gaps_out"].append(gap)
+                self.gap_sent = True
+            return super().run(max_cycles=max_cycles)
+
+    daemon = Daemon(_config(tmp_path), GapLink())
+
+    # Act
+    with caplog.at_level(logging.WARNING, logger="ticklane.alerts"):
+        daemon.run(max_batches=2)
+
+    # Assert: counted, and the default gap alert (1 per window) fired
+    assert daemon.metrics.gaps._value.get() == 1
+    assert any("ALERT gaps" in r.getMessage() for r in caplog.records)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from host.journal import (FsyncPolicy, Journal, JournalCorrupt, RecordKind, ReplayDivergence,
-                          Session, recover, replay, scan)
+from host.journal import (FsyncPolicy, Journal, JournalCorrupt, JournalLocked, RecordKind,
+                          ReplayDivergence, Session, recover, replay, scan)
 from host.journal import journal as journal_module
 from host.journal.journal import JournalSyncError
 from host.journal import drill
@@ -68,6 +68,32 @@ def test_corrupt_last_record_is_dropped_and_reported(tmp_path):
 
     assert [r.payload for r in result.records] == [b"one"]
     assert "crc32" in result.torn.why
+
+
+@pytest.mark.parametrize("zeros", [5, 13, 20, 400])
+def test_zero_bytes_after_the_last_record_are_a_torn_tail(tmp_path, zeros):
+    # A file system can leave a file extended with zeros after a power loss: a header of
+    # zeros has sequence number 0, which must not stop the recovery.
+    path = tmp_path / "j"
+    write_records(path, [b"one", b"two"])
+    good = path.stat().st_size
+    with open(path, "ab") as f:
+        f.write(bytes(zeros))
+
+    result = scan(path)
+
+    assert [r.payload for r in result.records] == [b"one", b"two"]
+    assert result.end == good and result.torn.offset == good and result.torn.size == zeros
+
+
+def test_a_bad_header_followed_by_anything_but_zeros_is_still_an_error(tmp_path):
+    path = tmp_path / "j"
+    write_records(path, [b"one", b"two"])
+    with open(path, "ab") as f:
+        f.write(bytes(19) + b"\x01")
+
+    with pytest.raises(JournalCorrupt, match="sequence number 0, expected 3"):
+        scan(path)
 
 
 def test_corruption_in_the_middle_is_an_error_naming_the_offset(tmp_path):
@@ -341,3 +367,20 @@ def test_intents_payload_is_canonical_sorted_key_json():
 
     assert payload == json.dumps(json.loads(payload), sort_keys=True,
                                  separators=(",", ":")).encode()
+
+
+def test_a_second_session_on_an_open_journal_is_refused_until_the_first_closes(tmp_path):
+    # Two writers would interleave their sequence numbers and leave a journal no recovery reads.
+    first = Session.open(tmp_path / "s", policy=FsyncPolicy(mode="never"))
+
+    with pytest.raises(JournalLocked, match="open in another session"):
+        Session.open(tmp_path / "s", policy=FsyncPolicy(mode="never"))
+    code = ("import sys; from host.journal import recover, JournalLocked\n"
+            "try:\n    recover(sys.argv[1])\nexcept JournalLocked:\n    sys.exit(3)\n")
+    other = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s")], cwd=ROOT)
+    assert other.returncode == 3
+
+    first.close()
+    again = Session.open(tmp_path / "s", policy=FsyncPolicy(mode="never"))
+    again.close()
+    assert scan(tmp_path / "s" / JOURNAL_FILE).torn is None

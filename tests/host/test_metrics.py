@@ -41,7 +41,7 @@ def test_scrape_of_localhost_endpoint_shows_recorded_counts():
     metrics.record_order(3)
     metrics.record_reject("collar")
     metrics.record_gap()
-    metrics.observe_host_latency_us(42.0)
+    metrics.observe_host_latency(42e-6)
     metrics.set_queue_depth("intents", 9)
     port = _free_port()
 
@@ -63,7 +63,8 @@ def test_scrape_of_localhost_endpoint_shows_recorded_counts():
     assert _sample(text, 'ticklane_hw_latency_cycles_bucket{le="16"}') == 0
     assert _sample(text, 'ticklane_hw_latency_cycles_bucket{le="32"}') == 5
     assert _sample(text, "ticklane_hw_latency_cycles_sum") == 100
-    assert _sample(text, 'ticklane_host_latency_us_bucket{le="50.0"}') == 1
+    assert _sample(text, 'ticklane_host_latency_seconds_bucket{le="5e-05"}') == 1
+    assert _sample(text, 'ticklane_host_latency_seconds_bucket{le="2.5e-05"}') == 0
 
 
 def test_port_zero_disables_the_endpoint():
@@ -115,6 +116,20 @@ def test_reject_rate_at_threshold_raises_no_alert():
     metrics.record_reject("collar", 2)
 
     assert metrics.check_alerts(now_ns=0) == []
+
+
+def test_host_refusals_are_counted_but_not_in_the_reject_rate():
+    # The rate is refused orders over orders sent: intents the host refused were never sent.
+    metrics = Metrics(MetricsConfig(reject_rate_alert=0.2, min_orders_for_reject_alert=10))
+    metrics.record_order(10)
+    metrics.record_reject("host:OPEN_ORDERS", 30, sent=False)
+    metrics.record_reject("gate:POSITION_LIMIT", 2)
+    assert metrics.check_alerts(now_ns=0) == []
+
+    metrics.record_reject("venue:UNKNOWN_ORDER", 1)
+    (alert,) = metrics.check_alerts(now_ns=1)
+    assert (alert.kind, alert.active) == ("reject_rate", True)
+    assert alert.message.startswith("3 of 10 orders rejected (30.0%")
 
 
 def test_gap_count_at_threshold_raises_alert_once():

@@ -484,3 +484,66 @@ def test_order_and_position_copies_carry_every_field_and_are_independent():
     assert dataclasses.asdict(o2) == dataclasses.asdict(order)
     assert pos.to_dict() == {"slot": 1, "quantity": 10, "cost": 1000, "realised": 0,
                              "lots": [[100, 10]]}
+
+
+@pytest.mark.parametrize("field, value", [("price", 100.5), ("quantity", 10.5), ("price", True),
+                                          ("quantity", "10"), ("side", 2), ("side", 1.0),
+                                          ("slot", 0.0)])
+def test_an_intent_whose_numbers_are_not_exact_integers_is_refused_as_invalid(field, value):
+    # A float price or quantity would go on the wire truncated while the order kept the float:
+    # its leaves never reach zero, and recovery would rebuild another order.
+    om = OrderManager()
+
+    out = om.submit([intent(**{field: value})])
+
+    assert len(out) == 0
+    assert om.last_rejections[0].reasons & PreTradeReason.INVALID
+    assert om.next_client_order_id == 1 and om.open_orders() == []
+
+
+def test_numpy_integers_are_taken_and_stored_as_plain_ints():
+    om = OrderManager()
+
+    out = om.submit([intent(price=np.int64(1_000_000), quantity=np.uint32(100), slot=np.int16(3),
+                            side=np.int64(1))])
+
+    order = om.orders[int(out["client_order_id"][0])]
+    assert [type(v) for v in (order.price, order.quantity, order.slot)] == [int, int, int]
+    assert (order.price, order.quantity, order.slot, order.side) == (1_000_000, 100, 3, Side.SELL)
+
+
+def test_submit_is_atomic_when_a_batch_fails_part_way(monkeypatch):
+    om = OrderManager()
+    live_order(om)
+    before = (om.next_client_order_id, dict(om.counters), list(om.orders), list(om._live))
+    made = []
+    original = om._new_order
+
+    def fail_on_third(i):
+        if len(made) == 2:
+            raise RuntimeError("boom")
+        made.append(i)
+        return original(i)
+
+    monkeypatch.setattr(om, "_new_order", fail_on_third)
+    with pytest.raises(RuntimeError, match="boom"):
+        om.submit([intent(), intent(), intent()])
+
+    assert (om.next_client_order_id, dict(om.counters), list(om.orders), list(om._live)) == before
+    monkeypatch.undo()
+    out = om.submit([intent()])
+    assert int(out["client_order_id"][0]) == before[0]
+
+
+def test_a_disabled_symbols_live_order_can_still_be_cancelled():
+    om = OrderManager(PreTradeConfig(enabled_slots=frozenset({0, 7})))
+    coid = live_order(om, slot=7)
+    om.reconfigure(PreTradeConfig(enabled_slots=frozenset({0})))
+
+    out = om.submit([intent(slot=7, kind=OrderKind.CANCEL, target=coid),
+                     intent(slot=7, kind=OrderKind.REPLACE, target=coid),
+                     intent(slot=7)])
+
+    assert list(out["kind"]) == [int(OrderKind.CANCEL)]
+    assert [r.reasons & PreTradeReason.SYMBOL_DISABLED for r in om.last_rejections] == [
+        PreTradeReason.SYMBOL_DISABLED] * 2
