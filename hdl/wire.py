@@ -385,7 +385,8 @@ RISK_REASONS = (
     "OPEN_ORDERS",      # open orders at RISK_MAX_OPEN_ORDERS or at the gate's table size
     "RATE_GLOBAL",      # global token bucket empty
     "RATE_SYMBOL",      # the symbol's token bucket empty
-    "DUPLICATE_ID",     # client order id seen among the most recent requests
+    "DUPLICATE_ID",     # client order id seen among the most recent requests (any kind),
+                        # or (new, replace) still held by an order open in the gate
     "SELF_TRADE",       # would cross one of our own open orders on the other side
     "UNKNOWN_ORDER",    # cancel or replace of an order the gate does not hold open
 )

@@ -15,7 +15,9 @@ At every decision it asserts against the ghosts, not against the gate's own regi
   (global or symbol) is on;
 * the request that leaves on ``order_out`` is the one that was checked;
 * bookkeeping: each open-quantity counter equals the sum of its open orders' remaining quantity,
-  and the open-order counter the number of valid table entries.
+  and the open-order counter the number of valid table entries;
+* an accepted new or replace order's id is held by no open order, so no two valid table entries
+  hold the same id, and a fill or done releases the order it names.
 """
 
 from __future__ import annotations
@@ -115,6 +117,12 @@ class GateProperties(Elaboratable):
         in_use = popcount(Cat(*(st["t_valid"][j] for j in range(OPEN))))
         m.d.comb += Assert(st["open_count"] == in_use)
 
+        # No two valid entries hold the same id.
+        for j in range(OPEN):
+            for k in range(j + 1, OPEN):
+                m.d.comb += Assert(~(st["t_valid"][j] & st["t_valid"][k]
+                                     & (st["t_id"][j] == st["t_id"][k])))
+
         # ---- the decision --------------------------------------------------------------------
         req = dec["request"]
         # The products registered with the request belong to it (needed for induction).
@@ -164,6 +172,9 @@ class GateProperties(Elaboratable):
                 # the order it books stays within the open-order limit and the table
                 Assert(in_use < ghost["max_open_orders"][0]),
                 Assert(in_use < OPEN),
+                # and its id is held by no open order
+                Assert(~Cat(st["t_valid"][j] & (st["t_id"][j] == req.client_order_id)
+                            for j in range(OPEN)).any()),
             ]
             with m.If(cfg[0]):
                 m.d.comb += [

@@ -302,6 +302,111 @@ def test_stalled_outputs_neither_drop_nor_duplicate_verdicts():
     replay(log, slots=4, open_orders=8, dup_depth=8)
 
 
+def run_script(script, *, limits: RiskLimits, slots: int = 4, open_orders: int = 32,
+               dup_depth: int = 16) -> tuple[Log, dict]:
+    """Drive the gate through ``script``, a host that waits for each verdict and acts on it.
+
+    ``script(order, fill)`` is a coroutine function: ``await order(**fields)`` hands over one
+    request (ORDER_REQUEST fields over a new buy of 1 at ``MID`` on slot 0) and returns its reason
+    bits once its verdict is out; ``await fill(cid, qty, done=..., slot=..., sell=...)`` offers a
+    FILL for one cycle. ``limits`` are committed at cycle 0; outputs are always ready. Returns the
+    log (for :func:`replay`) and the positions per slot after the script.
+    """
+    gate = PreTradeRisk(slots=slots, open_orders=open_orders, dup_depth=dup_depth)
+    log = Log()
+    positions = {}
+
+    async def bench(ctx):
+        cycle = 0
+
+        async def tick():
+            nonlocal cycle
+            if ctx.get(gate.verdict_out.valid):       # always ready: a new verdict every cycle
+                log.verdicts.append((cycle, from_int(
+                    wire.VERDICT, ctx.get(gate.verdict_out.payload.as_value()))))
+            if ctx.get(gate.order_out.valid):
+                log.orders_out.append(from_int(
+                    wire.ORDER_REQUEST, ctx.get(gate.order_out.payload.as_value())))
+            await ctx.tick()
+            cycle += 1
+            ctx.set(gate.cycle, cycle)
+
+        async def order(**fields):
+            req = {**dict(client_order_id=0, orig_client_order_id=0, price=MID, quantity=1,
+                          slot=0, kind=wire.ORDER_KIND_NEW, flags=0, _pad0=0), **fields}
+            ctx.set(gate.order_in.payload.as_value(), to_int(wire.ORDER_REQUEST, **req))
+            ctx.set(gate.order_in.valid, 1)
+            assert ctx.get(gate.order_in.ready)
+            log.handed.append((cycle, req))
+            await tick()
+            ctx.set(gate.order_in.valid, 0)
+            while len(log.verdicts) < len(log.handed):
+                await tick()
+            return log.verdicts[-1][1]["reasons"]
+
+        async def fill(cid, qty, *, done, slot=0, sell=False):
+            rec = dict(client_order_id=cid, price=MID, quantity=qty, slot=slot,
+                       flags=FILL_SELL * sell | FILL_DONE * done, _pad0=0, _pad1=0)
+            ctx.set(gate.fill_in.payload.as_value(), to_int(wire.FILL, **rec))
+            ctx.set(gate.fill_in.valid, 1)
+            log.updates.append((cycle, "fill", rec))
+            await tick()
+            ctx.set(gate.fill_in.valid, 0)
+
+        ctx.set(gate.verdict_out.ready, 1)
+        ctx.set(gate.order_out.ready, 1)
+        for key, value in limits.to_registers().items():
+            ctx.set(reg_port(gate, key), value)
+        ctx.set(gate.regs.commit, 1)
+        log.updates.append((0, "commit", limits))
+        await tick()
+        ctx.set(gate.regs.commit, 0)
+        for _ in range(8):                            # the token buckets fill
+            await tick()
+        await script(order, fill)
+        for _ in range(LATENCY + 1):
+            await tick()
+        positions.update({i: ctx.get(gate.state["position"][i]) for i in range(slots)})
+
+    sim = Simulator(gate)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return log, positions
+
+
+def test_id_still_open_beyond_the_window_is_refused_so_a_release_cannot_free_the_live_order():
+    # Arrange: the default gate's table and window (32 entries, 16 recent ids); max long 200.
+    # The host sends an accepted order to the venue; when the venue refuses it, the host reports
+    # the order done (a done fill of 0), which releases the entry holding its id.
+    limits = RiskLimits.uniform(4, symbol_control=SYMBOL_ENABLED, max_order_qty=1_000,
+                                max_long=200, max_short=200, max_notional=1 << 40,
+                                max_open_orders=32, rate_burst=100, symbol_rate_burst=100)
+    seen = {}
+
+    async def script(order, fill):
+        seen["A"] = await order(client_order_id=1, quantity=100)
+        seen["others"] = [await order(client_order_id=100 + k, slot=1) for k in range(16)]
+        seen["B"] = await order(client_order_id=1, quantity=10)     # A's id, A still open
+        if seen["B"] == 0:
+            await fill(1, 0, done=True)          # the venue refused B
+        seen["C"] = await order(client_order_id=2, quantity=190)
+        await fill(1, 100, done=True)            # A fills
+        if seen["C"] == 0:
+            await fill(2, 190, done=True)        # C fills
+
+    # Act
+    log, positions = run_script(script, limits=limits)
+
+    # Assert: B is a duplicate; A keeps its room, so C would go beyond max long; the gate agrees
+    # with the model on every verdict
+    assert (seen["A"], seen["others"]) == (0, [0] * 16)
+    assert seen["B"] == REASON["DUPLICATE_ID"], reason_names(seen["B"])
+    assert seen["C"] == REASON["POSITION_LIMIT"], reason_names(seen["C"])
+    assert positions[0] == 100
+    replay(log, slots=4, open_orders=32, dup_depth=16)
+
+
 def test_gate_rejects_bad_parameters_with_the_value_in_the_message():
     # Arrange / Act / Assert
     with pytest.raises(ValueError, match=r"price_bits must be an integer in \[2, 32\], not 40"):
@@ -348,3 +453,4 @@ def test_register_bank_write_and_commit_reach_the_full_size_gate():
     # Assert: the shadow reached the gate's port; the active copy follows only the commit.
     assert seen == {"shadow": 1234, "active_before_commit": 0, "active_after_commit": 1234,
                     "open_orders": 0}
+

@@ -28,8 +28,9 @@ def permissive(**changes) -> RiskLimits:
 class Scenario:
     """A model with limits committed at cycle 0 and a BBO 10_000 / 10_010 on every slot."""
 
-    def __init__(self, limits: RiskLimits | None = None):
-        self.model = RiskModel(slots=SLOTS, open_orders=8, dup_depth=8)
+    def __init__(self, limits: RiskLimits | None = None, *, open_orders: int = 8,
+                 dup_depth: int = 8):
+        self.model = RiskModel(slots=SLOTS, open_orders=open_orders, dup_depth=dup_depth)
         self.model.commit(limits or permissive(), 0)
         for slot in range(SLOTS):
             self.bbo(slot, 10_000, 10_010, cycle=1)
@@ -199,9 +200,37 @@ def test_duplicate_id_within_window_is_rejected_and_forgotten_after_it():
     s = Scenario()
     assert s.order(cid=42) == 0
     assert s.order(cid=42) == only("DUPLICATE_ID")
+    s.fill(42, 0, done=True)            # no longer open: only the window remembers it
     for _ in range(8):
         s.order(kind=2, orig=12345)     # eight other requests push 42 out of the window
     assert s.order(cid=42, price=10_000) == 0
+
+
+def test_id_still_open_beyond_the_window_is_a_duplicate_so_a_release_frees_the_right_order():
+    # Arrange: the default gate's table and window (32 entries, 16 recent ids); max long 200
+    s = Scenario(permissive(max_long=200, max_open_orders=32), open_orders=32, dup_depth=16)
+    s.next_id = 100                                              # ids of the other orders
+    assert s.order(cid=1, qty=100) == 0                          # A
+    assert [s.order(slot=1) for _ in range(16)] == [0] * 16      # 1 is out of the window
+    # Act / Assert: B reuses A's id while A is open; a replace may not take it either
+    assert s.order(cid=1, qty=10) == only("DUPLICATE_ID")
+    assert s.order(cid=1, kind=3, orig=1, qty=10) == only("DUPLICATE_ID")
+    # A keeps its room: C cannot go beyond max long, and A's fill lands on A
+    assert s.order(qty=190) == only("POSITION_LIMIT")
+    s.fill(1, 100, done=True)
+    assert s.model.position[0] == 100 and s.model.open_qty[0] == [0, 0]
+    assert s.model.status()["RISK_OPEN_ORDERS"] == 16
+
+
+def test_cancel_with_the_id_of_an_open_order_is_judged_by_the_window_only():
+    # Arrange: order 1 open, out of the window
+    s = Scenario()
+    s.next_id = 100
+    assert s.order(cid=1) == 0
+    for _ in range(8):
+        s.order(kind=2, orig=12345)
+    # Act / Assert: a cancel opens nothing, so its own id may repeat an open one
+    assert s.order(cid=1, kind=2, orig=1) == 0
 
 
 def test_buy_crossing_our_own_resting_sell_is_a_self_trade():

@@ -65,7 +65,9 @@ class PreTradeRisk(wiring.Component):
     open_orders : int
         Entries of the open-order table (our orders not yet reported done by the venue).
     dup_depth : int
-        Recent client order ids remembered by the duplicate check.
+        Recent client order ids remembered by the duplicate check. Besides those, the check
+        refuses a new or replace order whose id an open order of the table still holds, so the
+        valid entries' ids are distinct and a fill releases the order it names.
     price_bits, qty_bits : int
         Widths of price and quantity the checks compute with (at most 32). A request with a wider
         value is rejected as BAD_REQUEST; a BBO price that does not fit makes that side empty.
@@ -167,10 +169,10 @@ class PreTradeRisk(wiring.Component):
         # register, not a count of the N valid bits, so the open-order check starts from a
         # flip-flop.
         open_count = Signal(entry_bits + 1)
-        self.state = dict(position=position, open_qty=open_qty, t_valid=t_valid, t_slot=t_slot,
-                          t_sell=t_sell, t_price=t_price, t_rem=t_rem, bid=bid, ask=ask,
-                          bid_valid=bid_valid, ask_valid=ask_valid, bbo_stamp=bbo_stamp,
-                          kill=kill, open_count=open_count)
+        self.state = dict(position=position, open_qty=open_qty, t_valid=t_valid, t_id=t_id,
+                          t_slot=t_slot, t_sell=t_sell, t_price=t_price, t_rem=t_rem, bid=bid,
+                          ask=ask, bid_valid=bid_valid, ask_valid=ask_valid,
+                          bbo_stamp=bbo_stamp, kill=kill, open_count=open_count)
 
         # ---- pipeline control ---------------------------------------------------------------
         vo, oo = self.verdict_out, self.order_out
@@ -219,12 +221,15 @@ class PreTradeRisk(wiring.Component):
         worst_sell = pos - open_same_side - qty
 
         dup_hit = Signal()
+        open_hit = Signal()    # the request's own id is held by an open order
         orig_hit = Signal()
         crosses_own = Signal()
         with m.If(s2_valid):
             m.d.comb += [
                 dup_hit.eq(Cat(d_valid[k] & (d_id[k] == s2.client_order_id)
                                for k in range(D)).any()),
+                open_hit.eq(Cat(t_valid[j] & (t_id[j] == s2.client_order_id)
+                                for j in range(N)).any()),
                 orig_hit.eq(Cat(t_valid[j] & (t_id[j] == s2.orig_client_order_id)
                                 for j in range(N)).any()),
                 crosses_own.eq(Cat(
@@ -298,7 +303,7 @@ class PreTradeRisk(wiring.Component):
                                       | (open_count >= N)),
             "RATE_GLOBAL": opening & (tokens == 0),
             "RATE_SYMBOL": opening & slot_ok & (symbol_tokens[idx] == 0),
-            "DUPLICATE_ID": dup_hit,
+            "DUPLICATE_ID": dup_hit | opening & open_hit,
             "SELF_TRADE": opening & slot_ok & crosses_own,
             "UNKNOWN_ORDER": (is_cancel | is_replace) & ~orig_hit,
         }
@@ -350,7 +355,8 @@ class PreTradeRisk(wiring.Component):
                     m.d.sync += [d_valid[k].eq(1), d_id[k].eq(s2.client_order_id)]
 
         # The lowest free entry and, below, the lowest matching one, as one-hot vectors
-        # (hdl.bits.lowest_set: a carry chain instead of a chain of multiplexers).
+        # (hdl.bits.lowest_set: a carry chain instead of a chain of multiplexers). The valid
+        # entries' ids are distinct (the duplicate check), so at most one entry matches a fill.
         valid_bits = Cat(*t_valid)
         free = Signal(N)                   # lowest free table entry (read only when booking)
         with m.If(s2_valid):

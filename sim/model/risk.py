@@ -164,7 +164,8 @@ class RiskModel:
     open_orders : int
         Size of the gate's open-order table.
     dup_depth : int
-        How many recent client order ids the duplicate check remembers.
+        How many recent client order ids the duplicate check remembers; it also refuses a new or
+        replace order whose id an open order still holds.
     price_bits, qty_bits, band_bits : int
         Widths the gate computes with; wider request values are BAD_REQUEST, a wider BBO price
         makes that side empty, a wider band saturates.
@@ -252,7 +253,10 @@ class RiskModel:
                 reasons |= REASON[name]
 
         flag("SYMBOL_DISABLED", not slot_ok)
-        flag("DUPLICATE_ID", req["client_order_id"] in self.recent)
+        # An id among the recent requests, or (new and replace) one an open order still holds:
+        # a fill or done naming it could otherwise release the wrong order.
+        flag("DUPLICATE_ID", req["client_order_id"] in self.recent or opening
+             and self._find_open(req["client_order_id"]) is not None)
         flag("BAD_REQUEST", kind not in (1, 2, 3) or opening and (
             price == 0 or qty == 0 or req["price"] >> self.price_bits
             or req["quantity"] >> self.qty_bits))
