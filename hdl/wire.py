@@ -376,11 +376,19 @@ RISK_SLOTS = 16  # per-symbol limits live in flip-flops: 16 symbols keep the ban
 RISK_REASONS = (
     "KILL_SWITCH",      # global (RISK_KILL) or per-symbol kill; new and replace only
     "SYMBOL_DISABLED",  # slot out of range (any kind), or symbol not enabled (new, replace)
-    "RESTRICTED",       # reduce-only symbol and the order could grow the absolute position
+    "RESTRICTED",       # reduce-only symbol and the order's worst case (position + open buys
+                        # + quantity for a buy, position - open sells - quantity for a sell)
+                        # would end long (buy) or short (sell): it may only move the position
+                        # toward zero, never past it (at +100, a sell of 150 is refused)
     "BAD_REQUEST",      # unknown kind, zero price or quantity, value wider than the gate's width
     "MAX_QUANTITY",     # quantity above RISK_MAX_ORDER_QTY of the symbol
     "MAX_NOTIONAL",     # price * quantity above RISK_MAX_NOTIONAL_HI:LO
-    "PRICE_COLLAR",     # outside the band around the live BBO, needed side empty, or BBO stale
+    "PRICE_COLLAR",     # one-sided, against the live BBO: a buy above ask + band or a sell
+                        # below bid - band (band in price units), a buy above
+                        # ask * (1 + band / 10^4) or a sell below bid * (1 - band / 10^4) (in
+                        # basis points); a price at the bound passes, and so does a buy below
+                        # the ask or a sell above the bid, however far; or the side it is
+                        # checked against empty, or the BBO stale
     "POSITION_LIMIT",   # worst case (fills + open orders + this order) beyond max long/short
     "OPEN_ORDERS",      # open orders at RISK_MAX_OPEN_ORDERS or at the gate's table size
     "RATE_GLOBAL",      # global token bucket empty
@@ -391,15 +399,18 @@ RISK_REASONS = (
     "UNKNOWN_ORDER",    # cancel or replace of an order the gate does not hold open
 )
 RISK_REGISTERS = [
-    Register("RISK_KILL", "rw", "bit 0: global kill switch; blocks new and replace orders from "
-                                "the next cycle on, without a commit; cancels pass"),
+    Register("RISK_KILL", "rw", "bit 0: global kill switch, without a commit: new and replace "
+                                "orders decided from the second cycle after the bank's write "
+                                "strobe are refused (a commit acts from the first); cancels pass"),
     Register("RISK_COMMIT", "rw", "any write copies the shadow limit set into the active set"),
     Register("RISK_MAX_NOTIONAL_LO", "rw", "max price * quantity of one order, low word "
                                            "(price units * shares)"),
     Register("RISK_MAX_NOTIONAL_HI", "rw", "max price * quantity of one order, high word"),
     Register("RISK_COLLAR_CONFIG", "rw", "bit 0: collar enabled; bit 1: band in basis points "
                                          "(else in price units)"),
-    Register("RISK_COLLAR_BAND", "rw", "collar band: price units, or basis points of the BBO"),
+    Register("RISK_COLLAR_BAND", "rw", "collar band: how far above the ask a buy, or below the "
+                                       "bid a sell, may be priced; price units, or basis points "
+                                       "of that ask or bid"),
     Register("RISK_BBO_MAX_AGE", "rw", "cycles after which a BBO is stale (0: never stale)"),
     Register("RISK_MAX_OPEN_ORDERS", "rw", "max orders open in the gate at once"),
     Register("RISK_RATE_SHIFT", "rw", "global bucket gains a token every 2**(bits 0-5) cycles"),

@@ -114,7 +114,8 @@ class RiskLimits:
     max_open_orders : int
         Most orders open at once.
     collar_ticks : int
-        Farthest a limit price may sit from the opposite best price, in ticks.
+        Farthest a buy may be priced above the ask, or a sell below the bid, in ticks (the
+        collar is one-sided: a buy below the ask or a sell above the bid passes).
     tick_size : int
         Price increment in integer price units.
     """
@@ -180,7 +181,8 @@ class RiskConfig:
     max_position: int = _f(5000, "largest absolute net position", minimum=0, maximum=0xFFFF_FFFF)
     max_open_orders: int = _f(32, "most open orders at once (the default gate holds 32)",
                               minimum=0, maximum=0xFFFF_FFFF)
-    collar_ticks: int = _f(50, "farthest limit price from the opposite best, ticks", minimum=0)
+    collar_ticks: int = _f(50, "farthest a buy above the ask, a sell below the bid, ticks",
+                           minimum=0)
     tick_size: int = _f(100, "price increment, integer price units", minimum=1)
     symbols: Mapping[str, SymbolRiskOverride] = _ff(
         lambda: types.MappingProxyType({}), "per-ticker overrides")

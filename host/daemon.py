@@ -163,7 +163,8 @@ def gate_registers(risk: RiskConfig, tickers: dict[int, str]) -> list[tuple[str,
     Notes
     -----
     The gate's notional limit and collar band are global: they take the ``[risk]`` values. The
-    collar band is ``collar_ticks * tick_size`` price units around the opposite best. The
+    collar band is ``collar_ticks * tick_size`` price units: a buy above the ask plus the band, or
+    a sell below the bid minus it, is refused (one-sided; a price at the bound passes). The
     configuration has no rate limits yet, so the token buckets are set to refill every cycle
     with the largest burst (no throttling); stale-BBO rejection is off (a replay has no wall
     clock the gate could age against).

@@ -454,3 +454,51 @@ def test_register_bank_write_and_commit_reach_the_full_size_gate():
     assert seen == {"shadow": 1234, "active_before_commit": 0, "active_after_commit": 1234,
                     "open_orders": 0}
 
+
+def test_kill_write_refuses_orders_from_the_second_cycle_after_the_bank_strobe():
+    # Arrange: the top's wiring; a new order offered on every cycle (no limits committed: every
+    # verdict is a rejection, and only its KILL_SWITCH bit matters here)
+    from amaranth.hdl import Module
+    from hdl.regs import RegisterBank
+    from hdl.risk import connect_registers
+
+    m = Module()
+    m.submodules.bank = bank = RegisterBank()
+    m.submodules.gate = gate = PreTradeRisk(slots=wire.RISK_SLOTS, open_orders=4, dup_depth=2)
+    connect_registers(m, bank, gate.regs)
+    write_at = 6                      # cycle of the bus write strobe
+    strobes, killed = [], {}          # bank strobe cycles; decision cycle -> KILL_SWITCH set
+
+    async def bench(ctx):
+        ctx.set(gate.verdict_out.ready, 1)
+        ctx.set(gate.order_out.ready, 1)
+        ctx.set(gate.order_in.valid, 1)
+        for c in range(write_at + 8):
+            ctx.set(gate.cycle, c)
+            ctx.set(gate.order_in.payload.as_value(), to_int(
+                wire.ORDER_REQUEST, client_order_id=100 + c, orig_client_order_id=0,
+                price=MID, quantity=1, slot=0, kind=wire.ORDER_KIND_NEW, flags=0, _pad0=0))
+            ctx.set(bank.bus.w_stb, int(c == write_at))
+            if c == write_at:
+                ctx.set(bank.bus.addr, wire.REGISTERS.address("RISK_KILL") // 4)
+                ctx.set(bank.bus.w_data, 1)
+            if ctx.get(bank.write_strobe["RISK_KILL"]):
+                strobes.append(c)
+            if ctx.get(gate.verdict_out.valid):
+                v = from_int(wire.VERDICT, ctx.get(gate.verdict_out.payload.as_value()))
+                killed[v["egress_cycle"] - 1] = bool(v["reasons"] & REASON["KILL_SWITCH"])
+            await ctx.tick()
+
+    # Act
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+    # Assert: the bank strobes the cycle after the bus write and its control register holds the
+    # bit from the cycle after that; the gate's copy of it, one edge later again, refuses from the
+    # second cycle after the strobe (a commit strobed there would act from the first).
+    assert strobes == [write_at + 1]
+    strobe = strobes[0]
+    assert sorted(killed) == list(range(1, write_at + 7))    # a decision on every cycle
+    assert [c for c, k in sorted(killed.items()) if k] == list(range(strobe + 2, write_at + 7))

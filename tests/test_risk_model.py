@@ -98,6 +98,15 @@ def test_reduce_only_symbol_accepts_a_sell_that_closes_a_long_and_rejects_openin
     assert s.order(sell=True, price=10_000, qty=1) == only("RESTRICTED")
 
 
+def test_reduce_only_symbol_rejects_a_sell_that_would_cross_from_long_to_short():
+    # Arrange: long 100 through a fill
+    s = Scenario(permissive(symbol_control=SYMBOL_ENABLED | SYMBOL_REDUCE_ONLY))
+    s.fill(999, 100)
+    # Act / Assert: selling 150 would shrink the absolute position, but end short
+    assert s.order(sell=True, price=10_000, qty=150) == only("RESTRICTED")
+    assert s.order(sell=True, price=10_000, qty=100) == 0
+
+
 def test_zero_quantity_zero_price_and_unknown_kind_are_bad_requests():
     s = Scenario()
     assert s.order(qty=0) == only("BAD_REQUEST")
@@ -135,6 +144,16 @@ def test_collar_in_basis_points_is_an_exact_integer_compare():
     # bid 10_000 - 50 bps = 9_950
     assert s.order(price=9_950, sell=True, slot=1) == 0
     assert s.order(price=9_949, sell=True, slot=1) == only("PRICE_COLLAR")
+
+
+def test_collar_is_one_sided_a_buy_below_the_ask_or_a_sell_above_the_bid_passes_however_far():
+    # Arrange: bid 10_000, ask 10_010; bands of 5 ticks and of 50 bps
+    for config in (COLLAR_ENABLE, COLLAR_ENABLE | COLLAR_BPS):
+        s = Scenario(permissive(collar_config=config, collar_band=5 if config == COLLAR_ENABLE
+                                else 50))
+        # Act / Assert
+        assert s.order(price=1, slot=0) == 0
+        assert s.order(price=1_000_000, sell=True, slot=1) == 0
 
 
 def test_collar_rejects_empty_side_and_stale_bbo():

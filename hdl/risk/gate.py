@@ -141,7 +141,11 @@ class PreTradeRisk(wiring.Component):
                     m.d.sync += sig.eq(src)
                 act[name] = sig
         self.active = act  # for the formal harness
-        kill = Signal()   # registered: a write takes effect on the next cycle, like a commit
+        # Registered: a change on ``regs.kill`` takes effect on the next cycle. That port is the
+        # bank's control register, which takes a write on the edge that ends its strobe's cycle,
+        # so a RISK_KILL write refuses orders from the second cycle after its strobe, where a
+        # commit (which acts on the strobe itself) takes effect from the first.
+        kill = Signal()
         m.d.sync += kill.eq(regs.kill[0])
 
         # ---- state ---------------------------------------------------------------------------

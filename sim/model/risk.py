@@ -7,7 +7,10 @@ cycle at which the gate acts on it:
 
 * an order request is *decided* at a cycle ``c`` and sees the state as of the start of ``c``;
 * fills, BBO records, limit commits and the kill switch that arrive at cycle ``c`` take effect from
-  cycle ``c + 1``.
+  cycle ``c + 1``. They arrive on the gate's ports: a commit in the cycle of the register bank's
+  RISK_COMMIT write strobe, the kill bit a cycle after the RISK_KILL write strobe (the bank's
+  control register holds it from then), so a kill takes effect one cycle later than a commit
+  written at the same time.
 
 Feed the events of one cycle with the decision first (:meth:`RiskModel.order`), then the updates.
 Reason bits and register names come from :mod:`hdl.wire` (``RISK_REASONS``, ``RISK_REGISTERS``).
@@ -294,6 +297,13 @@ class RiskModel:
         return reasons
 
     def _inside_collar(self, slot: int, sell: bool, price: int, cycle: int) -> bool:
+        """Whether ``price`` passes the collar: one-sided, against the opposite best.
+
+        A buy passes at or below ``ask + band``, a sell at or above ``bid - band`` (the bounds
+        included); a buy far below the ask or a sell far above the bid passes. With the band in
+        basis points the bounds are ``ask * (1 + band / 10^4)`` and ``bid * (1 - band / 10^4)``.
+        An empty opposite side, or a stale BBO, fails.
+        """
         lim = self.limits
         bbo = self.bbo[slot]
         if not (bbo["bid_valid"] if sell else bbo["ask_valid"]):
@@ -303,7 +313,8 @@ class RiskModel:
         band = min(lim.collar_band, (1 << self.band_bits) - 1)
         ref = bbo["bid"] if sell else bbo["ask"]
         if lim.collar_config & COLLAR_BPS:
-            # price / ref within (1 +- band / 10^4), compared exactly in integers
+            # buy: price / ask <= 1 + band / 10^4; sell: price / bid >= 1 - band / 10^4;
+            # compared exactly in integers
             if sell:
                 return price * BPS_ONE + ref * band >= ref * BPS_ONE
             return price * BPS_ONE <= ref * (BPS_ONE + band)
