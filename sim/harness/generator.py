@@ -474,9 +474,11 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2,
     schedule : bool
         Step the model by the harness's own schedule of its regions where the generated code
         allows it (:mod:`sim.harness.schedule`, the default), or always by Verilator's
-        (``-vsched`` files). On the full top, profile-guided, alternating runs, each the best of
-        five: 3.85-3.90 against 3.49-3.51 M cycles per CPU second with an ITCH beat on every
-        cycle, 5.64 against 4.87-4.90 with beats on half the cycles.
+        (``-vsched`` files). On the full top, profile-guided (``tools.bench_harness
+        --top-only``, three runs alternating with the build before, each the best of three, M
+        cycles per CPU second): 3.74-3.79 against 3.45-3.50 with an ITCH beat on every cycle,
+        5.15-5.27 against 4.65-4.70 with beats on half the cycles, 25.6-25.9 against 16.7-16.9
+        with no traffic.
 
     Returns
     -------
