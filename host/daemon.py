@@ -53,8 +53,8 @@ import numpy as np
 from hdl import wire
 from host.config import Config, ConfigError, RiskConfig, config_from_mapping, load_config
 from host.feed.framing import FramingError, scan_historical
-from host.journal import (FsyncPolicy, JournalCorrupt, JournalLocked, ReplayDivergence,
-                          Session)
+from host.journal import (FsyncPolicy, JournalCorrupt, JournalFormatError, JournalLocked,
+                          ReplayDivergence, Session)
 from host.link.base import Link, LinkError
 from host.hostbook import HostBook, RefillMerge, changes_to_records, locate_mask
 from host.link.beats import frame_ends_on_messages, pack_beats
@@ -1161,8 +1161,7 @@ def cmd_run(args) -> int:
             try:
                 daemon = Daemon(config, link, slots=args.slots, batch_messages=args.batch,
                                 bbo_csv=args.bbo_csv)
-            except (JournalCorrupt, JournalLocked, ReplayDivergence, ValueError) as exc:
-                # ValueError: a journal of another version or wire format (host.journal.codec)
+            except (JournalCorrupt, JournalFormatError, JournalLocked, ReplayDivergence) as exc:
                 print(f"ticklane run: cannot open the journal {config.journal.dir}: {exc}",
                       file=sys.stderr)
                 return 2

@@ -37,18 +37,24 @@ def encode_file_header() -> bytes:
     return _FILE_HEADER.pack(MAGIC, VERSION, wire.FORMAT_HASH)
 
 
+class JournalFormatError(ValueError):
+    """The journal is not one this build reads: another program's file, another journal version
+    or another wire format."""
+
+
 def check_file_header(payload: bytes) -> None:
-    """Raise ValueError unless the header is ours, of this version and this wire contract."""
+    """Raise :class:`JournalFormatError` unless the header is ours, of this version and this
+    wire contract."""
     if len(payload) != _FILE_HEADER.size:
-        raise ValueError(f"journal file header is {len(payload)} bytes, "
-                         f"expected {_FILE_HEADER.size}")
+        raise JournalFormatError(f"journal file header is {len(payload)} bytes, "
+                                 f"expected {_FILE_HEADER.size}")
     magic, version, format_hash = _FILE_HEADER.unpack(payload)
     if magic != MAGIC or version != VERSION:
-        raise ValueError(f"not a ticklane journal of version {VERSION}: "
-                         f"magic {magic!r}, version {version}")
+        raise JournalFormatError(f"not a ticklane journal of version {VERSION}: "
+                                 f"magic {magic!r}, version {version}")
     if format_hash != wire.FORMAT_HASH:
-        raise ValueError(f"journal was written under wire format hash {format_hash:#018x}, "
-                         f"this build has {wire.FORMAT_HASH:#018x}")
+        raise JournalFormatError(f"journal was written under wire format hash "
+                                 f"{format_hash:#018x}, this build has {wire.FORMAT_HASH:#018x}")
 
 
 def _json(obj) -> bytes:

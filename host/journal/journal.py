@@ -59,6 +59,8 @@ def lock_session(directory: Path) -> int:
         raise JournalLocked(f"{directory}: the journal is open in another session "
                             f"(it holds {LOCK_FILE}); stop that one first") from None
     return fd
+
+
 _MODES = ("always", "interval", "group", "never")
 
 

@@ -138,8 +138,8 @@ def recover(path: str | os.PathLike, *, policy: FsyncPolicy | None = None,
             os.truncate(jpath, result.end)
         records = result.records
         if records and records[0].kind != RecordKind.FILE_HEADER:
-            raise ValueError(f"{jpath}: first record is {records[0].kind.name}, "
-                             f"not FILE_HEADER")
+            raise codec.JournalFormatError(f"{jpath}: first record is "
+                                           f"{records[0].kind.name}, not FILE_HEADER")
         snap, notes = load_latest_snapshot(directory, result.last_seq)
         if snap is not None:
             oms = OrderManager.from_state(snap.state)

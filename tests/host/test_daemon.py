@@ -567,9 +567,13 @@ def test_cli_run_on_a_journal_it_cannot_open_is_a_clear_error(tmp_path, capsys, 
     Session.open(directory, policy=FsyncPolicy(mode="never")).close()
     held = None
     if damage == "version":
-        raw = bytearray((directory / JOURNAL_FILE).read_bytes())
-        raw[13:17] = b"\x00" * 4        # the file header record's payload starts at byte 13
-        (directory / JOURNAL_FILE).write_bytes(bytes(raw))
+        # the same journal, its file header naming the next version (checksums intact)
+        from host.journal import codec, scan
+        from host.journal.framing import frame
+        records = scan(directory / JOURNAL_FILE).records
+        header = codec._FILE_HEADER.pack(codec.MAGIC, codec.VERSION + 1, wire.FORMAT_HASH)
+        (directory / JOURNAL_FILE).write_bytes(b"".join(
+            frame(r.kind, r.seq, header if r.seq == 1 else r.payload) for r in records))
     else:
         held = Session.open(directory, policy=FsyncPolicy(mode="never"))
 
@@ -582,6 +586,8 @@ def test_cli_run_on_a_journal_it_cannot_open_is_a_clear_error(tmp_path, capsys, 
         held.close()
     assert rc == 2
     assert f"cannot open the journal {directory}" in err and "Traceback" not in err
+    assert ("not a ticklane journal of version" if damage == "version"
+            else "open in another session") in err
 
 
 def test_cli_recover_of_directory_without_journal_is_an_error(tmp_path, capsys):
