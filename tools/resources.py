@@ -128,8 +128,8 @@ def _order_table(util: Utilization) -> dict:
         "ways": DEFAULT_ORDER_WAYS, "sets": DEFAULT_ORDER_SETS, "capacity": book.capacity,
         "entry_bits": book.entry_layout.size,
         "bram36": util.memory_bram36("book.orders_way"),
-        "level_store_bram36": util.memory_bram36("book.level_rows"),
-        "level_row_bits": book.row_layout.size,
+        "level_store_bram36": util.memory_bram36("book.levels_"),
+        "level_row_bits": book.row_bits,
     }
 
 
@@ -340,8 +340,8 @@ def render_markdown(report: dict) -> str:
             f"price, remaining shares). Measured cost: **{ot['bram36']:g} BRAM36** "
             f"({100 * ot['bram36'] / part['bram36']:.1f}% of the part): each way ({ot['sets']} "
             f"entries x {ot['entry_bits']} bits) takes {ot['bram36'] / ot['ways']:g} BRAM36. The "
-            f"level store ({ot['level_row_bits']:,}-bit "
-            f"rows, one per symbol slot) takes {ot['level_store_bram36']:g} BRAM36.",
+            f"level store ({ot['level_row_bits']:,} bits per "
+            f"symbol slot in bid, ask and meta rows) takes {ot['level_store_bram36']:g} BRAM36.",
         ]
     out += ["", "## fmax estimate", "",
             f"Label: **{FMAX_LABEL}**. There is no open place-and-route for the Zynq-7000; "

@@ -14,9 +14,14 @@ Storage
   remaining shares); see :mod:`hdl.book.order_table` for the set index. An add whose set is full
   is not stored: the symbol is marked *lost* (sticky), counted, and published with the ``refill``
   flag and no sides from then on, so the host's software book carries it.
-* Level store: one block-RAM row per symbol slot holding, per side, the best ``levels`` price
-  levels sorted best first (price, 64-bit size, order count), a count of the orders resting at
-  prices not held ("deep"), the last published top and the crypto snapshot state.
+* Level store: three block RAMs with a row per symbol slot. A bid row and an ask row hold the
+  side's best ``levels`` price levels sorted best first (price, 64-bit size, order count) and a
+  count of the orders resting at prices not held ("deep"); the meta row holds the last applied
+  sequence number, the last published top, the crypto snapshot state and a *live* bit per side.
+  A side whose live bit is clear is empty whatever its row holds: a clear resets the two bits
+  instead of writing both sides. Each cycle writes at most one side row (the side of the
+  operation, or the side a refill installs) and the meta row, so the other side is never routed
+  through the update logic.
 
 The held levels of a side are always the exact best levels of the side. A join at a price worse
 than the worst held level goes deep when the side is full or already has deep orders; a join
@@ -28,19 +33,19 @@ until the next snapshot or clear.
 
 Pipeline (one event per cycle, a replace two)
 ---------------------------------------------
-* accept: the event is registered; the order table set of its reference and the level row of its
-  slot are read (block RAM, synchronous).
+* accept: the event is registered; the order table set of its reference and the level rows of
+  its slot are read (block RAM, synchronous).
 * execute: hit and free ways are found, the order's side and price come from the table, the side's
   levels are updated by sorted insert / in-place update / removal, the new top is compared with
-  the last published one, the table entry and the row are written back and a changed top is
-  written to the output FIFO, stamped with the egress cycle.
+  the last published one, the table entry, the side row and the meta row are written back and a
+  changed top is written to the output FIFO, stamped with the egress cycle.
 
 A write at the end of execute lands on the same clock edge as the next event's read; the read
-ports are write-first (transparent to the write ports, as block RAM can be), so the row and the
+ports are write-first (transparent to the write ports, as block RAM can be), so the rows and the
 table entry written last reach the next execute (back-to-back messages on the same order, level
 or symbol need no stall, and no forwarding register is needed). A replace runs as two
 micro-operations: the original leaves, then the new reference joins on the original's side; the
-second reads the new reference's set and the original's row while the first writes them.
+second reads the new reference's set and the original's rows while the first writes them.
 
 Input is accepted only while the output FIFO has room for everything in flight, so a slow reader
 backpressures the feed instead of losing records.
@@ -154,10 +159,14 @@ class OrderBook(wiring.Component):
         self.side_layout = data.StructLayout({
             "lv": data.ArrayLayout(self.level_layout, levels), "deep": _DEEP_BITS,
         })
-        self.row_layout = data.StructLayout({
-            "bid": self.side_layout, "ask": self.side_layout, "last_seq": 64,
-            "pub": self.top_layout, "in_snapshot": 1,
+        # a side row is current only while its ``live`` bit in the slot's meta row is set; a clear
+        # resets the bits instead of writing zeros over the sides
+        self.meta_layout = data.StructLayout({
+            "last_seq": 64, "pub": self.top_layout, "in_snapshot": 1, "bid_live": 1,
+            "ask_live": 1,
         })
+        # bits of level store per symbol slot: a bid row, an ask row and a meta row
+        self.row_bits = 2 * self.side_layout.size + self.meta_layout.size
         super().__init__({
             "events": In(stream.Signature(BookEventLayout)),
             "refill": In(stream.Signature(wire.BOOK_REFILL_LEVEL.layout)),
@@ -278,9 +287,18 @@ class OrderBook(wiring.Component):
             tbl_wr.append(mem.write_port())
             # write-first: a read in the cycle of a write to its address returns the new entry
             tbl_rd.append(mem.read_port(transparent_for=(tbl_wr[-1],)))
-        m.submodules.level_rows = rows = Memory(shape=self.row_layout, depth=self.slots, init=[])
-        row_wr = rows.write_port()
-        row_rd = rows.read_port(transparent_for=(row_wr,))
+        # the level store: a row per slot in each of three memories (bid side, ask side, meta),
+        # write-first like the order table
+        side_wr, side_rd = [], []
+        for name in ("bid", "ask"):
+            mem = Memory(shape=self.side_layout, depth=self.slots, init=[])
+            m.submodules[f"levels_{name}"] = mem
+            side_wr.append(mem.write_port())
+            side_rd.append(mem.read_port(transparent_for=(side_wr[-1],)))
+        m.submodules.levels_meta = metas = Memory(shape=self.meta_layout, depth=self.slots,
+                                                  init=[])
+        meta_wr = metas.write_port()
+        meta_rd = metas.read_port(transparent_for=(meta_wr,))
         lost = Signal(self.slots)       # symbols the host's book carries (sticky)
 
         m.submodules.fifo = fifo = SyncFIFO(width=wire.BBO_UPDATE.width, depth=self.fifo_depth)
@@ -377,10 +395,12 @@ class OrderBook(wiring.Component):
             m.d.comb += [tbl_rd[w].addr.eq(set_next), tbl_rd[w].en.eq(read)]
         # the joining half of a replace reads its own slot again: the row the leaving half writes
         # on this edge comes back through the write-first read port
-        m.d.comb += [row_rd.addr.eq(Mux(replace_first, ex.slot[:self.slot_bits],
-                                        Mux(inst_go, st_slot[:self.slot_bits],
-                                            in_ev.slot[:self.slot_bits]))),
-                     row_rd.en.eq(read)]
+        row_next = Signal(self.slot_bits)
+        m.d.comb += row_next.eq(Mux(replace_first, ex.slot[:self.slot_bits],
+                                    Mux(inst_go, st_slot[:self.slot_bits],
+                                        in_ev.slot[:self.slot_bits])))
+        for port in (*side_rd, meta_rd):
+            m.d.comb += [port.addr.eq(row_next), port.en.eq(read)]
 
         with m.If(replace_first):
             m.d.sync += [ex_valid.eq(1), ex_second.eq(1)]
@@ -516,32 +536,37 @@ class OrderBook(wiring.Component):
                     m.d.comb += tbl_wr[w].en.eq(tbl_way == w)
 
             # ---- execute: levels
-            row = Signal(self.row_layout)
-            m.d.comb += row.eq(row_rd.data)
-            base = Signal(self.row_layout)
+            # One side is rewritten per cycle: the side of the operation, or the staged side of
+            # an install. A clear (or a snapshot's first level) empties both sides through the
+            # meta row's live bits; the written side becomes live again.
+            meta = Signal(self.meta_layout)
+            m.d.comb += meta.eq(meta_rd.data)
             clearing = is_clear | (is_level & flags[_LEVEL_BEGIN])
-            m.d.comb += base.eq(row)
-            with m.If(clearing):
-                m.d.comb += [base.bid.eq(0), base.ask.eq(0)]
+            bid_live = Signal(name="bid_live")
+            ask_live = Signal(name="ask_live")
+            m.d.comb += [bid_live.eq(meta.bid_live & ~clearing),
+                         ask_live.eq(meta.ask_live & ~clearing)]
+            wsell = Signal(name="wsell")            # the side this cycle writes
+            m.d.comb += wsell.eq(Mux(ex_inst, st_sell, op_sell))
             side = Signal(self.side_layout)
-            m.d.comb += side.eq(Mux(op_sell, base.ask, base.bid))
+            with m.If(ex_inst):
+                m.d.comb += side.eq(st_side)
+            with m.Elif(op_sell):
+                with m.If(ask_live):
+                    m.d.comb += side.eq(side_rd[1].data)
+            with m.Else():
+                with m.If(bid_live):
+                    m.d.comb += side.eq(side_rd[0].data)
             new_side = self._side_update(m, side, op_sell, op_price, op_qty, op_join, op_leave,
                                          op_set, op_del, op_leaves, is_level)
-            # The new row is assembled from separate parts: the published top is computed from the
-            # new sides, and a row that fed its own top back into itself would be a (false)
-            # combinational loop that the simulator resolves by evaluating the logic again.
-            new_bid = Signal(self.side_layout, name="new_bid")
-            new_ask = Signal(self.side_layout, name="new_ask")
+            # The new meta row is assembled from separate parts: the published top is computed
+            # from the new sides, and a row that fed its own top back into itself would be a
+            # (false) combinational loop that the simulator resolves by evaluating it again.
             new_in_snapshot = Signal(name="new_in_snapshot")
             new_last_seq = Signal(64, name="new_last_seq")
             new_pub = Signal(self.top_layout, name="new_pub")
-            m.d.comb += [new_bid.eq(base.bid), new_ask.eq(base.ask),
-                         new_in_snapshot.eq(base.in_snapshot), new_last_seq.eq(base.last_seq),
-                         new_pub.eq(base.pub)]
-            with m.If(op_sell):
-                m.d.comb += new_ask.eq(new_side)
-            with m.Else():
-                m.d.comb += new_bid.eq(new_side)
+            m.d.comb += [new_in_snapshot.eq(meta.in_snapshot), new_last_seq.eq(meta.last_seq),
+                         new_pub.eq(meta.pub)]
             with m.If(is_level & flags[_LEVEL_BEGIN]):
                 m.d.comb += new_in_snapshot.eq(1)
             with m.If(is_level & flags[_LEVEL_END]):
@@ -556,7 +581,7 @@ class OrderBook(wiring.Component):
             m.d.comb += lost_bit.eq(lost.bit_select(slot, 1))
             inst_rejected = Signal()
             m.d.comb += inst_rejected.eq(ex_inst & (~inst_slot_ok | st_bad | lost_bit))
-            inst_stale = ex_inst & ~inst_rejected & (row.last_seq > st_seq)
+            inst_stale = ex_inst & ~inst_rejected & (meta.last_seq > st_seq)
             inst_ok = Signal()
             m.d.comb += [
                 inst_ok.eq(ex_inst & ~inst_rejected & ~inst_stale),
@@ -564,18 +589,28 @@ class OrderBook(wiring.Component):
                 self.count_refill_stale.eq(inst_stale),
                 self.count_refill_rejected.eq(inst_rejected),
             ]
-            with m.If(inst_ok):
-                with m.If(st_sell):
-                    m.d.comb += new_ask.eq(st_side)
-                with m.Else():
-                    m.d.comb += new_bid.eq(st_side)
 
             # ---- execute: the published top
             lost_now = Signal()
             m.d.comb += lost_now.eq(lost_bit | lose_slot)
-            bid0, ask0 = new_bid.lv[0], new_ask.lv[0]
-            bid_blind = ~bid0.valid & (new_bid.deep != 0)
-            ask_blind = ~ask0.valid & (new_ask.deep != 0)
+            # the best level and deep count of each side after this cycle: the written side's
+            # from the new side, the other's from its row (empty unless live)
+            bid0 = Signal(self.level_layout, name="bid0")
+            ask0 = Signal(self.level_layout, name="ask0")
+            bid_deep = Signal(_DEEP_BITS, name="bid_deep")
+            ask_deep = Signal(_DEEP_BITS, name="ask_deep")
+            with m.If(wsell):
+                m.d.comb += [ask0.eq(new_side.lv[0]), ask_deep.eq(new_side.deep)]
+                with m.If(bid_live):
+                    m.d.comb += [bid0.eq(side_rd[0].data.lv[0]),
+                                 bid_deep.eq(side_rd[0].data.deep)]
+            with m.Else():
+                m.d.comb += [bid0.eq(new_side.lv[0]), bid_deep.eq(new_side.deep)]
+                with m.If(ask_live):
+                    m.d.comb += [ask0.eq(side_rd[1].data.lv[0]),
+                                 ask_deep.eq(side_rd[1].data.deep)]
+            bid_blind = ~bid0.valid & (bid_deep != 0)
+            ask_blind = ~ask0.valid & (ask_deep != 0)
             # the valid bits are signals of their own: fields computed from other fields of the
             # same signal would be a (false) combinational loop for the simulator
             bid_valid, ask_valid = Signal(name="top_bid_valid"), Signal(name="top_ask_valid")
@@ -592,15 +627,17 @@ class OrderBook(wiring.Component):
             ]
             reports = ((is_book & ~replace_first) | inst_ok) & ~new_in_snapshot
             changed = Signal()
-            m.d.comb += changed.eq(reports & (top.as_value() != row.pub.as_value()))
+            m.d.comb += changed.eq(reports & (top.as_value() != meta.pub.as_value()))
             with m.If(changed):
                 m.d.comb += new_pub.eq(top)
-            new_row = Signal(self.row_layout)
-            m.d.comb += [new_row.bid.eq(new_bid), new_row.ask.eq(new_ask), new_row.pub.eq(new_pub),
-                         new_row.in_snapshot.eq(new_in_snapshot), new_row.last_seq.eq(new_last_seq)]
+            new_meta = Signal(self.meta_layout)
+            m.d.comb += [new_meta.pub.eq(new_pub), new_meta.in_snapshot.eq(new_in_snapshot),
+                         new_meta.last_seq.eq(new_last_seq),
+                         new_meta.bid_live.eq(Mux(wsell, bid_live, 1)),
+                         new_meta.ask_live.eq(Mux(wsell, 1, ask_live))]
 
             with m.If(is_book | inst_ok):
-                m.d.comb += row_wr.en.eq(1)
+                m.d.comb += [meta_wr.en.eq(1), side_wr[0].en.eq(~wsell), side_wr[1].en.eq(wsell)]
             with m.If(lose_slot):
                 m.d.sync += [lost.eq(lost | lost_set), lost_count.eq(popcount(lost | lost_set))]
 
@@ -622,7 +659,7 @@ class OrderBook(wiring.Component):
                 record.locate.eq(Mux(ex_inst, st_locate, ex.locate)),
                 fifo.w_en.eq(changed),
                 self.count_bbo.eq(changed),
-                self.count_refill.eq(changed & top.refill & ~row.pub.refill),
+                self.count_refill.eq(changed & top.refill & ~meta.pub.refill),
             ]
 
         # The write ports' address and data, and the FIFO's data, are the execute's values on
@@ -630,7 +667,9 @@ class OrderBook(wiring.Component):
         # then needs no copy of them: each port reads the execute's signal itself.
         for w in range(ways):
             m.d.comb += [tbl_wr[w].addr.eq(key_set), tbl_wr[w].data.eq(tbl_data)]
-        m.d.comb += [row_wr.addr.eq(slot), row_wr.data.eq(new_row), fifo.w_data.eq(record)]
+        for port in side_wr:
+            m.d.comb += [port.addr.eq(slot), port.data.eq(new_side)]
+        m.d.comb += [meta_wr.addr.eq(slot), meta_wr.data.eq(new_meta), fifo.w_data.eq(record)]
 
         # Activity, for the simulation harness (nothing in the gateware reads it). With it low
         # no register, memory or FIFO of the block changes on the next edge: every write above
