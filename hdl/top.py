@@ -106,10 +106,13 @@ class Top(wiring.Component):
         connect(m, book.bbo, ports["bbo_out"])
         connect(m, feed.host_records, ports["host_out"])
         connect(m, feed.gaps, ports["gaps_out"])
-        # The gate sees every BBO record the host will take, in the cycle it leaves the book (its
-        # bbo_in is always ready): the live book it checks collars against is the one the host sees.
+        # The gate sees every BBO record the host will take of a slot it holds (the first
+        # RISK_SLOTS), in the cycle it leaves the book (its bbo_in is always ready): the live book
+        # it checks collars against is the one the host sees. Records of the book's other slots
+        # do not reach it, so its RISK_DROPPED counts only fills of a slot out of range.
         m.d.comb += [
-            risk.bbo_in.valid.eq(book.bbo.valid & ports["bbo_out"].ready),
+            risk.bbo_in.valid.eq(book.bbo.valid & ports["bbo_out"].ready
+                                 & (book.bbo.payload.slot < wire.RISK_SLOTS)),
             risk.bbo_in.payload.eq(book.bbo.payload),
             risk.cycle.eq(cycle),
         ]

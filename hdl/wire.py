@@ -429,7 +429,8 @@ RISK_REGISTERS = [
              count=len(RISK_REASONS)),
     Register("RISK_FILLS", "r", "fills applied to positions"),
     Register("RISK_FILLS_UNKNOWN", "r", "fills whose client order id was not open in the gate"),
-    Register("RISK_DROPPED", "r", "fills and BBO records with a slot out of range, ignored"),
+    Register("RISK_DROPPED", "r", "fills and BBO records with a slot out of range, ignored (the "
+                                  "top hands the gate only BBO records of its slots)"),
     Register("RISK_OPEN_ORDERS", "r", "orders open in the gate now"),
     Register("RISK_OPEN_CAPACITY", "r", "entries of the gate's open-order table, a build "
                                         "parameter: the gate never holds more orders open"),

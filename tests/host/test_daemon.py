@@ -164,7 +164,8 @@ class ModelLink(Link):
             rec["flags"] = ((_BID_VALID if change.bid_price is not None else 0)
                             | (_ASK_VALID if change.ask_price is not None else 0))
             records.append(rec)
-            self.gate.bbo_update({k: int(rec[k]) for k in rec.dtype.names}, self.cycle)
+            if rec["slot"] < wire.RISK_SLOTS:   # the top hands the gate its slots' records
+                self.gate.bbo_update({k: int(rec[k]) for k in rec.dtype.names}, self.cycle)
             self.cycle += 1  # the gate applies it from the next cycle on
         if records:
             self.out["bbo_out"].append(np.array(records, dtype=wire.BBO_UPDATE.dtype))

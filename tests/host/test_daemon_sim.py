@@ -130,6 +130,9 @@ def test_symbols_lost_to_a_full_order_table_stay_with_the_host_book(default_buil
     assert summary.refills_abandoned == counters["BOOK_SYMBOLS_LOST"]
     assert counters["BOOK_REFILLS_REJECTED"] == summary.refills_sent
     assert summary.refills_sent == 2 * summary.refills_abandoned
+    # records of the book's slots beyond the gate's do not reach it: nothing was dropped there
+    assert (np.concatenate(seen)["slot"] >= wire.RISK_SLOTS).any()
+    assert counters["RISK_DROPPED"] == 0
 
 
 def _gate_requests(*rows):
