@@ -79,7 +79,8 @@ class PreTradeRisk(wiring.Component):
     ----------
     order_in : In(stream of ORDER_REQUEST)
     fill_in : In(stream of FILL), always ready
-    bbo_in : In(stream of BBO_UPDATE), always ready, a copy of the book's output
+    bbo_in : In(stream of BBO_UPDATE), always ready, a copy of the book's output (in the top, the
+        records of the gate's slots only)
     verdict_out : Out(stream of VERDICT), one per request, in request order
     order_out : Out(stream of ORDER_REQUEST), the accepted requests, toward the venue
     cycle : In(64), the free-running cycle counter
