@@ -274,6 +274,23 @@ def test_committed_order_table_cost_matches_the_book_geometry():
     assert ot["bram36"] * BRAM36_BITS >= ot["capacity"] * ot["entry_bits"]
 
 
+@pytest.mark.parametrize("book_luts, says", [(29_000, "88% of the part; not run"),
+                                              (60_000, "so it does not fit")])
+def test_top_not_placed_says_what_its_stages_need_of_the_ecp5(book_luts, says):
+    # Arrange: the committed report, the book's ECP5 size replaced
+    report = resources.load_report()
+    report["fmax"]["book"]["ecp5_luts"] = book_luts
+    need = sum(report["fmax"][n]["ecp5_luts"] for n in ("feed", "book", "risk", "regs"))
+
+    # Act
+    text = resources.render_markdown(report)
+
+    # Assert
+    line = next(x for x in text.splitlines() if x.startswith("Not placed and routed: top"))
+    assert f"need {need:,} LUT4" in line and f"book {book_luts:,}" in line
+    assert line.endswith(says + ".")
+
+
 def test_committed_markdown_is_the_rendering_of_the_committed_json():
     assert resources.REPORT_MD.read_text() == resources.render_markdown(resources.load_report())
 

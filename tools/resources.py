@@ -377,11 +377,13 @@ def render_markdown(report: dict) -> str:
     need = sum(fmax[n]["ecp5_luts"] for n in parts)
     for name in missing:
         why = ""
-        if name == "top" and need > 0.9 * ECP5_85F_LUTS:
+        if name == "top" and need > 0.8 * ECP5_85F_LUTS:
             terms = " + ".join(f"{n} {fmax[n]['ecp5_luts']:,}" for n in parts)
+            verdict = ("so it does not fit" if need > ECP5_85F_LUTS else
+                       f"{100 * need / ECP5_85F_LUTS:.0f}% of the part; not run")
             why = (f": its stages alone need {need:,} LUT4 after `synth_ecp5` ({terms}; LUT4 "
                    f"cells plus two per CCU2C), against the {ECP5_85F_LUTS:,} of the LFE5U-85F, "
-                   f"so it does not fit, or not with room to place")
+                   f"{verdict}")
         out += ["", f"Not placed and routed: {name}{why}."]
     if report.get("notes"):
         out += ["", "## Findings", ""] + [f"- {note}" for note in report["notes"]]
