@@ -291,6 +291,32 @@ def test_top_not_placed_says_what_its_stages_need_of_the_ecp5(book_luts, says):
     assert line.endswith(says + ".")
 
 
+def test_a_stage_run_keeps_what_another_run_stored_while_it_worked(tmp_path, monkeypatch):
+    # Arrange: a report file; while this run "synthesizes" regs, another run stores the book's
+    out = tmp_path / "resources.json"
+    resources.save_report(resources.empty_report(), out)
+
+    def fake_run_stage(report, stage, **kwargs):
+        resources.save_entry(out, "stages", "book", {"design": "other run"})
+        report["stages"][stage] = {"design": "this run"}
+
+    def fake_run_fmax(report, stage, **kwargs):
+        resources.save_entry(out, "fmax", "risk", {"design": "other run"})
+        report["fmax"][stage] = {"design": "this run"}
+
+    monkeypatch.setattr(resources, "run_stage", fake_run_stage)
+    monkeypatch.setattr(resources, "run_fmax", fake_run_fmax)
+    monkeypatch.setattr(resources, "format_report", lambda report: "")
+
+    # Act
+    synth_report.main(["--stage", "regs", "--fmax", "--json", str(out)])
+
+    # Assert: both runs' results are in the file
+    saved = resources.load_report(out)
+    assert saved["stages"] == {"book": {"design": "other run"}, "regs": {"design": "this run"}}
+    assert saved["fmax"] == {"risk": {"design": "other run"}, "regs": {"design": "this run"}}
+
+
 def test_committed_markdown_is_the_rendering_of_the_committed_json():
     assert resources.REPORT_MD.read_text() == resources.render_markdown(resources.load_report())
 

@@ -21,7 +21,7 @@ from tools.synth_report import (FMAX_LABEL, ROUTERS, XC7Z020, FmaxEstimate, Synt
                                 Utilization, fmax_estimate, synthesize)
 
 __all__ = ["Stage", "STAGES", "FMAX_STAGES", "REPORT_JSON", "REPORT_MD", "empty_report",
-           "load_report", "save_report", "run_stage", "run_fmax", "format_report",
+           "load_report", "save_report", "save_entry", "run_stage", "run_fmax", "format_report",
            "render_markdown", "print_section"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,6 +120,17 @@ def save_report(report: dict, path: Path = REPORT_JSON) -> None:
     path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
 
 
+def save_entry(path: Path, section: str, name: str, entry: dict) -> dict:
+    """Store one measurement (``report[section][name]``) in the report at ``path`` as the file
+    holds it now, and return that report. A stage's run takes minutes to an hour; writing back
+    the whole report read at its start would undo what another run stored meanwhile."""
+    path = Path(path)
+    report = load_report(path) if path.exists() else empty_report()
+    report[section][name] = entry
+    save_report(report, path)
+    return report
+
+
 def _order_table(util: Utilization) -> dict:
     from hdl.book.order_book import DEFAULT_ORDER_SETS, DEFAULT_ORDER_WAYS, OrderBook
     book = OrderBook()
@@ -151,11 +162,12 @@ def run_stage(report: dict, stage: str, *, timeout_s: float | None = 1800.0,
               workdir: Path | None = None, log=print) -> Utilization:
     """Synthesize one stage for the xc7z020 and store its counts in ``report``."""
     spec = STAGES[stage]
+    design = design_version()       # the gateware as it is when the run starts
     log(f"synthesizing {stage}: {spec.build} ...")
     util = synthesize(spec.make(), f"ticklane_{stage}", timeout_s=timeout_s,
                       workdir=None if workdir is None else Path(workdir) / stage)
     log(util.table())
-    entry = {"build": spec.build, "what": spec.what, "design": design_version(),
+    entry = {"build": spec.build, "what": spec.what, "design": design,
              "utilization": util.to_dict()}
     if stage == "book":
         entry["order_table"] = _order_table(util)
@@ -169,6 +181,7 @@ def run_fmax(report: dict, stage: str, *, target_mhz: float = 250.0,
     """Place and route one stage on ECP5 (nextpnr's ``router``); a failure or timeout is stored,
     not raised."""
     spec = STAGES[stage]
+    design = design_version()       # the gateware as it is when the run starts
     log(f"placing and routing {stage} on ECP5 with {router} (limit {timeout_s:g} s) ...")
     try:
         est = fmax_estimate(spec.make(), f"ticklane_{stage}", target_mhz=target_mhz,
@@ -176,10 +189,10 @@ def run_fmax(report: dict, stage: str, *, target_mhz: float = 250.0,
                             workdir=None if workdir is None else Path(workdir) / f"{stage}_ecp5")
     except SynthesisError as e:
         report["fmax"][stage] = {"error": str(e).splitlines()[0], "label": FMAX_LABEL,
-                                 "design": design_version()}
+                                 "design": design}
         log(f"  {stage}: {e}")
         return None
-    report["fmax"][stage] = {**est.to_dict(), "design": design_version()}
+    report["fmax"][stage] = {**est.to_dict(), "design": design}
     log(f"  {stage}: {est.fmax_mhz:.1f} MHz on {est.clock!r} ({est.label})")
     return est
 

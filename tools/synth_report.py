@@ -722,16 +722,18 @@ def main(argv: list[str] | None = None) -> int:
     out = args.json or resources.REPORT_JSON
     report = resources.load_report(out) if out.exists() else resources.empty_report()
     fmax_stages = [s for s in stages if s in resources.FMAX_STAGES] if args.all else stages
+    # Each result is stored into the file as it is then, not into the report read above: a run
+    # of another stage may have stored its own meanwhile.
     for stage in ([] if args.no_synth else stages):
         resources.run_stage(report, stage, timeout_s=args.timeout, workdir=args.workdir,
                             log=print)
-        resources.save_report(report, out)
+        report = resources.save_entry(out, "stages", stage, report["stages"][stage])
     if args.fmax:
         for stage in fmax_stages:
             resources.run_fmax(report, stage, target_mhz=args.target_mhz,
                                timeout_s=args.fmax_timeout, workdir=args.workdir, log=print,
                                router=args.router)
-            resources.save_report(report, out)
+            report = resources.save_entry(out, "fmax", stage, report["fmax"][stage])
     print()
     print(resources.format_report(report))
     print(f"\nwrote {out}")
