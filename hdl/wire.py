@@ -228,7 +228,9 @@ BBO_UPDATE = Record("BboUpdate", [
                           "because several orders of up to 2**32-1 shares may share a level"),
     Field("ask_size", 64, "aggregate displayed size at the best ask"),
     Field("ingress_cycle", 32, "cycle at which the causing message's last byte entered"),
-    Field("egress_cycle", 32, "cycle at which this record left the book stage"),
+    Field("egress_cycle", 32, "cycle at which the book wrote this record into its output "
+                              "queue; time the record then waits there for a backpressured "
+                              "reader is not counted"),
     Field("slot", 16, "symbol slot"),
     Flags("flags", 16, ("bid_valid", "ask_valid", "refill", "crossed"),
           "bid_valid / ask_valid: the side has a level; refill: the symbol's hardware book needs "
@@ -272,7 +274,8 @@ VERDICT = Record("Verdict", [
     Field("client_order_id", 64, "the request this verdict answers"),
     Field("reasons", 32, "bit set of reject reasons (0 when accepted)"),
     Field("ingress_cycle", 32, "cycle at which the request entered"),
-    Field("egress_cycle", 32, "cycle at which the verdict left"),
+    Field("egress_cycle", 32, "cycle at which the gate registered the verdict on its output "
+                              "(it decides only while its outputs have room)"),
     Field("slot", 16, "symbol slot"),
     Flags("flags", 8, ("accepted",)),
     Field("kind", 8, "the request's kind"),

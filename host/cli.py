@@ -47,10 +47,11 @@ def cmd_replay(args) -> int:
         out = Path(args.bbo_csv)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(result.csv())
+    latency_file = None
     if args.latency_out:
-        from host.replay import CLOCK_MHZ, CLOCK_SOURCE
         from tools.latency_report import save_run
-        save_run(args.latency_out, {"md_to_bbo": result.latency_cycles}, CLOCK_MHZ, CLOCK_SOURCE)
+        latency_file = save_run(args.latency_out, {"md_to_bbo": result.latency_cycles},
+                                *link.clock())
 
     lat = _percentiles(result.latency_cycles)
     c = result.counters
@@ -71,6 +72,8 @@ def cmd_replay(args) -> int:
     ]
     if args.bbo_csv:
         rows.append(("BBO CSV", str(args.bbo_csv)))
+    if latency_file is not None:
+        rows.append(("latency", f"{latency_file} (ticklane report {latency_file})"))
     print(_table(rows))
     for note in result.notes:
         print(f"  note: {note}")

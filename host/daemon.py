@@ -1183,10 +1183,9 @@ def cmd_run(args) -> int:
     if args.bbo_csv:
         print(f"  BBO CSV: {args.bbo_csv}")
     if args.latency_out:
-        from host.replay import CLOCK_MHZ, CLOCK_SOURCE
         from tools.latency_report import save_run
 
-        out = save_run(args.latency_out, summary.latency_paths(), CLOCK_MHZ, CLOCK_SOURCE)
+        out = save_run(args.latency_out, summary.latency_paths(), *link.clock())
         print(f"  latency: {out} (ticklane report {out})")
     return 1 if daemon.plan.error is not None else 0
 

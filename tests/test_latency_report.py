@@ -154,3 +154,110 @@ def test_save_run_writes_what_load_input_reads_and_refuses_a_bad_path(tmp_path):
         latency_report.save_run(tmp_path / "bad.npz", {"x_ns": np.array([-1])}, 100.0,
                                 CLOCK_SOURCE)
     assert not (tmp_path / "bad.npz").exists()
+
+
+def _write_bad_inputs(tmp_path) -> dict:
+    """Run files the report cannot read, each as a user could hand it over."""
+    good = tmp_path / "good.npz"
+    np.savez(good, md_to_bbo=np.arange(1, 5), clock_mhz=np.array(100.0),
+             clock_source=np.array(CLOCK_SOURCE))
+    files = {
+        "missing": tmp_path / "nothing-here.npz",
+        "truncated npz": tmp_path / "truncated.npz",
+        "zip that is not an npz": tmp_path / "garbage.npz",
+        "empty file": tmp_path / "empty.npz",
+        "text named npz": tmp_path / "text.npz",
+        "bad JSON": tmp_path / "bad.json",
+        "clock as a string": tmp_path / "clock.json",
+        "negative latency": tmp_path / "negative.json",
+    }
+    files["truncated npz"].write_bytes(good.read_bytes()[:200])
+    files["zip that is not an npz"].write_bytes(b"PK\x03\x04" + b"\0" * 60)
+    files["empty file"].write_bytes(b"")
+    files["text named npz"].write_text("md_to_bbo: 3 3 3\n")
+    files["bad JSON"].write_text("{not json")
+    files["clock as a string"].write_text(json.dumps({"paths": {"p": [1]}, "clock_mhz": "100",
+                                                      "clock_source": CLOCK_SOURCE}))
+    files["negative latency"].write_text(json.dumps({"paths": {"p": [3, -2]}, "clock_mhz": 100,
+                                                     "clock_source": CLOCK_SOURCE}))
+    return files
+
+
+@pytest.mark.parametrize("case", ["missing", "truncated npz", "zip that is not an npz",
+                                  "empty file", "text named npz", "bad JSON",
+                                  "clock as a string", "negative latency"])
+def test_cli_refuses_an_unreadable_run_file_in_one_line_naming_it(tmp_path, capsys, case):
+    # Arrange
+    path = _write_bad_inputs(tmp_path)[case]
+
+    # Act
+    rc = latency_report.main([str(path), "--out", str(tmp_path / "out")])
+
+    # Assert: exit status 2 and one line on stderr that names the file, no traceback
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1 and err.startswith("latency_report: ") and str(path) in err
+    assert not (tmp_path / "out" / "latency.json").exists()
+
+
+def test_an_npz_is_read_as_one_whatever_its_name(tmp_path, capsys):
+    # Arrange: np.savez to a file object keeps the name it is given
+    src = tmp_path / "run.dat"
+    with open(src, "wb") as f:
+        np.savez(f, md_to_bbo=np.array([3, 4]), clock_mhz=np.array(100.0),
+                 clock_source=np.array(CLOCK_SOURCE))
+
+    # Act
+    rc = latency_report.main([str(src), "--out", str(tmp_path / "out")])
+
+    # Assert
+    assert rc == 0
+    assert json.loads((tmp_path / "out" / "latency.json").read_text())["paths"]["md_to_bbo"][
+        "count"] == 2
+
+
+def test_a_clock_given_on_the_command_line_is_not_labelled_with_the_runs_source(tmp_path):
+    # Arrange
+    src = latency_report.save_run(tmp_path / "run.npz", {"md_to_bbo": np.array([3])}, 100.0,
+                                  CLOCK_SOURCE)
+
+    # Act
+    rc = latency_report.main([str(src), "--out", str(tmp_path / "out"), "--clock-mhz", "50"])
+
+    # Assert
+    doc = json.loads((tmp_path / "out" / "latency.json").read_text())
+    assert rc == 0
+    assert doc["clock"]["mhz"] == 50.0 and doc["clock"]["source"] == "given on the command line"
+    assert doc["paths"]["md_to_bbo"]["ns"]["max"] == pytest.approx(60.0)
+
+
+def test_save_run_returns_the_file_numpy_wrote(tmp_path):
+    # Act
+    out = latency_report.save_run(tmp_path / "runlat.bin", {"md_to_bbo": np.array([3])}, 100.0,
+                                  CLOCK_SOURCE)
+
+    # Assert
+    assert out == tmp_path / "runlat.bin.npz" and out.exists()
+    assert not (tmp_path / "runlat.bin").exists()
+    assert latency_report.load_input(out)[1] == 100.0
+
+
+@pytest.mark.parametrize("values", [np.array([2 ** 63], dtype=np.uint64), np.array([1e30])])
+def test_latencies_beyond_int64_are_refused_not_wrapped(tmp_path, values):
+    with pytest.raises(ValueError, match="beyond 2\\*\\*63 - 1"):
+        build_report({"p": values}, 100.0, CLOCK_SOURCE, tmp_path)
+
+
+def test_cli_table_keeps_wide_figures_apart(tmp_path, capsys):
+    # Arrange: latencies of more digits than a column is wide
+    src = latency_report.save_run(tmp_path / "run.npz",
+                                  {"md_to_bbo": np.array([2 ** 40, 2 ** 40 + 1])}, 100.0,
+                                  CLOCK_SOURCE)
+
+    # Act
+    assert latency_report.main([str(src), "--out", str(tmp_path / "out")]) == 0
+
+    # Assert: every figure of the row is a field of its own
+    row = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("md_to_bbo"))
+    assert row.split()[1:8] == ["2", "1099511627776", "1099511627776", "1099511627777",
+                                "1099511627777", "1099511627777", "1099511627777"]

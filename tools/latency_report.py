@@ -1,7 +1,11 @@
 """Latency histograms per path, from cycle stamps.
 
 Every output record carries the cycle at which its input entered and the cycle at which it left
-(:mod:`hdl.wire`), so latency is an exact count of cycles. Nanoseconds are cycles divided by the
+(:mod:`hdl.wire`), so latency is an exact count of cycles. What "left" means differs by path:
+feed → BBO (``md_to_bbo``) ends when the book writes the record into its output queue, so a
+record's wait there for a backpressured reader is not in it; order → verdict
+(``order_to_verdict``) ends when the risk gate registers its verdict on its output, and the gate
+decides only while its outputs have room, so a stalled reader delays it and shows in it. Nanoseconds are cycles divided by the
 clock the design is built for; that clock figure is only as good as its source (a synthesis or
 timing estimate, or the board's configured FCLK), so the source is written next to every number.
 
@@ -31,12 +35,13 @@ import json
 import re
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 __all__ = ["QUANTILES", "unit_of", "summarize", "build_report", "save_run", "load_input",
-           "main"]
+           "InputError", "main"]
 
 # (label, quantile) pairs of the summary.
 QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99.9", 0.999))
@@ -56,6 +61,10 @@ def _as_counts(name: str, values, unit: str = "cycles") -> np.ndarray:
                 or not np.all(arr == np.round(arr)):
             what = "whole cycle counts" if unit == "cycles" else "whole nanoseconds"
             raise ValueError(f"path {name!r}: latencies must be {what}")
+    if arr.size and (arr.max() > np.iinfo(np.int64).max
+                     or (np.issubdtype(arr.dtype, np.floating) and arr.max() >= 2.0 ** 63)):
+        raise ValueError(f"path {name!r}: a latency of {arr.max()} {unit} is beyond 2**63 - 1; "
+                         f"stamps must be differenced modulo the counter width first")
     arr = arr.astype(np.int64)
     if arr.size and arr.min() < 0:
         hint = ("stamps must be differenced modulo the counter width first" if unit == "cycles"
@@ -235,9 +244,12 @@ def build_report(paths: dict, clock_mhz: float, clock_source: str, out_dir) -> d
 
 def save_run(path, paths: dict, clock_mhz: float, clock_source: str) -> Path:
     """Write a run's latencies per path as the npz :func:`load_input` reads (each path checked
-    as :func:`build_report` would check it, so a bad run fails here, not in the report)."""
+    as :func:`build_report` would check it, so a bad run fails here, not in the report); returns
+    the file written (``path``, with ``.npz`` added when it has another suffix)."""
     arrays = {name: _as_counts(name, values, unit_of(name)) for name, values in paths.items()}
     out = Path(path)
+    if out.suffix != ".npz":          # numpy would add it; the path returned is the file written
+        out = out.with_name(out.name + ".npz")
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, **arrays, clock_mhz=np.array(float(clock_mhz)),
              clock_source=np.array(str(clock_source)))
@@ -248,17 +260,49 @@ def load_input(path) -> tuple:
     """Read ``(paths, clock_mhz, clock_source)`` from a JSON or npz file; missing clock fields
     come back as ``None``."""
     path = Path(path)
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            clock = float(z["clock_mhz"]) if "clock_mhz" in z.files else None
-            source = str(z["clock_source"]) if "clock_source" in z.files else None
-            paths = {k: z[k] for k in z.files if k not in ("clock_mhz", "clock_source")}
+    try:
+        head = path.read_bytes()[:4]
+    except OSError as e:
+        raise InputError(f"{path}: cannot read it: {e.strerror or e}") from None
+    if head.startswith(b"PK"):          # an npz is a zip archive, whatever its name
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                clock = _clock(z["clock_mhz"][()]) if "clock_mhz" in z.files else None
+                source = str(z["clock_source"]) if "clock_source" in z.files else None
+                paths = {k: z[k] for k in z.files if k not in ("clock_mhz", "clock_source")}
+        except InputError as e:
+            raise InputError(f"{path}: {e}") from None
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
+            raise InputError(f"{path}: not a readable latency npz ({type(e).__name__}: {e})") \
+                from None
         return paths, clock, source
-    doc = json.loads(path.read_text())
+    try:
+        doc = json.loads(path.read_text())
+    except (UnicodeDecodeError, ValueError) as e:
+        raise InputError(f"{path}: neither an npz nor JSON of latencies ({type(e).__name__}: "
+                         f"{e})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("paths"), dict):
-        raise ValueError(f"{path}: expected a JSON object with a 'paths' object")
-    paths = {k: np.asarray(v) for k, v in doc["paths"].items()}
-    return paths, doc.get("clock_mhz"), doc.get("clock_source")
+        raise InputError(f"{path}: expected a JSON object with a 'paths' object")
+    source = doc.get("clock_source")
+    try:
+        clock = None if doc.get("clock_mhz") is None else _clock(doc["clock_mhz"])
+        paths = {k: np.asarray(v) for k, v in doc["paths"].items()}
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from None
+    except ValueError as e:
+        raise InputError(f"{path}: {e}") from None
+    return paths, clock, None if source is None else str(source)
+
+
+def _clock(value) -> float:
+    """A clock figure in MHz read from a run file: a number, not a string or a flag."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise InputError(f"clock_mhz must be a number of MHz, not {value!r}")
+    return float(value)
+
+
+class InputError(ValueError):
+    """A run file that cannot be read as per-path latencies; the message names the file."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,23 +316,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clock-source", default=None, help="where the clock figure comes from")
     args = ap.parse_args(argv)
 
-    paths, clock, source = load_input(args.input)
-    clock = args.clock_mhz if args.clock_mhz is not None else clock
-    source = args.clock_source if args.clock_source is not None else source
+    try:
+        paths, clock, source = load_input(args.input)
+    except InputError as e:
+        print(f"latency_report: {e}", file=sys.stderr)
+        return 2
+    if args.clock_mhz is not None:
+        clock = args.clock_mhz
+        # a clock given here is not the one the run's own label describes
+        source = args.clock_source if args.clock_source is not None else "given on the command line"
+    elif args.clock_source is not None:
+        source = args.clock_source
     if clock is None or source is None:
         print("latency_report: the clock (MHz) and its source are needed: put clock_mhz and "
               "clock_source in the input or pass --clock-mhz and --clock-source", file=sys.stderr)
         return 2
-    summary = build_report(paths, clock, source, args.out)
+    try:
+        summary = build_report(paths, clock, source, args.out)
+    except ValueError as e:
+        print(f"latency_report: {args.input}: {e}", file=sys.stderr)
+        return 2
     print(f"clock {clock:g} MHz ({source})")
-    print(f"{'path':<24}{'count':>9}{'min':>8}{'p50':>8}{'p90':>8}{'p99':>8}{'p99.9':>8}{'max':>8}"
-          "  unit")
+    print(f"{'path':<24}{'count':>9}{'min':>9}{'p50':>9}{'p90':>9}{'p99':>9}{'p99.9':>9}"
+          f"{'max':>9}  unit")
     keys = ("min", "p50", "p90", "p99", "p99.9", "max")
     for name, s in summary["paths"].items():
+        # each value after a space: a figure wider than its column does not run into the next
         if s["unit"] == "cycles":
-            vals, unit = "".join(f"{s['cycles'].get(k, '-'):>8}" for k in keys), "cycles"
+            vals, unit = "".join(f" {s['cycles'].get(k, '-'):>8}" for k in keys), "cycles"
         else:
-            vals = "".join(f"{s['ns'][k] / 1000:>8.1f}" if s["count"] else f"{'-':>8}"
+            vals = "".join(f" {s['ns'][k] / 1000:>8.1f}" if s["count"] else f" {'-':>8}"
                            for k in keys)
             unit = "µs (host clock)"
         print(f"{name:<24}{s['count']:>9}{vals}  {unit}")

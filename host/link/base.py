@@ -67,6 +67,13 @@ class Link(abc.ABC):
             raise ValueError(f"register {name!r} value {value!r} does not fit in 32 bits")
         self._write_word(self.regmap.address(name, index), int(value))
 
+    def clock(self) -> tuple[float, str]:
+        """The design clock in MHz that converts this gateware's cycle stamps to nanoseconds,
+        and where that figure comes from: here the PYNQ-Z2 build's target
+        (:data:`host.replay.CLOCK_MHZ`); a board reads its bitstream's own."""
+        from host.replay import CLOCK_MHZ, CLOCK_SOURCE
+        return CLOCK_MHZ, CLOCK_SOURCE
+
     def read_cycle(self) -> int:
         """The 64-bit free-running cycle counter (CYCLE_LO latches CYCLE_HI)."""
         lo = self.read_reg("CYCLE_LO")

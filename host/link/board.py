@@ -185,6 +185,19 @@ class BoardLink(Link):
         for name in self._received:
             self._arm(name)
 
+    def clock(self) -> tuple[float, str]:
+        """The fabric clock the bitstream was built with, as its ``manifest.json`` records it
+        (``clock.mhz``, written by the build from the PS7 PLL settings); without one, the build
+        target, saying so."""
+        clock = self.manifest.get("clock") or {}
+        mhz = clock.get("mhz")
+        if isinstance(mhz, bool) or not isinstance(mhz, (int, float)) or not mhz > 0:
+            target, source = super().clock()
+            return target, f"the bitstream's manifest.json records no clock; assumed: {source}"
+        return float(mhz), (f"{clock.get('name', 'the fabric clock')} = {mhz:g} MHz, as the "
+                            f"bitstream's manifest.json records it "
+                            f"({clock.get('source', 'no derivation given')})")
+
     def power_on(self) -> None:
         """Reload the overlay: every table, book, counter and DMA starts afresh."""
         self._overlay.download()

@@ -371,3 +371,31 @@ def test_daemon_refills_the_gateware_book_through_the_refill_dma(board, tmp_path
     assert answers["locate"].tolist() == [locate, locate]
     assert np.all(answers["seq"] == daemon.plan.messages)
     daemon.stop(graceful=False)
+
+
+def test_latencies_of_a_board_run_convert_at_the_clock_its_manifest_records(board):
+    # Arrange: a bitstream built at 125 MHz
+    from host.link.board import BoardLink
+    from host.replay import CLOCK_MHZ
+    board.manifest["clock"] = {"name": "FCLK_CLK0", "requested_mhz": 125.0, "mhz": 125.0,
+                               "source": "PS7 IO PLL 1000 MHz / (DIVISOR0 * DIVISOR1)"}
+    (board.dir / "manifest.json").write_text(json.dumps(board.manifest))
+
+    # Act
+    mhz, source = BoardLink(board.bit).clock()
+
+    # Assert
+    assert mhz == 125.0 != CLOCK_MHZ
+    assert source.startswith("FCLK_CLK0 = 125 MHz") and "manifest.json" in source
+
+
+def test_a_manifest_without_a_clock_gives_the_build_target_and_says_so(board):
+    # Arrange: the fixture's manifest has no clock entry
+    from host.link.board import BoardLink
+    from host.replay import CLOCK_MHZ
+
+    # Act
+    mhz, source = BoardLink(board.bit).clock()
+
+    # Assert
+    assert mhz == CLOCK_MHZ and source.startswith("the bitstream's manifest.json records no clock")
