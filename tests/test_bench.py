@@ -3,6 +3,7 @@ harness scenario runs the whole top and the replays take the whole day in; the h
 reports the daemon's refusals and alerts in its table. Nothing here depends on how fast this
 machine is."""
 
+import os
 import re
 
 from host.link.beats import pack_historical
@@ -45,7 +46,7 @@ def test_host_section_counts_alerts_in_its_report_instead_of_logging_them(caplog
     import logging
 
     with caplog.at_level(logging.WARNING, logger="ticklane.alerts"):
-        host = bench.bench_host()
+        host = bench._host_section()        # in this process, where caplog sees its logging
 
     assert [r for r in caplog.records if r.name == "ticklane.alerts"] == []
     assert not logging.getLogger("ticklane.alerts").disabled     # put back afterwards
@@ -61,3 +62,13 @@ def test_host_section_counts_alerts_in_its_report_instead_of_logging_them(caplog
         m = re.match(r"reject_rate: (\d+) of (\d+) orders rejected", alert)
         if m:
             assert int(m.group(1)) <= min(int(m.group(2)), sent_refused)
+
+
+def test_host_section_runs_in_a_process_of_its_own_so_its_memory_is_the_daemons():
+    # Act
+    host = bench.bench_host()
+
+    # Assert
+    assert host["pid"] != os.getpid()
+    runs = [host[f"{n} strategies"] for n in (1, 8, 32)]
+    assert all(run["orders"] > 0 and run["rss_mb"] > 0 for run in runs)

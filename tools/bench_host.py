@@ -67,14 +67,16 @@ def strategies(n: int) -> list[dict]:
 
 
 def run_daemon(n: int, link, batch: int, feed: bytes | None = None, fsync: str | None = None):
-    base = demo_config(journal_dir=tempfile.mkdtemp(prefix="ticklane-bench-"))
-    strat = config_from_mapping({"strategies": strategies(n)}).strategies
-    config = dataclasses.replace(base, strategies=strat)
-    if fsync is not None:
-        config = dataclasses.replace(config,
-                                     journal=dataclasses.replace(config.journal, fsync=fsync))
-    daemon = Daemon(config, link, batch_messages=batch, feed=feed)
-    return daemon.run()
+    # the journal of a benchmark run is removed with its folder when the run ends
+    with tempfile.TemporaryDirectory(prefix="ticklane-bench-") as journal:
+        base = demo_config(journal_dir=journal)
+        strat = config_from_mapping({"strategies": strategies(n)}).strategies
+        config = dataclasses.replace(base, strategies=strat)
+        if fsync is not None:
+            config = dataclasses.replace(config,
+                                         journal=dataclasses.replace(config.journal, fsync=fsync))
+        daemon = Daemon(config, link, batch_messages=batch, feed=feed)
+        return daemon.run()
 
 
 def bench_decode(records: int = 1 << 20, batch: int = 4096, repeat: int = 3) -> dict[str, float]:

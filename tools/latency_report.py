@@ -5,9 +5,10 @@ Every output record carries the cycle at which its input entered and the cycle a
 feed → BBO (``md_to_bbo``) ends when the book writes the record into its output queue, so a
 record's wait there for a backpressured reader is not in it; order → verdict
 (``order_to_verdict``) ends when the risk gate registers its verdict on its output, and the gate
-decides only while its outputs have room, so a stalled reader delays it and shows in it. Nanoseconds are cycles divided by the
-clock the design is built for; that clock figure is only as good as its source (a synthesis or
-timing estimate, or the board's configured FCLK), so the source is written next to every number.
+decides only while its outputs have room, so a stalled reader delays it and shows in it.
+Nanoseconds are cycles divided by the clock the design is built for; that clock figure is only as
+good as its source (a synthesis or timing estimate, or the board's configured FCLK), so the
+source is written next to every number.
 
 Input: per-path arrays of latencies in cycles, or in nanoseconds for a path whose name ends in
 ``_ns`` (the host's own paths, such as its tick → order loop, timed by the host's clock).

@@ -260,7 +260,7 @@ def print_section(stages: list[str] | None = None, *, fresh: bool = False,
         return {}
     log(format_report(report))
     log(f"({source})")
-    return report
+    return {**report, "source": source}
 
 
 def _memory_groups(u: dict) -> list:
