@@ -47,6 +47,9 @@ def test_build_report_writes_json_html_and_one_png_per_path(tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f'src="{name}.png"' in (tmp_path / "index.html").read_text()
     assert CLOCK_SOURCE in (tmp_path / "index.html").read_text()
+    # the report says how its percentiles are taken
+    assert written["quantiles"].startswith("nearest rank")
+    assert "Quantiles: nearest rank" in (tmp_path / "index.html").read_text()
 
 
 def test_empty_path_is_reported_with_zero_count_and_no_plot(tmp_path):

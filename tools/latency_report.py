@@ -46,6 +46,9 @@ __all__ = ["QUANTILES", "unit_of", "summarize", "build_report", "save_run", "loa
 
 # (label, quantile) pairs of the summary.
 QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99.9", 0.999))
+# How they are taken, as the report states it.
+QUANTILE_METHOD = ("nearest rank (numpy method 'inverted_cdf'): the smallest observed latency "
+                   "with at least that fraction of the samples at or below it")
 
 
 def unit_of(name: str) -> str:
@@ -184,7 +187,7 @@ small{{color:#666}}</style></head><body>
 <p>Latencies of the gateware's paths are exact cycle counts; nanoseconds assume a clock of
 {clock['mhz']:g} MHz (source: {html.escape(clock['source'])}). A path whose name ends in
 <code>_ns</code> is the host's, timed by its clock in nanoseconds and shown in µs; its cycles are
-at the same clock, for comparison.</p>
+at the same clock, for comparison. Quantiles: {html.escape(QUANTILE_METHOD)}.</p>
 <table><tr>{head}</tr>{''.join(rows)}</table>
 {figs}
 </body></html>
@@ -227,7 +230,8 @@ def build_report(paths: dict, clock_mhz: float, clock_source: str, out_dir) -> d
         raise ValueError("clock_source must say where the clock figure comes from")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"clock": {"mhz": float(clock_mhz), "source": str(clock_source)}, "paths": {}}
+    summary = {"clock": {"mhz": float(clock_mhz), "source": str(clock_source)},
+               "quantiles": QUANTILE_METHOD, "paths": {}}
     images = {}
     for name, values in paths.items():
         unit = unit_of(name)
