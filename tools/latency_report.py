@@ -292,9 +292,7 @@ def load_input(path) -> tuple:
     try:
         clock = None if doc.get("clock_mhz") is None else _clock(doc["clock_mhz"])
         paths = {k: np.asarray(v) for k, v in doc["paths"].items()}
-    except InputError as e:
-        raise InputError(f"{path}: {e}") from None
-    except ValueError as e:
+    except ValueError as e:         # a clock that is not a number, or ragged paths
         raise InputError(f"{path}: {e}") from None
     return paths, clock, None if source is None else str(source)
 
@@ -329,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.clock_mhz is not None:
         clock = args.clock_mhz
         # a clock given here is not the one the run's own label describes
-        source = args.clock_source if args.clock_source is not None else "given on the command line"
+        source = (args.clock_source if args.clock_source is not None
+                  else "given on the command line")
     elif args.clock_source is not None:
         source = args.clock_source
     if clock is None or source is None:
