@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from sim.harness import Harness
-from sim.harness.schedule import Schedule, plan, render
+from sim.harness.schedule import Schedule, plan, render, split_nba
 
 LOADS = [f"ticklane_top.gate${inst}$load" for inst in ("feed", "book", "risk")]
 CLOCKS = ["clk", *[f"gate_{n}_clk" for n in ("feed", "book", "risk", "regs", "md_in",
@@ -125,3 +125,75 @@ def test_the_direct_header_clears_the_load_wires_when_the_clocks_rise(model):
     for inst in ("feed", "book", "risk"):
         assert f"r->ticklane_top__DOT__gate__024{inst}__024load = 0;" in rise
     assert "#define TH_SCHEDULE_DIRECT 1" in text
+
+
+def _eval_nba_body(folder) -> str:
+    for path in folder.glob("Vtop___024root__*.cpp"):
+        text = path.read_text()
+        start = text.find("void Vtop___024root___eval_nba(Vtop___024root* vlSelf) {")
+        if start >= 0 and "__Slow" not in path.name:
+            return text[start:text.index("\n}\n", start)]
+    raise AssertionError("no _eval_nba")
+
+
+def test_the_non_blocking_region_is_taken_apart_into_its_masked_blocks(model):
+    # Act
+    got = plan(model, CLOCKS, LOADS)
+    text = render(got)
+
+    # Assert: every block, in order, and nothing else of the body
+    body = _eval_nba_body(model).split("    // Body\n")[1]
+    assert got.nba is not None
+    assert "".join(block for _, block in got.nba.blocks) == body + "\n"
+    assert len(got.nba.blocks) == body.count("& vlSelfRef.__VnbaTriggered[0U]))")
+    # the falling evaluation's function holds the blocks a load wire's trigger can run: the
+    # counter copies among them; the rising one's those of the clocks
+    loads = sum(1 << bit for bit, _, _ in got.loads)
+    fall = text[text.index("static void th_nba_loads"):text.index("static void th_nba_clocks")]
+    assert fall.count("__VnbaTriggered[0U]))") == sum(1 for m, _ in got.nba.blocks if m & loads)
+    for inst in ("feed", "book", "risk"):
+        assert f"ticklane_top__DOT__gate__024{inst}__024cycle" in fall
+    assert 0 < fall.count("__VnbaTriggered[0U]))") < len(got.nba.blocks)
+    assert "th_nba_loads(r)" in text and "th_nba_clocks(r)" in text
+    assert "Vtop___024root___eval_nba(r)" not in text
+
+
+def test_a_region_of_another_shape_runs_whole_on_both_evaluations(model):
+    # Arrange: a statement of the body outside the masked blocks
+    head = "void Vtop___024root___eval_nba(Vtop___024root* vlSelf) {"
+    for path in model.glob("Vtop___024root__*.cpp"):
+        text = path.read_text()
+        if head in text:
+            at = text.index("    // Body\n", text.index(head)) + len("    // Body\n")
+            path.write_text(text[:at] + "    vlSelfRef.__VnbaTriggered[0U] |= 0;\n" + text[at:])
+
+    # Act
+    got = plan(model, CLOCKS, LOADS)
+    text = render(got)
+
+    # Assert: still the harness's schedule, with Verilator's function whole
+    assert got.direct and got.nba is None
+    assert text.count("Vtop___024root___eval_nba(r);") == 2
+    assert "th_nba_loads" not in text
+
+
+def test_braces_in_a_debug_message_do_not_end_a_block():
+    fast = ("void Vtop___024root___f(Vtop___024root* vlSelf) {\n}\n"
+            "void Vtop___024root___eval_nba(Vtop___024root* vlSelf) {\n"
+            "    auto& vlSelfRef = std::ref(*vlSelf).get();\n"
+            "    // Body\n"
+            "    if ((2ULL & vlSelfRef.__VnbaTriggered[0U])) {\n"
+            '        VL_DEBUG_IF(VL_DBG_MSGF("} \\" {\\n"); );\n'
+            "        Vtop___024root___f(vlSelf);\n"
+            "    }\n"
+            "    if ((0x0000000000000005ULL & vlSelfRef.__VnbaTriggered[0U])) {\n"
+            "        vlSelfRef.a = vlSelfRef.b;\n"
+            "    }\n"
+            "}\n")
+    got = split_nba(fast)
+    assert got is not None and [m for m, _ in got.blocks] == [2, 5]
+    assert got.callees == ("Vtop___024root___f",)
+    assert got.only(4) == [got.blocks[1][1]]
+    # a call to a function the sources do not define with that one argument
+    assert split_nba(fast.replace("void Vtop___024root___f(Vtop___024root* vlSelf) {\n}\n",
+                                  "")) is None
