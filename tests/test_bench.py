@@ -38,8 +38,12 @@ def test_harness_section_runs_every_scenario_to_the_end():
     # nothing downstream holds the feed back
     assert book_idle["beats"] == beats and book_idle["bbo_records"] == 0
     assert beats <= book_idle["cycles"] <= every
-    # the daemon's build steps the model by the harness's own schedule
-    assert info == {"schedule": "harness"}
+    # the daemon's build steps the model by the harness's own schedule, compiled by the tool
+    # chain the harness chose
+    from sim.harness.generator import compiler
+
+    assert info == {"schedule": "harness", "compiler": compiler().version}
+    assert info["compiler"]
 
 
 def test_host_section_counts_alerts_in_its_report_instead_of_logging_them(caplog):

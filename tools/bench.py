@@ -137,7 +137,7 @@ def bench_harness_speed(n_messages: int, idle_cycles: int, repeats: int,
                         info: dict | None = None) -> list[dict]:
     """The harness table's rows; ``paced`` is false for :data:`tools.bench_harness.BOOK_IDLE`, a
     measure of the book's share, not a load the goal is judged on. ``info`` receives the build's
-    schedule (see :func:`tools.bench_harness.top_rows`)."""
+    schedule and compiler (see :func:`tools.bench_harness.top_rows`)."""
     from tools.bench_harness import BOOK_IDLE, top_rows
 
     return [{"scenario": scenario, "beats": n_in, "bbo_records": n_out, "cycles": cycles,
@@ -312,6 +312,7 @@ def main(argv=None) -> int:
         report["harness"] = rows = bench_harness_speed(args.harness_messages, 1_000_000,
                                                        args.harness_repeats, info)
         report["harness_schedule"] = info["schedule"]
+        report["harness_compiler"] = info["compiler"]
         paced = [r for r in rows if r["paced"]]
         missed = [r["scenario"] for r in paced if r["mcycles_per_cpu_s"] < HARNESS_GOAL_MCYCLES]
         report["harness_goal_mcycles"] = HARNESS_GOAL_MCYCLES
@@ -323,6 +324,7 @@ def main(argv=None) -> int:
             verdict += "; not: " + ", ".join(missed)
         table.append((f"goal {HARNESS_GOAL_MCYCLES:g} M cycles/s", verdict))
         table.append(("schedule of the model's regions", info["schedule"]))
+        table.append(("compiled by", info["compiler"]))
         _print_table(f"harness speed, whole top (best of {args.harness_repeats}; M cycles per "
                      "CPU second, per wall second)", table)
     if "cocotb" not in args.skip:

@@ -92,7 +92,8 @@ def top_rows(n_messages: int, idle_cycles: int, repeats: int,
              info: dict | None = None) -> list[tuple]:
     """Rows of the whole top (:class:`hdl.top.Top`, the profile-guided build the daemon uses):
     idle, then a generated ITCH day under each of :data:`TOP_TRAFFIC`, then :data:`BOOK_IDLE`.
-    ``info``, if given, receives the build's ``schedule`` (:attr:`HarnessBuild.schedule`)."""
+    ``info``, if given, receives the build's ``schedule`` and ``compiler``
+    (:attr:`HarnessBuild.schedule`, :attr:`HarnessBuild.compiler`)."""
     from hdl.feed.decoder import SUB_HOST
     from host.link.beats import pack_historical
     from hdl.top import Top
@@ -104,6 +105,7 @@ def top_rows(n_messages: int, idle_cycles: int, repeats: int,
                       dtypes={"md_in": wire.MD_BEAT.dtype, "bbo_out": BBO.dtype})
     if info is not None:
         info["schedule"] = h.build_info.schedule
+        info["compiler"] = h.build_info.compiler
     h.reset()
     stream = generate(1, n_messages)
     beats = pack_historical(stream)
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.top or args.top_only:
         info: dict = {}
         rows += top_rows(args.top_messages, max(args.idle_cycles // 10, 1), args.repeats, info)
-        print(f"Top: {info['schedule']} schedule")
+        print(f"Top: {info['schedule']} schedule, built by {info['compiler']}")
 
     header = ("design", "scenario", "records in", "records out", "cycles", "wall s",
               "Mcycles/s", "Mcycles/cpu-s")
