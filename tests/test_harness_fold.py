@@ -84,6 +84,29 @@ def test_partial_loads_and_escaped_register_names_keep_their_bits_and_spaces():
     assert "\\buf  <= \\buf" not in out
 
 
+def test_a_load_of_several_selects_at_once_is_folded_into_the_register():
+    # Arrange: two fields of the next value set by one assignment to their concatenation (as
+    # Yosys writes the zeroing of a record's unused fields)
+    text = PAIR.replace("      \\$3  = d;", "      { \\$3 [7:6], \\$3 [1:0] } = d[3:0];")
+
+    # Act
+    out, stats = fold_next_state(text)
+
+    # Assert
+    assert (stats.folded, stats.kept) == (1, 0)
+    assert "      { q[7:6], q[1:0] } <= d[3:0];" in out
+    assert "\\$3 [" not in out and "<= \\$3" not in out
+
+
+def test_a_concatenation_of_two_signals_is_left_alone():
+    text = (PAIR.replace("reg [7:0] \\$3 ;", "reg [7:0] \\$3 ;\n  reg [7:0] w;")
+            .replace("      \\$3  = d;", "      { \\$3 [7:6], w[1:0] } = d[3:0];"))
+
+    out, stats = fold_next_state(text)
+
+    assert out == text and stats.folded == 0
+
+
 def test_two_modules_are_folded_each_on_its_own():
     out, stats = fold_next_state(PAIR + PAIR.replace("module m(", "module n("))
 
