@@ -439,10 +439,10 @@ class PreTradeRisk(wiring.Component):
 
         # ---- token buckets -------------------------------------------------------------------
         # While every bucket holds its burst (``full``) and no order is booked, the buckets stay
-        # as they are: a refill is clipped. Their next values are then not computed (zero, and
-        # not loaded), and a simulator skips them on those cycles (most of them). A commit needs
-        # no term: on its edge the buckets are clipped to the bursts before it, as they are when
-        # full, and from the next cycle ``full`` compares them with the new bursts.
+        # as they are: a refill is clipped. Their next values are then not computed, and a
+        # simulator skips them on those cycles (most of them). A commit needs no term: on its
+        # edge the buckets are clipped to the bursts before it, as they are when full, and from
+        # the next cycle ``full`` compares them with the new bursts.
         burst = Signal(TOKEN_BITS)
         sym_burst = Signal(TOKEN_BITS)
         m.d.comb += [burst.eq(saturated_burst(act["rate_burst"])),
@@ -450,8 +450,12 @@ class PreTradeRisk(wiring.Component):
         full = Signal()
         m.d.comb += full.eq((tokens == burst)
                             & Cat(symbol_tokens[i] == sym_burst for i in range(S)).all())
+        # The next values default to the buckets themselves, so the registers load on every edge
+        # and synthesis sees a clock enable (zero as the default cost 509 LUTs in the stage).
         tokens_next = Signal(TOKEN_BITS)
         symbol_next = [Signal(TOKEN_BITS, name=f"symbol_tokens_next_{i}") for i in range(S)]
+        m.d.comb += [tokens_next.eq(tokens),
+                     *[symbol_next[i].eq(symbol_tokens[i]) for i in range(S)]]
         with m.If(~full | books):
             tick, sym_tick = Signal(), Signal()
             m.d.comb += [tick.eq(refill_tick(cycle, act["rate_shift"])),
@@ -459,8 +463,8 @@ class PreTradeRisk(wiring.Component):
                          tokens_next.eq(bucket_next(tokens, burst, tick, books))]
             m.d.comb += [symbol_next[i].eq(bucket_next(symbol_tokens[i], sym_burst, sym_tick,
                                                        books & (idx == i))) for i in range(S)]
-            m.d.sync += [tokens.eq(tokens_next),
-                         *[symbol_tokens[i].eq(symbol_next[i]) for i in range(S)]]
+        m.d.sync += [tokens.eq(tokens_next),
+                     *[symbol_tokens[i].eq(symbol_next[i]) for i in range(S)]]
 
         # ---- counters ------------------------------------------------------------------------
         counters = [
