@@ -175,8 +175,10 @@ def plan(obj: Path, clocks: list[str], loads: list[str]) -> Schedule:
                     nba=split_nba(fast))
 
 
-_BLOCK = re.compile(r"    if \(\((0x[0-9a-fA-F]+|\d+)ULL & vlSelfRef\.__VnbaTriggered\[0U\]\)\) \{\n")
+_BLOCK = re.compile(
+    r"    if \(\((0x[0-9a-fA-F]+|\d+)ULL & vlSelfRef\.__VnbaTriggered\[0U\]\)\) \{\n")
 _CALL = re.compile(rf"\b({_ROOT}___\w+)\(vlSelf\);")
+_STRING_REST = re.compile(r'(?:[^"\\]|\\.)*"')   # a string literal after its opening quote
 
 
 def split_nba(fast: str) -> NbaRegion | None:
@@ -197,7 +199,7 @@ def split_nba(fast: str) -> NbaRegion | None:
         depth, j = 1, m.end()
         while depth and j < len(rest):
             if rest[j] == '"':  # a string literal (a debug message): its braces do not count
-                close = re.compile(r'(?:[^"\\]|\\.)*"').match(rest, j + 1)
+                close = _STRING_REST.match(rest, j + 1)
                 if not close:
                     return None
                 j = close.end()
@@ -230,12 +232,13 @@ def _nba_functions(schedule: Schedule) -> list[str]:
              "clocks": sum(1 << bit for bit, _, _ in schedule.clocks)}
     nba = schedule.nba
     if nba is not None:
-        out += [f'#include "Vtop__Syms.h"',
+        out += ['#include "Vtop__Syms.h"',
                 *[f"void {callee}({_ROOT}* vlSelf);" for callee in nba.callees], ""]
         for kind, mask in kinds.items():
-            out += [f"// _eval_nba's blocks that triggers in mask {mask:#x} can run, in its order.",
+            out += [f"// _eval_nba's blocks that triggers in mask {mask:#x} can run, in order.",
                     f"static void th_nba_{kind}({_ROOT}* vlSelf) {{",
-                    nba.opening.strip("\n"), "    // Body", *[b.rstrip("\n") for b in nba.only(mask)],
+                    nba.opening.strip("\n"), "    // Body",
+                    *[block.rstrip("\n") for block in nba.only(mask)],
                     "}", ""]
     for kind in kinds:
         call = f"th_nba_{kind}(r)" if nba is not None else f"{_ROOT}___eval_nba(r)"
