@@ -172,8 +172,8 @@ def _fold_module(text: str) -> tuple[str, int, int, int]:
                     token = _name(token)
                     body_uses[token] = body_uses.get(token, 0) + 1
             for t in targets:
-                as_target = sum(n for line in body
-                                if (got := _targets(line)) and (n := got[1]) and got[0] == t)
+                as_target = sum(got[1] for line in body
+                                if (got := _targets(line)) and got[0] == t)
                 # read nowhere else: the block's assignments, the declaration and the flip-flop
                 if body_uses.get(t, 0) != as_target or uses.get(t, 0) != as_target + 2:
                     ok = False
