@@ -438,36 +438,30 @@ class PreTradeRisk(wiring.Component):
             ]
 
         # ---- token buckets -------------------------------------------------------------------
-        # While every bucket holds its burst (``full``) and no request is in the decision (so
-        # none is booked), the buckets stay as they are: a refill is clipped. Their next values
-        # are then not computed, and a simulator skips them on those cycles (most of them). The
-        # enable reads the request's valid register, not the decision's ``books``: with
-        # ``books`` the gate's longest path on ECP5 ran through the enable (19.9 MHz against
-        # 22.5). A commit needs no term: on its edge the buckets are clipped to the bursts
-        # before it, as they are when full, and from the next cycle ``full`` compares them with
-        # the new bursts.
-        burst = Signal(TOKEN_BITS)
+        m.d.sync += tokens.eq(bucket_next(
+            tokens, saturated_burst(act["rate_burst"]),
+            refill_tick(cycle, act["rate_shift"]), books))
         sym_burst = Signal(TOKEN_BITS)
-        m.d.comb += [burst.eq(saturated_burst(act["rate_burst"])),
-                     sym_burst.eq(saturated_burst(act["symbol_rate_burst"]))]
+        sym_tick = Signal()
+        m.d.comb += [sym_burst.eq(saturated_burst(act["symbol_rate_burst"])),
+                     sym_tick.eq(refill_tick(cycle, act["symbol_rate_shift"]))]
+        for i in range(S):
+            m.d.sync += symbol_tokens[i].eq(bucket_next(
+                symbol_tokens[i], sym_burst, sym_tick, books & (idx == i)))
+        # Every bucket holds its burst after this edge (bursts as they are after it: a commit
+        # may change them). Only the activity below reads it, and synthesis removes it. The
+        # buckets' next values are written out again, not shared with the updates above: a
+        # simulator then computes them only where the registers are updated.
         full = Signal()
-        m.d.comb += full.eq((tokens == burst)
-                            & Cat(symbol_tokens[i] == sym_burst for i in range(S)).all())
-        # The next values default to the buckets themselves, so the registers load on every edge
-        # and synthesis sees a clock enable (zero as the default cost 509 LUTs in the stage).
-        tokens_next = Signal(TOKEN_BITS)
-        symbol_next = [Signal(TOKEN_BITS, name=f"symbol_tokens_next_{i}") for i in range(S)]
-        m.d.comb += [tokens_next.eq(tokens),
-                     *[symbol_next[i].eq(symbol_tokens[i]) for i in range(S)]]
-        with m.If(~full | s2_valid):
-            tick, sym_tick = Signal(), Signal()
-            m.d.comb += [tick.eq(refill_tick(cycle, act["rate_shift"])),
-                         sym_tick.eq(refill_tick(cycle, act["symbol_rate_shift"])),
-                         tokens_next.eq(bucket_next(tokens, burst, tick, books))]
-            m.d.comb += [symbol_next[i].eq(bucket_next(symbol_tokens[i], sym_burst, sym_tick,
-                                                       books & (idx == i))) for i in range(S)]
-        m.d.sync += [tokens.eq(tokens_next),
-                     *[symbol_tokens[i].eq(symbol_next[i]) for i in range(S)]]
+        burst_after = saturated_burst(Mux(regs.commit, regs.rate_burst, act["rate_burst"]))
+        sym_burst_after = saturated_burst(Mux(regs.commit, regs.symbol_rate_burst,
+                                              act["symbol_rate_burst"]))
+        m.d.sync += full.eq(
+            (bucket_next(tokens, saturated_burst(act["rate_burst"]),
+                         refill_tick(cycle, act["rate_shift"]), books) == burst_after)
+            & Cat(bucket_next(symbol_tokens[i], saturated_burst(act["symbol_rate_burst"]),
+                              refill_tick(cycle, act["symbol_rate_shift"]), books & (idx == i))
+                  == sym_burst_after for i in range(S)).all())
 
         # ---- counters ------------------------------------------------------------------------
         counters = [
@@ -491,8 +485,8 @@ class PreTradeRisk(wiring.Component):
         # Activity, for the simulation harness (nothing in the gateware reads it). With it low
         # nothing above changes on the next edge: a request, fill or BBO record offered or in
         # the pipeline, a commit, a counter clear or a kill write each raise it, and so does a
-        # bucket other than at its burst (it refills on ticks, or is clipped after a commit): the
-        # same ``full`` that leaves the buckets' logic alone.
+        # bucket below or above its burst (it refills on ticks, or is clipped after a commit).
+        # ``full`` starts low, so the gate runs until its first edge out of reset sets it.
         m.d.comb += self.busy.eq(ResetSignal() | self.order_in.valid | s2_valid | vo.valid
                                  | oo.valid | self.fill_in.valid | self.bbo_in.valid
                                  | regs.commit | regs.counters_clear | (regs.kill[0] != kill)
