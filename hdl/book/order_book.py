@@ -254,9 +254,12 @@ class OrderBook(wiring.Component):
         setl = Signal(self.level_layout, name="setl")
         m.d.comb += [setl.eq(matched), setl.size.eq(qty)]
 
+        grown = Signal(self.level_layout, name="grown")     # the matched level, joined or set
+        m.d.comb += grown.eq(Mux(op_join, joined, setl))
+
         with m.If(op_join | op_set):
             with m.If(any_match):
-                update(Mux(op_join, joined, setl))
+                update(grown)
             with m.Elif(qualifies):
                 insert()
             with m.Else():
@@ -370,7 +373,8 @@ class OrderBook(wiring.Component):
         u_ok = Signal()                 # the replace's original was found (its side below)
         u_sell = Signal()
         in_ev = self.events.payload
-        replace_first = ex_valid & (ex.kind == EventKind.REPLACE) & ~ex_second
+        replace_first = Signal()
+        m.d.comb += replace_first.eq(ex_valid & (ex.kind == EventKind.REPLACE) & ~ex_second)
         take = Signal()
         room = fifo.level + (ex_valid | ex_inst) < self.fifo_depth
         inst_go = Signal()              # the staged refill takes this accept slot
@@ -385,8 +389,12 @@ class OrderBook(wiring.Component):
             m.d.sync += [st_ready.eq(0), st_wait.eq(0)]
         with m.Elif(st_ready & (st_wait != self.refill_patience)):
             m.d.sync += st_wait.eq(st_wait + 1)
-        key_next = Mux(replace_first, ex.new_order_ref, in_ev.order_ref)
-        set_next = order_set_index_hdl(key_next, self.set_bits)
+        key_next = Signal(REF_BITS)
+        m.d.comb += key_next.eq(Mux(replace_first, ex.new_order_ref, in_ev.order_ref))
+        # One signal feeds all the ways' addresses: as an expression, each port would get a copy
+        # of the XOR tree, and a simulator computes all of them on every cycle the feed moves.
+        set_next = Signal(self.set_bits)
+        m.d.comb += set_next.eq(order_set_index_hdl(key_next, self.set_bits))
         # The table set and the row are read only for a cycle that will have an event or an
         # install in execute: nothing else reads them.
         read = Signal()
@@ -422,10 +430,15 @@ class OrderBook(wiring.Component):
             # ---- execute: order table
             slot = Signal(self.slot_bits)
             m.d.comb += slot.eq(Mux(ex_inst, st_slot[:self.slot_bits], ex.slot[:self.slot_bits]))
-            slot_ok = (ex.slot < self.slots) if self.slot_bits < 16 else Const(1)
+            # Values read in many places are signals of their own: an expression is written out
+            # again at each use, and a simulator computes every copy.
+            slot_ok = Signal()
+            m.d.comb += slot_ok.eq((ex.slot < self.slots) if self.slot_bits < 16 else 1)
             inst_slot_ok = (st_slot < self.slots) if self.slot_bits < 16 else Const(1)
-            key = Mux(ex_second, ex.new_order_ref, ex.order_ref)
-            key_set = order_set_index_hdl(key, self.set_bits)
+            key = Signal(REF_BITS)
+            m.d.comb += key.eq(Mux(ex_second, ex.new_order_ref, ex.order_ref))
+            key_set = Signal(self.set_bits)
+            m.d.comb += key_set.eq(order_set_index_hdl(key, self.set_bits))
             key_tag = key[self.set_bits:]
             entries = [tbl_rd[w].data for w in range(ways)]
             hit = Signal(ways)
@@ -444,14 +457,20 @@ class OrderBook(wiring.Component):
             m.d.comb += entry.eq(onehot_select(hit, [e.as_value() for e in entries]))
 
             kind = ex.kind
-            is_add = ex_valid & slot_ok & ((kind == EventKind.ADD) | ((kind == EventKind.REPLACE)
-                                                                      & ex_second & u_ok))
-            is_reduce = ex_valid & slot_ok & ((kind == EventKind.EXECUTE) | (kind == EventKind.CANCEL))
-            is_remove = ex_valid & slot_ok & ((kind == EventKind.DELETE)
-                                              | ((kind == EventKind.REPLACE) & ~ex_second))
-            is_level = ex_valid & slot_ok & (kind == EventKind.LEVEL)
-            is_clear = ex_valid & slot_ok & (kind == EventKind.CLEAR)
-            is_book = ex_valid & slot_ok & (kind != EventKind.NONE) & (kind != EventKind.DIRECTORY)
+            is_add, is_reduce, is_remove = Signal(), Signal(), Signal()
+            is_level, is_clear, is_book = Signal(), Signal(), Signal()
+            event_ok = Signal()
+            m.d.comb += [
+                event_ok.eq(ex_valid & slot_ok),
+                is_add.eq(event_ok & ((kind == EventKind.ADD)
+                                      | ((kind == EventKind.REPLACE) & ex_second & u_ok))),
+                is_reduce.eq(event_ok & ((kind == EventKind.EXECUTE) | (kind == EventKind.CANCEL))),
+                is_remove.eq(event_ok & ((kind == EventKind.DELETE)
+                                         | ((kind == EventKind.REPLACE) & ~ex_second))),
+                is_level.eq(event_ok & (kind == EventKind.LEVEL)),
+                is_clear.eq(event_ok & (kind == EventKind.CLEAR)),
+                is_book.eq(event_ok & (kind != EventKind.NONE) & (kind != EventKind.DIRECTORY)),
+            ]
             m.d.comb += self.count_bad_slot.eq(ex_valid & ~slot_ok & (kind != EventKind.NONE)
                                                & (kind != EventKind.DIRECTORY))
 
