@@ -254,12 +254,9 @@ class OrderBook(wiring.Component):
         setl = Signal(self.level_layout, name="setl")
         m.d.comb += [setl.eq(matched), setl.size.eq(qty)]
 
-        grown = Signal(self.level_layout, name="grown")     # the matched level, joined or set
-        m.d.comb += grown.eq(Mux(op_join, joined, setl))
-
         with m.If(op_join | op_set):
             with m.If(any_match):
-                update(grown)
+                update(Mux(op_join, joined, setl))
             with m.Elif(qualifies):
                 insert()
             with m.Else():
@@ -435,10 +432,8 @@ class OrderBook(wiring.Component):
             slot_ok = Signal()
             m.d.comb += slot_ok.eq((ex.slot < self.slots) if self.slot_bits < 16 else 1)
             inst_slot_ok = (st_slot < self.slots) if self.slot_bits < 16 else Const(1)
-            key = Signal(REF_BITS)
-            m.d.comb += key.eq(Mux(ex_second, ex.new_order_ref, ex.order_ref))
-            key_set = Signal(self.set_bits)
-            m.d.comb += key_set.eq(order_set_index_hdl(key, self.set_bits))
+            key = Mux(ex_second, ex.new_order_ref, ex.order_ref)
+            key_set = order_set_index_hdl(key, self.set_bits)
             key_tag = key[self.set_bits:]
             entries = [tbl_rd[w].data for w in range(ways)]
             hit = Signal(ways)
