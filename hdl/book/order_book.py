@@ -423,6 +423,13 @@ class OrderBook(wiring.Component):
         m.d.comb += active.eq(ex_valid | ex_inst)
         lost_count = Signal(range(self.slots + 1))   # popcount(lost), kept as lost grows
         m.d.comb += self.slots_lost.eq(lost_count)
+        # The execute's key and its set index, read by every way: signals, computed once, and
+        # outside ``active``. Zeroed with the rest of execute they took the book stage to 23,824
+        # LUTs on the xc7z020, against 20,149 as expressions and 18,607 as they are here.
+        key = Signal(REF_BITS)
+        key_set = Signal(self.set_bits)
+        m.d.comb += [key.eq(Mux(ex_second, ex.new_order_ref, ex.order_ref)),
+                     key_set.eq(order_set_index_hdl(key, self.set_bits))]
         with m.If(active):
             # ---- execute: order table
             slot = Signal(self.slot_bits)
@@ -432,8 +439,6 @@ class OrderBook(wiring.Component):
             slot_ok = Signal()
             m.d.comb += slot_ok.eq((ex.slot < self.slots) if self.slot_bits < 16 else 1)
             inst_slot_ok = (st_slot < self.slots) if self.slot_bits < 16 else Const(1)
-            key = Mux(ex_second, ex.new_order_ref, ex.order_ref)
-            key_set = order_set_index_hdl(key, self.set_bits)
             key_tag = key[self.set_bits:]
             entries = [tbl_rd[w].data for w in range(ways)]
             hit = Signal(ways)
