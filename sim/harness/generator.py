@@ -714,7 +714,11 @@ def _compile(folder: Path, name: str, source: Path, cpp: Path, so: Path, vflags:
     def model_and_library(flags: str, out: Path) -> None:
         _run([*make(flags), "Vtop__ALL.a"], folder, "make")
         # The harness is compiled to an object in obj/ so that its profile has a fixed name.
-        _run([cc.cxx, "-c", "-fPIC", *flags.split(), "-std=c++17", "-I", str(obj),
+        # The file names it embeds (__FILE__ in the schedule's errors) are made relative, so
+        # that the same design and flags give the same library in any cache folder or clone:
+        # where its code lands, and so how fast it runs, then depends on nothing else.
+        prefixes = [f"-ffile-prefix-map={obj}=obj", f"-ffile-prefix-map={HERE}=harness"]
+        _run([cc.cxx, "-c", "-fPIC", *flags.split(), *prefixes, "-std=c++17", "-I", str(obj),
               "-I", str(include), "-I", str(include / "vltstd"), "-I", str(HERE), str(cpp),
               "-o", str(obj / "harness.o")], folder, "compile")
         tmp = folder / f"{out.name}.tmp{os.getpid()}"
