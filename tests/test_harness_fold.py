@@ -1,13 +1,13 @@
-"""The harness's next-state folding (sim/harness/flops.py): the rewrite on small Verilog texts, and
-the folded model against the model of Amaranth's unchanged Verilog, cycle for cycle, on the full
-top and on the risk gate."""
+"""The harness's next-state folding and narrow shifts (sim/harness/flops.py): the rewrites on small
+Verilog texts, and the rewritten model against the model of Amaranth's unchanged Verilog, cycle for
+cycle, on the full top and on the risk gate."""
 
 import numpy as np
 import pytest
 
 from hdl import wire
 from sim.harness import Harness
-from sim.harness.flops import fold_next_state
+from sim.harness.flops import fold_next_state, narrow_shifts
 
 PAIR = """module m(clk, en, d, q);
   input clk;
@@ -122,6 +122,37 @@ def _top_beats(n_messages: int):
 
     stream = generate(5, n_messages)
     return pack_historical(stream)
+
+
+SHIFTS = """module m(v, i, j, y, z, w, u);
+  input [255:0] v;
+  input [7:0] i;
+  input [8:0] j;
+  wire [7:0] i;
+  output y;
+  wire y;
+  output [3:0] z;
+  output [255:0] w;
+  output [1:0] u;
+  assign y = v >> i;
+  assign z = v >> j;
+  assign w = v >> i;
+  assign u = v >> i;
+endmodule
+"""
+
+
+def test_a_narrow_shift_within_the_value_becomes_a_part_select():
+    # Act
+    out, count = narrow_shifts(SHIFTS)
+
+    # Assert: one bit at any 8-bit index is inside 256 bits; four bits at a 9-bit index may
+    # pass the end (the shift gives zeros there), two bits at index 255 pass it, and a result
+    # as wide as the value is the whole shift
+    assert count == 1
+    assert "  assign y = v[i +: 1];" in out
+    assert "  assign z = v >> j;" in out and "  assign w = v >> i;" in out
+    assert "  assign u = v >> i;" in out
 
 
 @pytest.mark.parametrize("idle,backpressure", [(0.0, 0.0), (0.4, 0.6)])

@@ -59,7 +59,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["FoldStats", "fold_next_state"]
+__all__ = ["FoldStats", "fold_next_state", "narrow_shifts"]
 
 _FLOP_HEAD = re.compile(r"^  always @\(posedge (\S+)\)$")
 _FLOP_BODY = re.compile(r"^    (\\\S+ |\w+) <= (\\\S+ |\w+);$")
@@ -243,3 +243,46 @@ def fold_next_state(verilog: str) -> tuple[str, FoldStats]:
             folded, registers, kept = folded + f, registers + r, kept + k
         out.append(part)
     return "".join(out), FoldStats(folded=folded, registers=registers, kept=kept)
+
+
+_DECL = re.compile(r"^\s*(?:input|output|wire|reg)\s+(?:\[(\d+):0\]\s+)?(\\\S+ |\w+)", re.M)
+_SHIFT = re.compile(r"^(  assign (\\\S+ |\w+) = )(\\\S+ |\w+) >> (\\\S+ |\w+);$", re.M)
+
+
+def narrow_shifts(verilog: str) -> tuple[str, int]:
+    """Write each narrow result of a shift by a signal as the part-select it is.
+
+    Amaranth writes ``value.bit_select(index, w)`` as a shift, ``assign y = value >> index;``
+    with ``y`` ``w`` bits wide. Verilog evaluates the shift at the value's width and keeps the
+    low ``w`` bits, and Verilator does just that: for the book's lost bits, a shift of 256 bits
+    into a temporary, of which it keeps one. ``value[index +: w]`` is the same bits wherever
+    ``index + w`` cannot pass the value's width (every index the signal can hold), and Verilator
+    reads it from the one or two words it spans. Only those assignments are rewritten, with all
+    three names declared in the module as plain vectors.
+
+    For the simulation harness only, like :func:`fold_next_state`: synthesis reads Amaranth's
+    Verilog unchanged, and the test of the folded top against the unfolded one covers it.
+
+    Returns
+    -------
+    (str, int)
+        The rewritten text and the number of assignments rewritten.
+    """
+    out, count = [], 0
+    for part in re.split(r"(?m)^(?=module )", verilog):
+        if part.startswith("module "):
+            widths = {m.group(2): int(m.group(1) or 0) + 1 for m in _DECL.finditer(part)}
+
+            def select(m: re.Match) -> str:
+                nonlocal count
+                y, value, index = widths.get(m.group(2)), widths.get(m.group(3)), \
+                    widths.get(m.group(4))
+                if y is None or value is None or index is None or y >= value \
+                        or (1 << index) - 1 + y > value:
+                    return m.group(0)
+                count += 1
+                return f"{m.group(1)}{m.group(3)}[{m.group(4)} +: {y}];"
+
+            part = _SHIFT.sub(select, part)
+        out.append(part)
+    return "".join(out), count

@@ -647,6 +647,7 @@ def build_harness(component, name: str, *, config: str = "", jobs: int = 2,
         if fold:
             source = folder / f"{name}.folded{'-ungated' if ungated else ''}.v"
             folded, _ = flops.fold_next_state(vfile.read_text())
+            folded, _ = flops.narrow_shifts(folded)
             if gates:
                 folded = gating.gate_clocks(folded, name, gates, counters=counters)
             source.write_text(folded)
