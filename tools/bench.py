@@ -277,7 +277,7 @@ def main(argv=None) -> int:
                     choices=["replay", "orders", "harness", "cocotb", "host", "resources"])
     ap.add_argument("--harness-messages", type=int, default=100_000,
                     help="generated ITCH messages per traffic scenario of the harness section")
-    ap.add_argument("--harness-repeats", type=int, default=3, help="best of N per scenario")
+    ap.add_argument("--harness-repeats", type=int, default=5, help="best of N per scenario")
     ap.add_argument("--synth", action="store_true",
                     help="synthesize every stage now (minutes) instead of printing the "
                          "committed bitstreams/pynq_z2/resources.json")

@@ -9,7 +9,8 @@ Usage::
 
 Prints one table row per scenario: records in and out, cycles clocked, wall seconds, millions of
 cycles per wall second and per CPU second of this process (the second is steadier on a machine
-shared with other jobs), the best of ``--repeats`` runs. Times cover :meth:`Harness.run` only
+shared with other jobs), the best of ``--repeats`` runs (five: on the shared machine, runs of one
+build differ by several percent, and fresh instances of one library by a few). Times cover :meth:`Harness.run` only
 (not push/pop or the build). The top runs idle, then replays generated ITCH with a beat offered
 on every cycle, on half of them with backpressure on the BBO output, on one in five and on one
 in ten (``idle`` is the chance that a beat is held back a cycle), and once more on every cycle with
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="BBO records per streaming scenario (default 1,000,000)")
     parser.add_argument("--idle-cycles", type=int, default=10_000_000,
                         help="cycles of the no-traffic scenario (default 10,000,000)")
-    parser.add_argument("--repeats", type=int, default=3, help="best of N per scenario")
+    parser.add_argument("--repeats", type=int, default=5, help="best of N per scenario")
     parser.add_argument("--top", action="store_true", help="also measure hdl.top.Top")
     parser.add_argument("--top-only", action="store_true",
                         help="measure hdl.top.Top only, not the example designs")
