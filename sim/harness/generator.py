@@ -716,8 +716,8 @@ def _compile(folder: Path, name: str, source: Path, cpp: Path, so: Path, vflags:
         _run([*make(flags), "Vtop__ALL.a"], folder, "make")
         # The harness is compiled to an object in obj/ so that its profile has a fixed name.
         # The file names it embeds (__FILE__ in the schedule's errors) are made relative, so
-        # that the same design and flags give the same library in any cache folder or clone:
-        # where its code lands, and so how fast it runs, then depends on nothing else.
+        # that the same design and flags give the same library in any cache folder or clone,
+        # and a comparison of two builds measures their code, not where their folders were.
         prefixes = [f"-ffile-prefix-map={obj}=obj", f"-ffile-prefix-map={HERE}=harness"]
         _run([cc.cxx, "-c", "-fPIC", *flags.split(), *prefixes, "-std=c++17", "-I", str(obj),
               "-I", str(include), "-I", str(include / "vltstd"), "-I", str(HERE), str(cpp),
