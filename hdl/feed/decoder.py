@@ -29,7 +29,7 @@ from amaranth.lib.wiring import In, Out
 from .. import wire
 from .deframer import UnitLayout
 from .events import BookEventLayout, EventKind
-from .messages import MAX_MESSAGE
+from .messages import MAX_MESSAGE, type_lookup
 
 __all__ = ["Decoder", "entry_layout", "SESSIONS", "TICKERS", "NO_SLOT",
            "SUB_AUTO", "SUB_TICKERS", "SUB_HOST"]
@@ -323,10 +323,8 @@ class Decoder(wiring.Component):
         locate = big_endian(b, 1, 2)
         is_level = Signal()
         m.d.comb += is_level.eq(mtype == wire.LEVEL_UPDATE_TYPE)
-        book_kind = Signal(EventKind)
-        for t, kind in _BOOK_TYPES.items():
-            with m.If(mtype == t):
-                m.d.comb += book_kind.eq(kind)
+        book_kind = type_lookup(m, "book_kind", mtype,
+                                {t: kind.value for t, kind in _BOOK_TYPES.items()}, 4)
         is_dir = Signal()
         m.d.comb += is_dir.eq(mtype == ord("R"))
 

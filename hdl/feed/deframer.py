@@ -41,11 +41,21 @@ from amaranth.lib import wiring, stream, data
 from amaranth.lib.wiring import In, Out
 
 from .. import wire
-from .messages import MAX_MESSAGE, VALID_LENGTHS, MESSAGE_LENGTHS
+from .messages import MAX_MESSAGE, VALID_LENGTHS, MESSAGE_LENGTHS, type_lookup
 
 __all__ = ["UnitLayout", "Deframer", "MOLD_HEADER"]
 
 MOLD_HEADER = 20
+
+# Every valid length is below 64: the length check is one bit of a 64-bit mask (a function of
+# six bits, and a zero test of the other ten), not a compare per length.
+_LENGTH_MASK = sum(1 << n for n in VALID_LENGTHS)
+assert max(VALID_LENGTHS) < 64
+
+
+def valid_length(length):
+    """The 16-bit ``length`` is one a message has."""
+    return (length[6:] == 0) & Const(_LENGTH_MASK, 64).bit_select(length[:6], 1)
 
 # A delimited unit (a message, or a MoldUDP64 header) as it travels between the feed's stages
 # (internal: never crosses the FPGA boundary, so it is not in hdl/wire.py).
@@ -127,20 +137,17 @@ class Deframer(wiring.Component):
         length_known = Signal()
         m.d.comb += length_known.eq(hdr | (n >= 2))
         length_valid = Signal()
-        for valid in VALID_LENGTHS:
-            with m.If(length == valid):
-                m.d.comb += length_valid.eq(1)
+        m.d.comb += length_valid.eq(valid_length(length))
         length_ok = Signal()
         m.d.comb += length_ok.eq(hdr | length_valid)
 
         # The type byte is always gathered before the beat that ends a message (every message is
         # at least 14 bytes with its prefix), so the type/length check reads registers only.
-        type_len = Signal(8)
-        type_known = Signal()
-        with m.Switch(buf[2]):
-            for t, n_bytes in MESSAGE_LENGTHS.items():
-                with m.Case(t):
-                    m.d.comb += [type_len.eq(n_bytes), type_known.eq(1)]
+        # the type's length, with bit 6 set for a known type
+        type_entry = type_lookup(m, "type_entry", buf[2],
+                                 {t: (1 << 6) | n for t, n in MESSAGE_LENGTHS.items()}, 7)
+        type_len = type_entry[:6]
+        type_known = type_entry[6]
 
         # Bytes this beat still owes to the current unit, and whether it ends here.
         need = Signal(range(1 << 17))
