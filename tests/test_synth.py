@@ -181,6 +181,47 @@ def test_memory_mapping_is_read_from_the_log_even_when_a_warning_follows_on_the_
         "table": "$__XILINX_BLOCKRAM_TDP_"}
 
 
+def test_a_memory_without_write_port_mapped_to_logic_is_a_rom_not_flip_flops():
+    log = ("using FF mapping for memory top.feed.types$46\n"
+           "using FF mapping for memory top.regs.file\n"
+           "Mapping memory \\feed.types$46 in module \\top:\n"
+           "  created 64 $dff cells and 0 static cells of width 7.\n"
+           "  read interface: 0 $dff and 63 $mux cells.\n"
+           "  write interface: 0 write mux blocks.\n"
+           "Mapping memory \\regs.file in module \\top:\n"
+           "  created 16 $dff cells and 0 static cells of width 8.\n"
+           "  read interface: 0 $dff and 45 $mux cells.\n"
+           "  write interface: 16 write mux blocks.\n")
+    mems = synth_report.memories_from_log(log, "top")
+    assert mems == {"feed.types$46": "ROM", "regs.file": "FF"}
+    util = synth_report.utilization_from_cells({}, "top", memories=mems)
+    assert util.memories_in_flip_flops == ["regs.file"]
+
+
+@needs_yosys
+def test_a_type_table_synthesizes_to_luts_and_is_reported_as_a_rom():
+    from amaranth import Module, Signal
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    from hdl.feed.messages import MESSAGE_LENGTHS, type_lookup
+
+    class Table(wiring.Component):
+        mtype: In(8)
+        value: Out(7)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.d.comb += self.value.eq(type_lookup(
+                m, "types", self.mtype, {t: 64 | n for t, n in MESSAGE_LENGTHS.items()}, 7))
+            return m
+
+    util = synthesize(Table(), "type_table")
+    assert list(util.memories.values()) == ["ROM"]
+    assert util.memories_in_flip_flops == [] and util.ffs == 0 and util.lut_memory == 0
+    assert 0 < util.luts <= 7 * 4   # a function of eight bits per output bit
+
+
 def test_ram_primitives_are_attributed_to_their_memory():
     listing = ("RAMB36E1: top/book.orders_way0.0.0\nRAMB36E1: top/book.orders_way0.0.1\n"
                "RAMB18E1: top/book.level_rows.0.7\nRAMB36E1: top/hand_placed_ram\n")

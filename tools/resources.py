@@ -334,7 +334,8 @@ def render_markdown(report: dict) -> str:
         u = entry["utilization"]
         out.append(f"- **{name}**: {entry['what']}.")
         for mems, via, cells in _memory_groups(u):
-            kind = "flip-flops (no RAM primitive fits)" if via == "FF" else f"`{via}`"
+            kind = {"FF": "flip-flops (no RAM primitive fits)",
+                    "ROM": "logic (a ROM: constant contents, no write port)"}.get(via, f"`{via}`")
             cells_text = ", ".join(f"{n} {c}" for c, n in sorted(cells.items()))
             if len(mems) > 1:
                 name = f"{mems[0]} … {mems[-1]}` ({len(mems)} memories, each"

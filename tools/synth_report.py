@@ -97,6 +97,10 @@ _DSP_CELLS = ("DSP48E1",)
 # first without a line break when a warning follows, hence the look-ahead.
 _MEM_VIA = re.compile(r"^mapping memory (\S+) via (\$__[A-Z0-9_]+_)(?=Warning|\s|$)", re.M)
 _MEM_FF = re.compile(r"^using FF mapping for memory (\S+?)\s*$", re.M)
+# memory_map's report of a memory it turned into logic; one with no write port is a ROM, whose
+# "flip-flops" hold constants that the next optimisation folds into LUTs.
+_MEM_ROM = re.compile(r"^Mapping memory \\(\S+) in module \\(\S+):\n(?:  .*\n)*?"
+                      r"  write interface: 0 write mux blocks\.", re.M)
 # RAM primitives whose instances are attributed to the memory they came from: memory_libmap
 # names them "<memory>.<i>.<j>".
 _RAM_CELLS = _BRAM36_CELLS + _BRAM18_CELLS + tuple(_LUTRAM_LUTS)
@@ -129,7 +133,8 @@ class Tool:
 
 
 def _mapping_text(text: str) -> str:
-    return {"FF": "flip-flops (no RAM primitive fits)"}.get(text, text)
+    return {"FF": "flip-flops (no RAM primitive fits)",
+            "ROM": "logic (a ROM: constant contents, no write port)"}.get(text, text)
 
 
 @dataclass(frozen=True)
@@ -436,12 +441,19 @@ def _unprefix(name: str, top_name: str) -> str:
 
 
 def memories_from_log(log: str, top_name: str) -> dict:
-    """``{memory: primitive or "FF"}`` from a Yosys log of ``memory_libmap``.
+    """``{memory: primitive, "FF" or "ROM"}`` from a Yosys log of ``memory_libmap`` and
+    ``memory_map``.
 
-    Memory names are hierarchical (``book.orders_way0``), without the top module's name.
+    Memory names are hierarchical (``book.orders_way0``), without the top module's name. A
+    memory with no write port that no primitive took is ``"ROM"``: its contents are constants,
+    so it is logic, not flip-flops.
     """
     out = {_unprefix(name, top_name): via for name, via in _MEM_VIA.findall(log)}
     out.update({_unprefix(name, top_name): "FF" for name in _MEM_FF.findall(log)})
+    for name, module in _MEM_ROM.findall(log):
+        key = _unprefix(f"{module}.{name}", top_name)
+        if out.get(key) == "FF":
+            out[key] = "ROM"
     return dict(sorted(out.items()))
 
 
