@@ -8,11 +8,17 @@ from amaranth.sim import Simulator
 from hdl.feed.messages import MESSAGE_LENGTHS, VALID_LENGTHS, type_lookup
 
 
-def test_type_lookup_gives_the_table_for_every_type_byte():
-    values = {t: (1 << 6) | n for t, n in MESSAGE_LENGTHS.items()}
+@pytest.mark.parametrize("table", ["deframer lengths", "decoder kinds"])
+def test_type_lookup_gives_the_table_for_every_type_byte(table):
+    from hdl.feed.decoder import _BOOK_TYPES
+
+    values, width = {
+        "deframer lengths": ({t: (1 << 6) | n for t, n in MESSAGE_LENGTHS.items()}, 7),
+        "decoder kinds": ({t: kind.value for t, kind in _BOOK_TYPES.items()}, 4),
+    }[table]
     m = Module()
     mtype = Signal(8)
-    value = type_lookup(m, "entry", mtype, values, 7)
+    value = type_lookup(m, "entry", mtype, values, width)
     sim = Simulator(m)
 
     async def bench(ctx):
