@@ -315,13 +315,15 @@ def test_committed_order_table_cost_matches_the_book_geometry():
     assert ot["bram36"] * BRAM36_BITS >= ot["capacity"] * ot["entry_bits"]
 
 
-@pytest.mark.parametrize("book_luts, says", [(29_000, "88% of the part; not run"),
-                                              (60_000, "so it does not fit")])
-def test_top_not_placed_says_what_its_stages_need_of_the_ecp5(book_luts, says):
+@pytest.mark.parametrize("book_luts, fits", [(29_000, True), (60_000, False)])
+def test_top_not_placed_says_what_its_stages_need_of_the_ecp5(book_luts, fits):
     # Arrange: the committed report, the book's ECP5 size replaced
     report = resources.load_report()
     report["fmax"]["book"]["ecp5_luts"] = book_luts
     need = sum(report["fmax"][n]["ecp5_luts"] for n in ("feed", "book", "risk", "regs"))
+    assert (need <= resources.ECP5_85F_LUTS) == fits   # the case is what its name says
+    says = (f"{100 * need / resources.ECP5_85F_LUTS:.0f}% of the part; not run" if fits
+            else "so it does not fit")
 
     # Act
     text = resources.render_markdown(report)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from tools.synth_report import (FMAX_LABEL, ROUTERS, XC7Z020, FmaxEstimate, SynthesisError,
-                                Utilization, fmax_estimate, synthesize)
+                                Utilization, fmax_estimate, mapping_text, synthesize)
 
 __all__ = ["Stage", "STAGES", "FMAX_STAGES", "REPORT_JSON", "REPORT_MD", "empty_report",
            "load_report", "save_report", "save_entry", "run_stage", "run_fmax", "format_report",
@@ -334,8 +334,7 @@ def render_markdown(report: dict) -> str:
         u = entry["utilization"]
         out.append(f"- **{name}**: {entry['what']}.")
         for mems, via, cells in _memory_groups(u):
-            kind = {"FF": "flip-flops (no RAM primitive fits)",
-                    "ROM": "logic (a ROM: constant contents, no write port)"}.get(via, f"`{via}`")
+            kind = mapping_text(via) if via in ("FF", "ROM") else f"`{via}`"
             cells_text = ", ".join(f"{n} {c}" for c, n in sorted(cells.items()))
             if len(mems) > 1:
                 name = f"{mems[0]} … {mems[-1]}` ({len(mems)} memories, each"

@@ -132,9 +132,11 @@ class Tool:
         return f"{self.version} ({kind}, {Path(self.path).name})"
 
 
-def _mapping_text(text: str) -> str:
+def mapping_text(via: str) -> str:
+    """How a memory was mapped, in words: a primitive's name, or what ``"FF"`` and ``"ROM"``
+    (:func:`memories_from_log`) mean."""
     return {"FF": "flip-flops (no RAM primitive fits)",
-            "ROM": "logic (a ROM: constant contents, no write port)"}.get(text, text)
+            "ROM": "logic (a ROM: constant contents, no write port)"}.get(via, via)
 
 
 @dataclass(frozen=True)
@@ -253,7 +255,7 @@ class Utilization:
                 f"{'resource':<16}{'used':>10}{'available':>12}{'util':>10}")
         body = "\n".join(f"{a:<16}{b:>10}{c:>12}{d:>10}" for a, b, c, d in rows)
         mems = "\n".join(
-            f"  memory {name}: {_mapping_text(via)}"
+            f"  memory {name}: {mapping_text(via)}"
             + "".join(f", {n} {c}" for c, n in sorted(self.memory_cells.get(name, {}).items()))
             for name, via in sorted(self.memories.items()))
         return (f"{head}\n{body}\n{mems}\n" if mems else f"{head}\n{body}\n") + (

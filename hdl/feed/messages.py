@@ -34,10 +34,10 @@ assert all(TYPE_BASE <= t < TYPE_BASE + 64 for t in MESSAGE_LENGTHS)
 def type_lookup(m: Module, name: str, mtype, values: dict[int, int], width: int) -> Signal:
     """``values[mtype]``, 0 for a type byte not in ``values``, as a ``width``-bit signal.
 
-    Read from a 64-entry constant table by the type's low six bits (a function of six bits per
-    output bit in the fabric; one array read in a simulator) instead of a compare per type: a
-    chain of compares on a type that changes with every message is what a simulator predicts
-    worst.
+    Read from a 64-entry constant table by the type's low six bits (a function of the type byte
+    per output bit in the fabric, about two LUT6 each; one array read in a simulator) instead of
+    a compare per type: a chain of compares on a type that changes with every message is what a
+    simulator predicts worst.
     """
     if not all(TYPE_BASE <= t < TYPE_BASE + 64 for t in values):
         raise ValueError(f"{name}: a type outside 0x{TYPE_BASE:02X}-0x{TYPE_BASE + 63:02X}")
